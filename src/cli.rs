@@ -1,0 +1,155 @@
+//! Command-line definitions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Zero-downtime PostgreSQL schema migrations, driven from a terminal cockpit.
+///
+/// A plan (TOML) lists phases — expand, migrate, contract — and their steps.
+/// cutover runs them against a live database with lock timeouts and retries,
+/// batched and throttled backfills, live lock-wait and replication-lag
+/// monitoring, and a checkpoint in the database so any interruption resumes.
+#[derive(Debug, Parser)]
+#[command(name = "cutover", version, propagate_version = true)]
+#[command(after_help = "\
+Connection: --database-url, else DATABASE_URL, else libpq's PGHOST, PGPORT, PGUSER,
+PGDATABASE, PGPASSWORD (and ~/.pgpass); sslmode=require|verify-ca|verify-full use TLS.
+
+Try it without a database:   cutover sandbox start --rows 100000
+Exit codes: 0 done, 1 failed, 2 usage error or not available, 3 aborted.")]
+pub struct Cli {
+    /// Database to migrate (postgres://user@host:port/db?sslmode=require).
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a plan: the cockpit on a terminal, one line per event otherwise.
+    Run(RunArgs),
+    /// Lint a plan and run read-only preflight checks against the database.
+    Check(PlanArg),
+    /// Lint SQL files or plans offline: lock levels and unsafe DDL.
+    Lint(LintArgs),
+    /// Show every statement a plan will run, with its lock level; runs nothing.
+    Plan(PlanArg),
+    /// Show the runs recorded in the database and where each stands.
+    Status(StatusArgs),
+    /// Release the gate a run is waiting at (from another terminal).
+    Advance(PlanArg),
+    /// Pause a run at its next safe point (between batches or steps).
+    Pause(PlanArg),
+    /// Resume a paused run.
+    Resume(PlanArg),
+    /// Stop a run now: cancel its statement, clean up the step; resumable.
+    Abort(PlanArg),
+    /// Undo a run's completed steps in reverse order.
+    Rollback(RollbackArgs),
+    /// Try cutover on a throwaway Postgres + replica with live traffic.
+    Demo(DemoArgs),
+    /// A scratch Postgres primary + streaming replica for trying plans.
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
+}
+
+/// A plan file argument.
+#[derive(Debug, Args)]
+pub struct PlanArg {
+    /// The plan file (TOML).
+    pub plan: PathBuf,
+}
+
+/// `cutover run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The plan file (TOML).
+    pub plan: PathBuf,
+    /// Release every gate automatically (irreversible phases included).
+    #[arg(long)]
+    pub yes: bool,
+    /// Print one line per event instead of opening the cockpit.
+    #[arg(long)]
+    pub headless: bool,
+    /// With --headless: print events as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Resume a run even though the plan file changed since it started.
+    #[arg(long)]
+    pub force_changed_plan: bool,
+}
+
+/// `cutover lint`.
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// SQL files or plans to lint.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// `cutover status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this plan's runs.
+    pub plan: Option<PathBuf>,
+}
+
+/// `cutover rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The plan file (TOML).
+    pub plan: PathBuf,
+    /// Undo back to the start of this phase (default: everything).
+    #[arg(long, value_name = "PHASE")]
+    pub to: Option<String>,
+}
+
+/// `cutover demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Rows in the demo table.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: i64,
+    /// The plan to run.
+    #[arg(long)]
+    pub plan: Option<PathBuf>,
+}
+
+/// `cutover sandbox …`.
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Start a primary and a streaming replica; print their URLs; stop on Ctrl-C.
+    Start(SandboxStartArgs),
+    /// Create the demo `users` table with N rows in the target database.
+    Seed(SandboxSeedArgs),
+}
+
+/// `cutover sandbox start`.
+#[derive(Debug, Args)]
+pub struct SandboxStartArgs {
+    /// Seed the demo `users` table with this many rows.
+    #[arg(long, value_name = "N")]
+    pub rows: Option<i64>,
+    /// Start the primary only.
+    #[arg(long)]
+    pub no_replica: bool,
+    /// Keep fsync on (slower; closer to a real server).
+    #[arg(long)]
+    pub durable: bool,
+}
+
+/// `cutover sandbox seed`.
+#[derive(Debug, Args)]
+pub struct SandboxSeedArgs {
+    /// Rows to create.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub rows: i64,
+    /// Drop and re-create `users` if it exists.
+    #[arg(long)]
+    pub replace: bool,
+}

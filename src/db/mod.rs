@@ -1,0 +1,269 @@
+//! Connections to the target database: where to connect, TLS, quoting,
+//! cancelling, and DDL under `lock_timeout` with retries.
+
+pub mod ident;
+pub mod pgpass;
+pub mod redact;
+pub mod retry;
+pub mod target;
+pub mod tls;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_postgres::{CancelToken, Client, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
+use tokio_util::sync::CancellationToken;
+
+pub use ident::{quote_ident, quote_literal, quote_qualified};
+pub use redact::redact;
+pub use retry::{RetryNotice, RetryPolicy, execute_with_retry};
+pub use target::{Source, Target, TlsMode};
+
+/// What can go wrong talking to the database, as a caller needs to tell apart.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The connection settings do not parse.
+    #[error("{setting} is not a usable connection string ({value}): {reason}")]
+    BadTarget {
+        /// Which setting holds the bad value.
+        setting: &'static str,
+        /// The value, redacted.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// TLS could not be set up.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The server could not be reached or refused us.
+    #[error("cannot connect to {target} (from {setting}): {reason}")]
+    Connect {
+        /// The target, redacted.
+        target: String,
+        /// Which setting chose it.
+        setting: &'static str,
+        /// What the driver or server said, with a hint.
+        reason: String,
+    },
+    /// A statement failed.
+    #[error("{context}: {}", describe(source))]
+    Sql {
+        /// What was being done.
+        context: String,
+        /// The driver's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// Every attempt timed out waiting for a lock.
+    #[error(
+        "gave up after {attempts} attempts: each waited lock_timeout ({}) for a lock another \
+         session holds; find the blocker (pg_stat_activity / pg_locks), or raise lock_retries",
+        humantime::format_duration(*lock_timeout)
+    )]
+    LockTimeout {
+        /// Attempts made.
+        attempts: u32,
+        /// The bound of each attempt.
+        lock_timeout: Duration,
+    },
+    /// The operation was cancelled (abort).
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl DbError {
+    /// Wraps a driver error with what was being done.
+    pub fn sql(context: impl Into<String>, source: tokio_postgres::Error) -> DbError {
+        DbError::Sql {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// The SQLSTATE, when the server sent one.
+    pub fn code(&self) -> Option<&tokio_postgres::error::SqlState> {
+        match self {
+            DbError::Sql { source, .. } => source.code(),
+            _ => None,
+        }
+    }
+}
+
+/// A driver error as one line: the server's message, detail and hint.
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+            if let Some(detail) = db.detail() {
+                s.push_str(&format!("; {detail}"));
+            }
+            if let Some(hint) = db.hint() {
+                s.push_str(&format!("; hint: {hint}"));
+            }
+            s
+        }
+        None => {
+            use std::error::Error;
+            match e.source() {
+                Some(inner) => format!("{e}: {inner}"),
+                None => e.to_string(),
+            }
+        }
+    }
+}
+
+/// One connection to the target database, able to cancel its own statement.
+pub struct Conn {
+    /// The driver client.
+    pub client: Client,
+    target: Arc<Target>,
+    pid: i32,
+}
+
+impl Conn {
+    /// Connects with the target's TLS mode and `application_name = 'cutover'`.
+    pub async fn connect(target: &Target) -> Result<Conn, DbError> {
+        let mut target = target.clone();
+        target.config.application_name("cutover");
+        let target = Arc::new(target);
+        let connect_err = |reason: String| DbError::Connect {
+            target: target.display(),
+            setting: target.source.describe(),
+            reason,
+        };
+        let client = match target.tls {
+            TlsMode::Disable => {
+                let (client, connection) = target
+                    .config
+                    .connect(NoTls)
+                    .await
+                    .map_err(|e| connect_err(connect_hint(&e)))?;
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::warn!("connection closed: {e}");
+                    }
+                });
+                client
+            }
+            mode => {
+                let tls = MakeRustlsConnect::new(tls::client_config(
+                    mode,
+                    target.root_cert.as_deref(),
+                )?);
+                let (client, connection) = target
+                    .config
+                    .connect(tls)
+                    .await
+                    .map_err(|e| connect_err(connect_hint(&e)))?;
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::warn!("connection closed: {e}");
+                    }
+                });
+                client
+            }
+        };
+        let row = client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .map_err(|e| DbError::sql("reading backend pid", e))?;
+        Ok(Conn {
+            pid: row.get(0),
+            client,
+            target,
+        })
+    }
+
+    /// The server process id of this connection (to spot our own locks).
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The target this connection talks to.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// A handle that can cancel this connection's running statement.
+    pub fn canceller(&self) -> Canceller {
+        Canceller {
+            token: self.client.cancel_token(),
+            target: self.target.clone(),
+        }
+    }
+
+    /// Runs one or more statements; if `cancel` fires first, asks the server
+    /// to cancel them and waits until they have really stopped.
+    pub async fn execute_cancellable(
+        &self,
+        sql: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), DbError> {
+        let fut = self.client.batch_execute(sql);
+        tokio::pin!(fut);
+        tokio::select! {
+            r = &mut fut => r.map_err(|e| DbError::sql(first_line(sql), e)),
+            _ = cancel.cancelled() => {
+                self.canceller().cancel().await;
+                // The statement ends with "canceling statement" (or finished
+                // just before the cancel arrived); either way it is over now.
+                let _ = fut.await;
+                Err(DbError::Cancelled)
+            }
+        }
+    }
+}
+
+/// Cancels the running statement of one connection.
+#[derive(Clone)]
+pub struct Canceller {
+    token: CancelToken,
+    target: Arc<Target>,
+}
+
+impl Canceller {
+    /// Sends the cancel request; failures are logged, not fatal.
+    pub async fn cancel(&self) {
+        let result = match self.target.tls {
+            TlsMode::Disable => self.token.cancel_query(NoTls).await,
+            mode => match tls::client_config(mode, self.target.root_cert.as_deref()) {
+                Ok(cfg) => self.token.cancel_query(MakeRustlsConnect::new(cfg)).await,
+                Err(e) => {
+                    tracing::warn!("cannot cancel: {e}");
+                    return;
+                }
+            },
+        };
+        if let Err(e) = result {
+            tracing::warn!("cancel request failed: {e}");
+        }
+    }
+}
+
+fn first_line(sql: &str) -> String {
+    let line = sql.trim().lines().next().unwrap_or("");
+    if line.len() > 80 {
+        let cut = (0..=80).rev().find(|i| line.is_char_boundary(*i)).unwrap_or(0);
+        format!("{}…", &line[..cut])
+    } else {
+        line.to_string()
+    }
+}
+
+fn connect_hint(e: &tokio_postgres::Error) -> String {
+    let base = describe(e);
+    let lower = base.to_lowercase();
+    let hint = if lower.contains("password") {
+        "check the user and password (PGPASSWORD or ~/.pgpass)"
+    } else if lower.contains("refused") || lower.contains("timed out") || lower.contains("no such file") {
+        "is the server running and reachable at that host and port?"
+    } else if lower.contains("does not exist") {
+        "check the database name"
+    } else if lower.contains("tls") || lower.contains("ssl") || lower.contains("certificate") {
+        "check sslmode and sslrootcert"
+    } else {
+        "check the connection settings"
+    };
+    format!("{base} ({hint})")
+}

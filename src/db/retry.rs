@@ -1,0 +1,147 @@
+//! Running DDL under `lock_timeout`, retrying when the lock is not granted.
+//!
+//! A DDL statement waiting for its lock blocks every query queued behind it,
+//! so each attempt is bounded by `lock_timeout`; on SQLSTATE 55P03 it backs
+//! off (jittered, exponential) and tries again, letting the queue drain.
+
+use std::time::Duration;
+
+use rand::RngExt;
+use tokio_postgres::error::SqlState;
+use tokio_util::sync::CancellationToken;
+
+use super::{Conn, DbError, describe};
+use crate::db::ident::quote_literal;
+
+/// How a statement is retried on lock timeouts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Upper bound of one attempt's wait for its lock.
+    pub lock_timeout: Duration,
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// Smallest pause between attempts.
+    pub backoff_min: Duration,
+    /// Largest pause between attempts.
+    pub backoff_max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            lock_timeout: Duration::from_secs(2),
+            retries: 20,
+            backoff_min: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The pause before retry number `attempt` (1-based): "full jitter" over
+    /// an exponentially growing window, never below `backoff_min`.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .backoff_min
+            .saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX))
+            .min(self.backoff_max)
+            .max(self.backoff_min);
+        let lo = self.backoff_min.as_millis() as u64;
+        let hi = ceiling.as_millis() as u64;
+        Duration::from_millis(rand::rng().random_range(lo..=hi))
+    }
+}
+
+/// One retry, reported to the caller before it waits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryNotice {
+    /// Which retry this is (1 = the second attempt).
+    pub retry: u32,
+    /// How many retries the policy allows.
+    pub of: u32,
+    /// How long it waits before trying again.
+    pub wait: Duration,
+    /// What the server said.
+    pub reason: String,
+}
+
+/// Runs `sql` with `SET lock_timeout`, retrying on lock timeouts.
+///
+/// Returns the number of attempts it took. Cancelling `cancel` stops the
+/// running attempt (the server cancels the statement) and any wait.
+pub async fn execute_with_retry(
+    conn: &Conn,
+    sql: &str,
+    policy: &RetryPolicy,
+    cancel: &CancellationToken,
+    on_retry: &mut (dyn FnMut(&RetryNotice) + Send),
+) -> Result<u32, DbError> {
+    set_lock_timeout(conn, policy.lock_timeout).await?;
+    let mut retry = 0;
+    loop {
+        match conn.execute_cancellable(sql, cancel).await {
+            Ok(()) => return Ok(retry + 1),
+            Err(DbError::Sql { source, .. })
+                if source.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) =>
+            {
+                if retry >= policy.retries {
+                    return Err(DbError::LockTimeout {
+                        attempts: retry + 1,
+                        lock_timeout: policy.lock_timeout,
+                    });
+                }
+                retry += 1;
+                let wait = policy.backoff(retry);
+                on_retry(&RetryNotice {
+                    retry,
+                    of: policy.retries,
+                    wait,
+                    reason: describe(&source),
+                });
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = cancel.cancelled() => return Err(DbError::Cancelled),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Sets the session's `lock_timeout` (a `SET` takes no bind parameters).
+pub async fn set_lock_timeout(conn: &Conn, timeout: Duration) -> Result<(), DbError> {
+    let ms = format!("{}ms", timeout.as_millis());
+    conn.client
+        .batch_execute(&format!("SET lock_timeout = {}", quote_literal(&ms)))
+        .await
+        .map_err(|e| DbError::sql("SET lock_timeout", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_in_bounds() {
+        let p = RetryPolicy {
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(1000),
+            ..RetryPolicy::default()
+        };
+        for attempt in 1..30 {
+            for _ in 0..50 {
+                let d = p.backoff(attempt);
+                assert!(d >= p.backoff_min && d <= p.backoff_max, "{attempt}: {d:?}");
+                let window = (100u64 << attempt.min(20)).min(1000);
+                assert!(d.as_millis() as u64 <= window, "{attempt}: {d:?} > {window}");
+            }
+        }
+    }
+
+    #[test]
+    fn backoff_is_jittered() {
+        let p = RetryPolicy::default();
+        let samples: std::collections::HashSet<_> = (0..50).map(|_| p.backoff(5)).collect();
+        assert!(samples.len() > 5, "no jitter: {samples:?}");
+    }
+}

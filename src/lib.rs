@@ -1,0 +1,20 @@
+//! cutover: a terminal cockpit for zero-downtime PostgreSQL schema migrations.
+//!
+//! Data flows one way: plan → engine → events/snapshots → frontends.
+
+pub mod cli;
+pub mod commands;
+pub mod db;
+pub mod sandbox;
+
+/// Process exit codes, the same for every command.
+pub mod exit {
+    /// Finished.
+    pub const OK: i32 = 0;
+    /// Failed (a step, a check, or cutover itself).
+    pub const FAILED: i32 = 1;
+    /// Usage error, or a command that is not available yet.
+    pub const USAGE: i32 = 2;
+    /// The run was aborted (by the operator or an abort criterion).
+    pub const ABORTED: i32 = 3;
+}

@@ -1,0 +1,35 @@
+use clap::Parser;
+
+use cutover::cli::Cli;
+use cutover::commands;
+
+fn main() {
+    if let Err(e) = color_eyre::install() {
+        eprintln!("cutover: cannot install the error reporter: {e}");
+    }
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CUTOVER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cutover: cannot start the async runtime: {e}");
+            std::process::exit(cutover::exit::FAILED);
+        }
+    };
+    let code = match runtime.block_on(commands::dispatch(cli)) {
+        Ok(code) => code,
+        Err(report) => {
+            eprintln!("Error: {report:?}");
+            cutover::exit::FAILED
+        }
+    };
+    // Drop the runtime (and with it any sandbox) before exiting.
+    drop(runtime);
+    std::process::exit(code);
+}

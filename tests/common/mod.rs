@@ -1,0 +1,150 @@
+//! Test harness: one sandbox per test binary, a fresh database per test.
+//!
+//! With `DATABASE_URL` set, databases are created on that server instead;
+//! tests that need a streaming replica always use the sandbox's.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use cutover::db::{Conn, Source, Target};
+use cutover::sandbox::{Sandbox, SandboxOptions};
+
+static SANDBOX: Mutex<Option<Sandbox>> = Mutex::new(None);
+static URLS: OnceLock<(String, Option<String>)> = OnceLock::new();
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn stop_sandbox_at_exit() {
+    if let Ok(mut guard) = SANDBOX.lock() {
+        guard.take();
+    }
+}
+
+/// The sandbox's primary and replica URLs, starting it on first use.
+pub fn sandbox_urls() -> &'static (String, Option<String>) {
+    URLS.get_or_init(|| {
+        let sandbox = Sandbox::start(&SandboxOptions::default())
+            .unwrap_or_else(|e| panic!("cannot start the test sandbox: {e}"));
+        let urls = (sandbox.primary_url(), sandbox.replica_url());
+        *SANDBOX.lock().unwrap() = Some(sandbox);
+        // Statics are never dropped: stop the servers and remove the data
+        // when the test binary exits.
+        unsafe {
+            libc::atexit(stop_sandbox_at_exit);
+        }
+        urls
+    })
+}
+
+/// The server tests create their databases on.
+fn admin_url() -> String {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => sandbox_urls().0.clone(),
+    }
+}
+
+/// A database made for one test.
+pub struct TestDb {
+    /// Its name.
+    pub name: String,
+    /// URL of it on the primary.
+    pub url: String,
+    /// URL of it on the streaming replica, when the test has one.
+    pub replica_url: Option<String>,
+}
+
+impl TestDb {
+    /// Connects to the primary.
+    pub async fn connect(&self) -> Conn {
+        connect(&self.url).await
+    }
+
+    /// Connects to the replica.
+    pub async fn connect_replica(&self) -> Conn {
+        connect(self.replica_url.as_deref().expect("this test has no replica")).await
+    }
+}
+
+/// Connects to a URL.
+pub async fn connect(url: &str) -> Conn {
+    let target = Target::parse(url, Source::Flag).expect("test URL parses");
+    Conn::connect(&target).await.expect("test database reachable")
+}
+
+/// A fresh database on `DATABASE_URL`'s server, or the sandbox's.
+pub async fn fresh_db(test: &str) -> TestDb {
+    create_db(test, &admin_url(), None).await
+}
+
+/// A fresh database on the sandbox, with its replica URL.
+pub async fn fresh_db_with_replica(test: &str) -> TestDb {
+    let (primary, replica) = sandbox_urls();
+    create_db(test, primary, replica.as_deref()).await
+}
+
+async fn create_db(test: &str, admin: &str, replica_admin: Option<&str>) -> TestDb {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let name = format!("t_{}_{}_{}", test, std::process::id(), n);
+    let conn = connect(admin).await;
+    conn.client
+        .batch_execute(&format!("CREATE DATABASE {}", cutover::db::quote_ident(&name)))
+        .await
+        .expect("create test database");
+    if let Some(replica) = replica_admin {
+        wait_for_database_on_replica(replica, &name).await;
+    }
+    TestDb {
+        url: with_dbname(admin, &name),
+        replica_url: replica_admin.map(|r| with_dbname(r, &name)),
+        name,
+    }
+}
+
+async fn wait_for_database_on_replica(replica_admin: &str, name: &str) {
+    let conn = connect(replica_admin).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let found = conn
+            .client
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .await
+            .expect("query the replica")
+            .is_some();
+        if found {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "database {name} never reached the replica"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The same connection string pointing at another database.
+pub fn with_dbname(url: &str, db: &str) -> String {
+    if let Some(rest) = url
+        .strip_prefix("postgres://")
+        .map(|r| ("postgres://", r))
+        .or_else(|| url.strip_prefix("postgresql://").map(|r| ("postgresql://", r)))
+    {
+        let (scheme, rest) = rest;
+        let (before_query, query) = match rest.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (rest, None),
+        };
+        let authority = before_query.split('/').next().unwrap_or(before_query);
+        match query {
+            Some(q) => format!("{scheme}{authority}/{db}?{q}"),
+            None => format!("{scheme}{authority}/{db}"),
+        }
+    } else {
+        format!("{url} dbname={db}")
+    }
+}
+
+/// Path of the built `cutover` binary.
+pub fn cutover_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_cutover")
+}
