@@ -15,7 +15,9 @@ async fn write_on_primary_becomes_visible_on_replica() {
     let primary = db.connect().await;
     primary
         .client
-        .batch_execute("CREATE TABLE marks (v text); INSERT INTO marks VALUES ('written on primary')")
+        .batch_execute(
+            "CREATE TABLE marks (v text); INSERT INTO marks VALUES ('written on primary')",
+        )
         .await
         .unwrap();
     let replica = db.connect_replica().await;
@@ -106,7 +108,11 @@ async fn lock_timeout_retry_waits_for_a_held_lock_then_succeeds() {
     .expect("succeeds once the lock is released");
     let _holder = release.await.unwrap();
     assert!(attempts >= 3, "expected several attempts, got {attempts}");
-    assert_eq!(notices.len() as u32, attempts - 1, "every retry is reported");
+    assert_eq!(
+        notices.len() as u32,
+        attempts - 1,
+        "every retry is reported"
+    );
     assert!(notices[0].reason.contains("55P03"), "{:?}", notices[0]);
     assert!(started.elapsed() >= Duration::from_millis(1200));
     // Each attempt is bounded by lock_timeout, never the whole wait.
@@ -156,7 +162,10 @@ async fn lock_timeout_retry_gives_up_with_a_clear_error() {
     let msg = err.to_string();
     assert!(msg.contains("3 attempts"), "{msg}");
     assert!(msg.contains("lock_retries"), "{msg}");
-    assert!(started.elapsed() < Duration::from_secs(2), "bounded by lock_timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "bounded by lock_timeout"
+    );
 }
 
 #[tokio::test]
@@ -185,9 +194,15 @@ async fn cancelling_stops_a_waiting_statement() {
         trigger.cancel();
     });
     let started = Instant::now();
-    let err = execute_with_retry(&migrator, "ALTER TABLE t ADD COLUMN c int", &policy, &cancel, &mut |_| {})
-        .await
-        .unwrap_err();
+    let err = execute_with_retry(
+        &migrator,
+        "ALTER TABLE t ADD COLUMN c int",
+        &policy,
+        &cancel,
+        &mut |_| {},
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, cutover::db::DbError::Cancelled), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
     // The connection is usable again and no longer waits for the lock.
@@ -233,7 +248,10 @@ fn connection_errors_never_print_the_password() {
 fn bad_connection_string_errors_never_print_the_password() {
     let out = Command::new(cutover_bin())
         .args(["sandbox", "seed"])
-        .env("DATABASE_URL", "postgres://alice:hunter2-secret@h/app?sslmode=sometimes")
+        .env(
+            "DATABASE_URL",
+            "postgres://alice:hunter2-secret@h/app?sslmode=sometimes",
+        )
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -253,7 +271,8 @@ fn help_lists_every_subcommand() {
         "rollback", "demo", "sandbox",
     ] {
         assert!(
-            help.lines().any(|l| l.trim_start().starts_with(&format!("{cmd} "))),
+            help.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{cmd} "))),
             "--help lacks {cmd}:\n{help}"
         );
     }
@@ -292,7 +311,14 @@ fn read_sandbox_urls(child: &mut std::process::Child) -> (String, String, String
 }
 
 fn port_of(url: &str) -> u16 {
-    url.rsplit(':').next().unwrap().split('/').next().unwrap().parse().unwrap()
+    url.rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 fn port_open(port: u16) -> bool {
@@ -321,7 +347,11 @@ fn sandbox_start_serves_until_ctrl_c_then_removes_everything() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let count: i64 = rt.block_on(async {
         let conn = common::connect(&primary).await;
-        conn.client.query_one("SELECT count(*) FROM users", &[]).await.unwrap().get(0)
+        conn.client
+            .query_one("SELECT count(*) FROM users", &[])
+            .await
+            .unwrap()
+            .get(0)
     });
     assert_eq!(count, 2000);
     nix::sys::signal::kill(
@@ -331,8 +361,14 @@ fn sandbox_start_serves_until_ctrl_c_then_removes_everything() {
     .unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
-    assert!(!port_open(port_of(&primary)), "primary still up after Ctrl-C");
-    assert!(!port_open(port_of(&replica)), "replica still up after Ctrl-C");
+    assert!(
+        !port_open(port_of(&primary)),
+        "primary still up after Ctrl-C"
+    );
+    assert!(
+        !port_open(port_of(&replica)),
+        "replica still up after Ctrl-C"
+    );
     assert!(!std::path::Path::new(&dir).exists(), "{dir} left behind");
 }
 
@@ -348,7 +384,9 @@ fn killed_cutover_leaves_no_server_running() {
     assert!(port_open(port_of(&primary)));
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
-    wait_until("servers to stop after SIGKILL", Duration::from_secs(10), || {
-        !port_open(port_of(&primary)) && !port_open(port_of(&replica))
-    });
+    wait_until(
+        "servers to stop after SIGKILL",
+        Duration::from_secs(10),
+        || !port_open(port_of(&primary)) && !port_open(port_of(&replica)),
+    );
 }

@@ -13,8 +13,15 @@ async fn seed_creates_the_demo_table_with_n_rows() {
     seed_users(&conn.client, 300_000, false, &mut |n| reported.push(n))
         .await
         .unwrap();
-    assert_eq!(reported.last(), Some(&300_000), "progress ends at the total");
-    assert!(reported.len() >= 2, "progress is reported per chunk: {reported:?}");
+    assert_eq!(
+        reported.last(),
+        Some(&300_000),
+        "progress ends at the total"
+    );
+    assert!(
+        reported.len() >= 2,
+        "progress is reported per chunk: {reported:?}"
+    );
     let row = conn
         .client
         .query_one(
@@ -66,6 +73,8 @@ async fn seed_creates_the_demo_table_with_n_rows() {
         .get(0);
     assert_eq!(next, 300_001);
     // Seeding again refuses without --replace.
-    let err = seed_users(&conn.client, 10, false, &mut |_| {}).await.unwrap_err();
+    let err = seed_users(&conn.client, 10, false, &mut |_| {})
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("--replace"), "{err}");
 }

@@ -55,7 +55,10 @@ async fn start(args: SandboxStartArgs) -> color_eyre::Result<i32> {
     writeln!(out)?;
     writeln!(out, "  export DATABASE_URL='{}'", sandbox.primary_url())?;
     writeln!(out)?;
-    writeln!(out, "Press Ctrl-C to stop both servers and remove the data.")?;
+    writeln!(
+        out,
+        "Press Ctrl-C to stop both servers and remove the data."
+    )?;
     out.flush()?;
     drop(out);
     signals.recv().await;
@@ -107,6 +110,9 @@ async fn seed_with_progress(conn: &Conn, rows: i64, replace: bool) -> color_eyre
         let _ = std::io::stderr().flush();
     };
     let took = seed::seed_users(&conn.client, rows, replace, &mut report).await?;
-    eprintln!("\r  users: {rows} rows seeded in {:.1}s", took.as_secs_f64());
+    eprintln!(
+        "\r  users: {rows} rows seeded in {:.1}s",
+        took.as_secs_f64()
+    );
     Ok(())
 }

@@ -64,7 +64,10 @@ mod tests {
     fn quotes_plain_and_hostile_names() {
         assert_eq!(quote_ident("users"), r#""users""#);
         assert_eq!(quote_ident("Users"), r#""Users""#);
-        assert_eq!(quote_ident(r#"a"; DROP TABLE x; --"#), r#""a""; DROP TABLE x; --""#);
+        assert_eq!(
+            quote_ident(r#"a"; DROP TABLE x; --"#),
+            r#""a""; DROP TABLE x; --""#
+        );
     }
 
     #[test]

@@ -147,10 +147,8 @@ impl Conn {
                 client
             }
             mode => {
-                let tls = MakeRustlsConnect::new(tls::client_config(
-                    mode,
-                    target.root_cert.as_deref(),
-                )?);
+                let tls =
+                    MakeRustlsConnect::new(tls::client_config(mode, target.root_cert.as_deref())?);
                 let (client, connection) = target
                     .config
                     .connect(tls)
@@ -244,7 +242,10 @@ impl Canceller {
 fn first_line(sql: &str) -> String {
     let line = sql.trim().lines().next().unwrap_or("");
     if line.len() > 80 {
-        let cut = (0..=80).rev().find(|i| line.is_char_boundary(*i)).unwrap_or(0);
+        let cut = (0..=80)
+            .rev()
+            .find(|i| line.is_char_boundary(*i))
+            .unwrap_or(0);
         format!("{}…", &line[..cut])
     } else {
         line.to_string()
@@ -256,7 +257,10 @@ fn connect_hint(e: &tokio_postgres::Error) -> String {
     let lower = base.to_lowercase();
     let hint = if lower.contains("password") {
         "check the user and password (PGPASSWORD or ~/.pgpass)"
-    } else if lower.contains("refused") || lower.contains("timed out") || lower.contains("no such file") {
+    } else if lower.contains("refused")
+        || lower.contains("timed out")
+        || lower.contains("no such file")
+    {
         "is the server running and reachable at that host and port?"
     } else if lower.contains("does not exist") {
         "check the database name"

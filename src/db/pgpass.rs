@@ -102,6 +102,9 @@ localhost:5433:*:*:socketpw
             lookup(FILE, "/var/run/postgresql", 5433, "x", "carol").as_deref(),
             Some("socketpw")
         );
-        assert_eq!(lookup(FILE, "/var/run/postgresql", 5432, "x", "carol"), None);
+        assert_eq!(
+            lookup(FILE, "/var/run/postgresql", 5432, "x", "carol"),
+            None
+        );
     }
 }

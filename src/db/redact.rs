@@ -41,7 +41,10 @@ fn redact_password_params(conn: &str) -> String {
         let start = i + found;
         let key_end = start + "password".len();
         let preceded_ok = start == 0
-            || matches!(conn.as_bytes()[start - 1], b' ' | b'?' | b'&' | b'\t' | b'\n');
+            || matches!(
+                conn.as_bytes()[start - 1],
+                b' ' | b'?' | b'&' | b'\t' | b'\n'
+            );
         let after = conn[key_end..].trim_start();
         if !preceded_ok || !after.starts_with('=') {
             out.push_str(&conn[i..key_end]);

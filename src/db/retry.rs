@@ -133,7 +133,10 @@ mod tests {
                 let d = p.backoff(attempt);
                 assert!(d >= p.backoff_min && d <= p.backoff_max, "{attempt}: {d:?}");
                 let window = (100u64 << attempt.min(20)).min(1000);
-                assert!(d.as_millis() as u64 <= window, "{attempt}: {d:?} > {window}");
+                assert!(
+                    d.as_millis() as u64 <= window,
+                    "{attempt}: {d:?} > {window}"
+                );
             }
         }
     }

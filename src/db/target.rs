@@ -158,8 +158,7 @@ impl Target {
             Some(mode) => TlsMode::parse(&mode).ok_or_else(|| DbError::BadTarget {
                 setting: "PGSSLMODE",
                 value: mode.clone(),
-                reason: "expected disable, allow, prefer, require, verify-ca or verify-full"
-                    .into(),
+                reason: "expected disable, allow, prefer, require, verify-ca or verify-full".into(),
             })?,
             None => TlsMode::Prefer,
         };
@@ -391,9 +390,12 @@ mod tests {
 
     #[test]
     fn bad_target_errors_name_the_setting_and_hide_the_password() {
-        let err = Target::parse("postgres://u:hunter2@h/db?sslmode=sometimes", Source::DatabaseUrl)
-            .unwrap_err()
-            .to_string();
+        let err = Target::parse(
+            "postgres://u:hunter2@h/db?sslmode=sometimes",
+            Source::DatabaseUrl,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("DATABASE_URL"), "{err}");
         assert!(err.contains("sslmode=sometimes"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");

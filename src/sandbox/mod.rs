@@ -169,11 +169,17 @@ impl Sandbox {
             // The walreceiver reports cluster_name as its application_name,
             // so pg_stat_replication shows "replica1".
             let auto_conf = replica_dir.join("postgresql.auto.conf");
-            let mut conf = std::fs::read_to_string(&auto_conf)
-                .map_err(|e| SandboxError::io(&auto_conf, e))?;
+            let mut conf =
+                std::fs::read_to_string(&auto_conf).map_err(|e| SandboxError::io(&auto_conf, e))?;
             conf.push_str("cluster_name = 'replica1'\n");
             std::fs::write(&auto_conf, conf).map_err(|e| SandboxError::io(&auto_conf, e))?;
-            Some(start_node(&bin, "replica", replica_dir, dir.path(), run_as)?)
+            Some(start_node(
+                &bin,
+                "replica",
+                replica_dir,
+                dir.path(),
+                run_as,
+            )?)
         } else {
             None
         };

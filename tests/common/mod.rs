@@ -62,14 +62,21 @@ impl TestDb {
 
     /// Connects to the replica.
     pub async fn connect_replica(&self) -> Conn {
-        connect(self.replica_url.as_deref().expect("this test has no replica")).await
+        connect(
+            self.replica_url
+                .as_deref()
+                .expect("this test has no replica"),
+        )
+        .await
     }
 }
 
 /// Connects to a URL.
 pub async fn connect(url: &str) -> Conn {
     let target = Target::parse(url, Source::Flag).expect("test URL parses");
-    Conn::connect(&target).await.expect("test database reachable")
+    Conn::connect(&target)
+        .await
+        .expect("test database reachable")
 }
 
 /// A fresh database on `DATABASE_URL`'s server, or the sandbox's.
@@ -88,7 +95,10 @@ async fn create_db(test: &str, admin: &str, replica_admin: Option<&str>) -> Test
     let name = format!("t_{}_{}_{}", test, std::process::id(), n);
     let conn = connect(admin).await;
     conn.client
-        .batch_execute(&format!("CREATE DATABASE {}", cutover::db::quote_ident(&name)))
+        .batch_execute(&format!(
+            "CREATE DATABASE {}",
+            cutover::db::quote_ident(&name)
+        ))
         .await
         .expect("create test database");
     if let Some(replica) = replica_admin {
@@ -127,7 +137,10 @@ pub fn with_dbname(url: &str, db: &str) -> String {
     if let Some(rest) = url
         .strip_prefix("postgres://")
         .map(|r| ("postgres://", r))
-        .or_else(|| url.strip_prefix("postgresql://").map(|r| ("postgresql://", r)))
+        .or_else(|| {
+            url.strip_prefix("postgresql://")
+                .map(|r| ("postgresql://", r))
+        })
     {
         let (scheme, rest) = rest;
         let (before_query, query) = match rest.split_once('?') {
