@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod commands;
 pub mod db;
+pub mod plan;
 pub mod sandbox;
 
 /// Process exit codes, the same for every command.

@@ -1,0 +1,253 @@
+//! The plan file: model (serde), loading with file:line:col errors, and
+//! structural validation.
+
+pub mod model;
+pub mod units;
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+pub use model::{Phase, Plan, STEP_KINDS, Step};
+
+/// A plan read from disk, with what identifies its exact content.
+#[derive(Debug, Clone)]
+pub struct LoadedPlan {
+    /// Where it came from.
+    pub path: PathBuf,
+    /// The parsed plan.
+    pub plan: Plan,
+    /// SHA-256 of the file, to notice edits between runs.
+    pub hash: String,
+    /// The file's text.
+    pub text: String,
+}
+
+/// A plan that cannot be used, located in its file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanError {
+    /// The file.
+    pub path: PathBuf,
+    /// 1-based line and column, when known.
+    pub position: Option<(usize, usize)>,
+    /// What is wrong and what to do.
+    pub message: String,
+    /// The offending line, for context.
+    pub line_text: Option<String>,
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Some((line, col)) => {
+                write!(f, "{}:{line}:{col}: {}", self.path.display(), self.message)?
+            }
+            None => write!(f, "{}: {}", self.path.display(), self.message)?,
+        }
+        if let (Some(text), Some((line, col))) = (&self.line_text, self.position) {
+            let gutter = line.to_string().len();
+            write!(
+                f,
+                "\n{:gutter$} |\n{line} | {text}\n{:gutter$} | {:>col$}",
+                "", "", "^"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+impl PlanError {
+    fn at(path: &Path, text: &str, span: Option<Range<usize>>, message: String) -> PlanError {
+        let position = span.map(|s| line_col(text, s.start));
+        PlanError {
+            path: path.to_path_buf(),
+            line_text: position.and_then(|(l, _)| text.lines().nth(l - 1).map(str::to_string)),
+            position,
+            message,
+        }
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// Reads, parses and validates a plan file.
+pub fn load(path: &Path) -> Result<LoadedPlan, PlanError> {
+    let bytes = std::fs::read(path).map_err(|e| PlanError {
+        path: path.to_path_buf(),
+        position: None,
+        message: format!("cannot read the plan: {e}"),
+        line_text: None,
+    })?;
+    let text = String::from_utf8(bytes.clone()).map_err(|_| PlanError {
+        path: path.to_path_buf(),
+        position: None,
+        message: "the plan is not UTF-8 text".into(),
+        line_text: None,
+    })?;
+    let plan = parse(path, &text)?;
+    Ok(LoadedPlan {
+        path: path.to_path_buf(),
+        plan,
+        hash: hex::encode(Sha256::digest(&bytes)),
+        text,
+    })
+}
+
+/// Parses and validates plan text (`path` is only used in messages).
+pub fn parse(path: &Path, text: &str) -> Result<Plan, PlanError> {
+    let plan: Plan = toml::from_str(text)
+        .map_err(|e| PlanError::at(path, text, e.span(), explain(e.message())))?;
+    validate(&plan).map_err(|(span, msg)| PlanError::at(path, text, span, msg))?;
+    Ok(plan)
+}
+
+/// Adds what to do to serde's messages where it can.
+fn explain(message: &str) -> String {
+    let message = message.trim_end();
+    if message.starts_with("unknown variant") {
+        format!("{message}\n(the step kinds are: {})", STEP_KINDS.join(", "))
+    } else if message.starts_with("missing field `kind`") {
+        format!(
+            "every step needs `kind = \"…\"`, one of: {}",
+            STEP_KINDS.join(", ")
+        )
+    } else {
+        message.to_string()
+    }
+}
+
+type Invalid = (Option<Range<usize>>, String);
+
+fn validate(plan: &Plan) -> Result<(), Invalid> {
+    if plan.name.trim().is_empty() {
+        return Err((
+            None,
+            "`name` must not be empty: it identifies the plan's runs".into(),
+        ));
+    }
+    if plan.phases.is_empty() {
+        return Err((
+            None,
+            "the plan has no phases; add at least one [[phases]]".into(),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut seen_irreversible: Option<&str> = None;
+    let mut step_names = std::collections::HashMap::new();
+    for phase in &plan.phases {
+        let span = Some(phase.name.span());
+        if !seen.insert(phase.name()) {
+            return Err((
+                span,
+                format!(
+                    "phase name `{}` is used twice; phase names must be unique",
+                    phase.name()
+                ),
+            ));
+        }
+        if phase.steps.is_empty() {
+            return Err((
+                span,
+                format!(
+                    "phase `{}` has no steps; add a [[phases.steps]]",
+                    phase.name()
+                ),
+            ));
+        }
+        match (phase.irreversible, seen_irreversible) {
+            (true, _) => seen_irreversible = Some(phase.name()),
+            (false, Some(earlier)) => {
+                return Err((
+                    span,
+                    format!(
+                        "phase `{}` comes after the irreversible phase `{earlier}`; \
+                         irreversible (contract) phases must come last",
+                        phase.name()
+                    ),
+                ));
+            }
+            (false, None) => {}
+        }
+        for step in &phase.steps {
+            let sspan = Some(step.span());
+            validate_step(step.get_ref(), phase).map_err(|m| (sspan.clone(), m))?;
+            if let Some(name) = step.get_ref().explicit_name()
+                && let Some(first) = step_names.insert(name.to_string(), phase.name().to_string())
+            {
+                return Err((
+                    sspan,
+                    format!(
+                        "step name `{name}` is used twice (first in phase `{first}`); step names must be unique"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn validate_step(step: &Step, phase: &Phase) -> Result<(), String> {
+    let blank = |s: &str| s.trim().is_empty();
+    match step {
+        Step::Sql(s) => {
+            if blank(&s.sql) {
+                return Err("`sql` is empty".into());
+            }
+            if s.rollback.is_some() && phase.irreversible {
+                return Err(format!(
+                    "a `rollback` in the irreversible phase `{}` would never run; remove it, \
+                     or make the phase reversible",
+                    phase.name()
+                ));
+            }
+            if s.allow_unsafe.as_deref().is_some_and(blank) {
+                return Err(
+                    "`allow_unsafe` must give the reason the statement is acceptable".into(),
+                );
+            }
+        }
+        Step::CreateIndex(s) => {
+            if s.columns.is_empty() || s.columns.iter().any(|c| blank(c)) {
+                return Err(format!("index `{}` needs `columns = [\"col\", …]`", s.name));
+            }
+            if blank(&s.table) {
+                return Err(format!("index `{}` needs `table`", s.name));
+            }
+        }
+        Step::Backfill(s) => {
+            for (field, value) in [("table", &s.table), ("key", &s.key), ("set", &s.set)] {
+                if blank(value) {
+                    return Err(format!("backfill `{field}` is empty"));
+                }
+            }
+            if s.batch_size == Some(0) {
+                return Err("backfill `batch_size` must be at least 1".into());
+            }
+        }
+        Step::Verify(s) => {
+            if blank(&s.sql) {
+                return Err("verify `sql` is empty".into());
+            }
+        }
+        Step::Gate(s) => {
+            if blank(&s.message) {
+                return Err("a gate needs a `message` telling the operator what to do".into());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

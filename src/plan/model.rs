@@ -1,0 +1,300 @@
+//! The plan file's types: the TOML format *is* these types.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::units::{DurationRange, HumanDuration, Size};
+
+/// A migration plan.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// Identifies the plan's runs in the journal.
+    pub name: String,
+    /// What the plan does, for people.
+    #[serde(default)]
+    pub description: String,
+    /// How statements are run.
+    #[serde(default)]
+    pub settings: Settings,
+    /// When batches slow down or wait.
+    #[serde(default)]
+    pub throttle: Throttle,
+    /// When the run stops itself.
+    #[serde(default)]
+    pub abort: AbortLimits,
+    /// The phases, in order.
+    pub phases: Vec<Phase>,
+}
+
+/// `[settings]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Bound of one attempt to take a lock.
+    pub lock_timeout: HumanDuration,
+    /// Bound of one statement (`0` = none).
+    pub statement_timeout: HumanDuration,
+    /// Retries after a lock timeout.
+    pub lock_retries: u32,
+    /// Pause between retries, jittered within this range.
+    pub retry_backoff: DurationRange,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            lock_timeout: HumanDuration(std::time::Duration::from_secs(2)),
+            statement_timeout: HumanDuration::default(),
+            lock_retries: 20,
+            retry_backoff: DurationRange {
+                min: std::time::Duration::from_millis(250),
+                max: std::time::Duration::from_secs(10),
+            },
+        }
+    }
+}
+
+/// `[throttle]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Throttle {
+    /// Pause batches while a replica lags more than this.
+    pub replication_lag: Option<HumanDuration>,
+    /// Pause batches while a replica (or slot) is this far behind.
+    pub replication_lag_bytes: Option<Size>,
+    /// Dynamic batch sizing aims at this batch duration.
+    pub target_batch_time: HumanDuration,
+    /// Largest batch.
+    pub max_batch_size: u64,
+    /// Smallest batch.
+    pub min_batch_size: u64,
+    /// Keep the canary probe's p95 under this (gentle mode); unset = full speed.
+    pub probe_latency: Option<HumanDuration>,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Throttle {
+            replication_lag: None,
+            replication_lag_bytes: None,
+            target_batch_time: HumanDuration(std::time::Duration::from_millis(200)),
+            max_batch_size: 100_000,
+            min_batch_size: 100,
+            probe_latency: None,
+        }
+    }
+}
+
+/// `[abort]`: any one trips → the run aborts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AbortLimits {
+    /// Replica lag in time.
+    pub replication_lag: Option<HumanDuration>,
+    /// Replica lag in bytes.
+    pub replication_lag_bytes: Option<Size>,
+    /// A session blocked behind us this long.
+    pub lock_wait: Option<HumanDuration>,
+    /// This many sessions blocked behind us.
+    pub blocked_sessions: Option<u32>,
+    /// Lock timeouts counted across the run.
+    pub lock_timeouts: Option<u32>,
+    /// Rolled-back transactions per second on the database.
+    pub rollback_rate: Option<f64>,
+    /// Fail closed when monitor samples stop for this long.
+    pub stale_monitor: HumanDuration,
+}
+
+impl Default for AbortLimits {
+    fn default() -> Self {
+        AbortLimits {
+            replication_lag: None,
+            replication_lag_bytes: None,
+            lock_wait: None,
+            blocked_sessions: None,
+            lock_timeouts: None,
+            rollback_rate: None,
+            stale_monitor: HumanDuration(std::time::Duration::from_secs(15)),
+        }
+    }
+}
+
+/// How a phase starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateMode {
+    /// Wait for the operator (or `--yes`).
+    #[default]
+    Manual,
+    /// Start as soon as the previous phase ends.
+    Auto,
+}
+
+/// One phase: a list of steps, entered through a gate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Phase {
+    /// Unique within the plan.
+    pub name: Spanned<String>,
+    /// What the phase is for.
+    #[serde(default)]
+    pub description: String,
+    /// Contract-like: once done, never rolled back.
+    #[serde(default)]
+    pub irreversible: bool,
+    /// Wait for the operator before starting (default) or not.
+    #[serde(default)]
+    pub gate: GateMode,
+    /// The steps, in order.
+    pub steps: Vec<Spanned<Step>>,
+}
+
+impl Phase {
+    /// The phase's name.
+    pub fn name(&self) -> &str {
+        self.name.get_ref()
+    }
+}
+
+/// A step; `kind` selects the variant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Step {
+    /// One SQL statement, with an optional rollback.
+    Sql(SqlStep),
+    /// `CREATE INDEX CONCURRENTLY`.
+    CreateIndex(CreateIndexStep),
+    /// `UPDATE` in key-range batches.
+    Backfill(BackfillStep),
+    /// A query and its expected value.
+    Verify(VerifyStep),
+    /// Wait for the operator.
+    Gate(GateStep),
+}
+
+/// The step kinds, for messages.
+pub const STEP_KINDS: &[&str] = &["sql", "create_index", "backfill", "verify", "gate"];
+
+/// `kind = "sql"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlStep {
+    /// Shown on screen and in the journal.
+    pub name: Option<String>,
+    /// The statement.
+    pub sql: String,
+    /// The statement that undoes it.
+    pub rollback: Option<String>,
+    /// Why a statement the linter flags is acceptable here.
+    pub allow_unsafe: Option<String>,
+}
+
+/// `kind = "create_index"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateIndexStep {
+    /// The index name (also the step's name).
+    pub name: String,
+    /// The table.
+    pub table: String,
+    /// Column names or expressions (an expression is written in parentheses).
+    pub columns: Vec<String>,
+    /// `CREATE UNIQUE INDEX`.
+    #[serde(default)]
+    pub unique: bool,
+    /// Partial index predicate.
+    #[serde(rename = "where")]
+    pub where_: Option<String>,
+    /// Index method (`btree`, `gin`, …).
+    pub using: Option<String>,
+}
+
+/// `kind = "backfill"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillStep {
+    /// Shown on screen and in the journal.
+    pub name: Option<String>,
+    /// The table to update.
+    pub table: String,
+    /// A unique, indexed column to walk in key order.
+    pub key: String,
+    /// The `SET` list (your SQL).
+    pub set: String,
+    /// Rows that still need the update (your SQL).
+    #[serde(rename = "where")]
+    pub where_: Option<String>,
+    /// First batch size (dynamic afterwards).
+    pub batch_size: Option<u64>,
+}
+
+/// `kind = "verify"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyStep {
+    /// Shown on screen and in the journal.
+    pub name: Option<String>,
+    /// A query returning one value.
+    pub sql: String,
+    /// The value it must return.
+    pub expect: toml::Value,
+}
+
+/// `kind = "gate"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateStep {
+    /// Shown on screen and in the journal.
+    pub name: Option<String>,
+    /// What the operator should do before advancing.
+    pub message: String,
+}
+
+impl Step {
+    /// The kind, as written in the plan.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Sql(_) => "sql",
+            Step::CreateIndex(_) => "create_index",
+            Step::Backfill(_) => "backfill",
+            Step::Verify(_) => "verify",
+            Step::Gate(_) => "gate",
+        }
+    }
+
+    /// The name given in the plan, or one made from what the step does.
+    pub fn display_name(&self) -> String {
+        match self {
+            Step::Sql(s) => s.name.clone().unwrap_or_else(|| summarize(&s.sql)),
+            Step::CreateIndex(s) => format!("index {}", s.name),
+            Step::Backfill(s) => s
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("backfill {}", s.table)),
+            Step::Verify(s) => s.name.clone().unwrap_or_else(|| "verify".into()),
+            Step::Gate(s) => s.name.clone().unwrap_or_else(|| "gate".into()),
+        }
+    }
+
+    /// The explicit `name`, if any.
+    pub fn explicit_name(&self) -> Option<&str> {
+        match self {
+            Step::Sql(s) => s.name.as_deref(),
+            Step::CreateIndex(s) => Some(&s.name),
+            Step::Backfill(s) => s.name.as_deref(),
+            Step::Verify(s) => s.name.as_deref(),
+            Step::Gate(s) => s.name.as_deref(),
+        }
+    }
+}
+
+/// The first words of a statement, for a default step name.
+fn summarize(sql: &str) -> String {
+    let words: Vec<&str> = sql.split_whitespace().take(6).collect();
+    let mut s = words.join(" ");
+    if sql.split_whitespace().count() > 6 {
+        s.push('…');
+    }
+    s
+}

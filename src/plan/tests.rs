@@ -1,0 +1,210 @@
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+const GOOD: &str = r#"
+name = "rename users.name to full_name"
+description = "expand/contract rename"
+
+[settings]
+lock_timeout = "2s"
+lock_retries = 5
+retry_backoff = "100ms..2s"
+
+[throttle]
+replication_lag = "5s"
+replication_lag_bytes = "512MB"
+target_batch_time = "200ms"
+
+[abort]
+replication_lag = "60s"
+blocked_sessions = 20
+
+[[phases]]
+name = "expand"
+[[phases.steps]]
+kind = "sql"
+sql = "ALTER TABLE users ADD COLUMN full_name text"
+rollback = "ALTER TABLE users DROP COLUMN IF EXISTS full_name"
+
+[[phases]]
+name = "migrate"
+gate = "auto"
+[[phases.steps]]
+kind = "backfill"
+table = "users"
+key = "id"
+set = "full_name = name"
+where = "full_name IS NULL"
+batch_size = 5000
+[[phases.steps]]
+kind = "verify"
+sql = "SELECT count(*) FROM users WHERE full_name IS DISTINCT FROM name"
+expect = 0
+[[phases.steps]]
+kind = "create_index"
+name = "users_full_name_idx"
+table = "users"
+columns = ["full_name"]
+[[phases.steps]]
+kind = "gate"
+message = "Deploy the app version that reads full_name, then advance."
+
+[[phases]]
+name = "contract"
+irreversible = true
+[[phases.steps]]
+kind = "sql"
+sql = "ALTER TABLE users DROP COLUMN name"
+"#;
+
+fn err(text: &str) -> PlanError {
+    parse(Path::new("plans/p.toml"), text).unwrap_err()
+}
+
+#[test]
+fn the_design_example_parses() {
+    let plan = parse(Path::new("p.toml"), GOOD).unwrap();
+    assert_eq!(plan.phases.len(), 3);
+    assert_eq!(plan.settings.lock_timeout.0, Duration::from_secs(2));
+    assert_eq!(plan.settings.retry_backoff.max, Duration::from_secs(2));
+    assert_eq!(plan.throttle.replication_lag_bytes.unwrap().0, 512_000_000);
+    assert_eq!(plan.abort.blocked_sessions, Some(20));
+    assert_eq!(plan.phases[1].gate, model::GateMode::Auto);
+    assert!(plan.phases[2].irreversible);
+    let kinds: Vec<&str> = plan.phases[1]
+        .steps
+        .iter()
+        .map(|s| s.get_ref().kind())
+        .collect();
+    assert_eq!(kinds, ["backfill", "verify", "create_index", "gate"]);
+    match plan.phases[1].steps[0].get_ref() {
+        Step::Backfill(b) => {
+            assert_eq!(b.where_.as_deref(), Some("full_name IS NULL"));
+            assert_eq!(b.batch_size, Some(5000));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn defaults_fill_missing_sections() {
+    let plan = parse(
+        Path::new("p.toml"),
+        "name = \"x\"\n[[phases]]\nname = \"a\"\n[[phases.steps]]\nkind = \"sql\"\nsql = \"SELECT 1\"\n",
+    )
+    .unwrap();
+    assert_eq!(plan.settings.lock_retries, 20);
+    assert_eq!(plan.settings.lock_timeout.0, Duration::from_secs(2));
+    assert_eq!(plan.abort.stale_monitor.0, Duration::from_secs(15));
+    assert_eq!(plan.phases[0].gate, model::GateMode::Manual);
+}
+
+#[test]
+fn syntax_errors_point_at_line_and_column() {
+    let e = err("name = \"x\"\n[[phases]\n");
+    assert_eq!(e.position.map(|p| p.0), Some(2), "{e}");
+    assert!(e.to_string().starts_with("plans/p.toml:2:"), "{e}");
+}
+
+#[test]
+fn unknown_step_kind_lists_the_kinds() {
+    let text = GOOD.replace("kind = \"verify\"", "kind = \"verfy\"");
+    let e = err(&text);
+    let msg = e.to_string();
+    assert!(msg.contains("verfy"), "{msg}");
+    assert!(
+        msg.contains("sql, create_index, backfill, verify, gate"),
+        "{msg}"
+    );
+    let line = text.lines().position(|l| l.contains("verfy")).unwrap() + 1;
+    // The step table starts at its header or first key.
+    let (l, _) = e.position.unwrap();
+    assert!(
+        l <= line && l >= line - 1,
+        "reported line {l}, kind is on {line}: {msg}"
+    );
+}
+
+#[test]
+fn missing_key_on_backfill_is_named() {
+    let text = GOOD.replace("key = \"id\"\n", "");
+    let e = err(&text);
+    assert!(e.message.contains("missing field `key`"), "{e}");
+    assert!(e.position.is_some(), "{e}");
+}
+
+#[test]
+fn bad_duration_points_at_the_value() {
+    let text = GOOD.replace("lock_timeout = \"2s\"", "lock_timeout = \"2 sex\"");
+    let e = err(&text);
+    let line = text.lines().position(|l| l.contains("2 sex")).unwrap() + 1;
+    assert_eq!(e.position, Some((line, 16)), "{e}");
+    assert!(e.message.contains("not a duration"), "{e}");
+    assert!(e.to_string().contains("lock_timeout = \"2 sex\""), "{e}");
+}
+
+#[test]
+fn unknown_fields_are_refused() {
+    let e = err(&GOOD.replace("batch_size = 5000", "batchsize = 5000"));
+    assert!(e.message.contains("batchsize"), "{e}");
+}
+
+#[test]
+fn duplicate_phase_names_are_refused() {
+    let e = err(&GOOD.replace("name = \"migrate\"", "name = \"expand\""));
+    assert!(e.message.contains("used twice"), "{e}");
+    assert!(e.position.is_some());
+}
+
+#[test]
+fn empty_phase_is_refused() {
+    let e = err("name = \"x\"\n[[phases]]\nname = \"a\"\nsteps = []\n");
+    assert!(e.message.contains("has no steps"), "{e}");
+    assert_eq!(e.position.map(|p| p.0), Some(3));
+}
+
+#[test]
+fn irreversible_phases_must_come_last() {
+    let text = GOOD.replace(
+        "name = \"migrate\"\ngate = \"auto\"",
+        "name = \"migrate\"\ngate = \"auto\"\nirreversible = true",
+    );
+    // migrate irreversible then contract irreversible is fine …
+    parse(Path::new("p.toml"), &text).unwrap();
+    // … but a reversible phase after an irreversible one is not.
+    let text = GOOD
+        .replace(
+            "name = \"expand\"",
+            "name = \"expand\"\nirreversible = true",
+        )
+        .replace(
+            "rollback = \"ALTER TABLE users DROP COLUMN IF EXISTS full_name\"\n",
+            "",
+        );
+    let e = err(&text);
+    assert!(e.message.contains("must come last"), "{e}");
+}
+
+#[test]
+fn rollback_in_an_irreversible_phase_is_refused() {
+    let text = GOOD.replace(
+        "sql = \"ALTER TABLE users DROP COLUMN name\"",
+        "sql = \"ALTER TABLE users DROP COLUMN name\"\nrollback = \"SELECT 1\"",
+    );
+    let e = err(&text);
+    assert!(e.message.contains("would never run"), "{e}");
+}
+
+#[test]
+fn plan_hash_changes_with_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    std::fs::write(&path, GOOD).unwrap();
+    let a = load(&path).unwrap().hash;
+    std::fs::write(&path, GOOD.replace("5000", "6000")).unwrap();
+    let b = load(&path).unwrap().hash;
+    assert_ne!(a, b);
+    assert_eq!(a.len(), 64);
+}
