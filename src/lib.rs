@@ -5,6 +5,8 @@
 pub mod cli;
 pub mod commands;
 pub mod db;
+pub mod engine;
+pub mod journal;
 pub mod plan;
 pub mod sandbox;
 
@@ -18,4 +20,6 @@ pub mod exit {
     pub const USAGE: i32 = 2;
     /// The run was aborted (by the operator or an abort criterion).
     pub const ABORTED: i32 = 3;
+    /// Interrupted (Ctrl-C): the run was paused and can be resumed.
+    pub const DETACHED: i32 = 130;
 }

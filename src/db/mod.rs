@@ -8,10 +8,13 @@ pub mod retry;
 pub mod target;
 pub mod tls;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_postgres::{CancelToken, Client, NoTls};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, CancelToken, Client, NoTls, Notification};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use tokio_util::sync::CancellationToken;
 
@@ -124,6 +127,21 @@ pub struct Conn {
 impl Conn {
     /// Connects with the target's TLS mode and `application_name = 'cutover'`.
     pub async fn connect(target: &Target) -> Result<Conn, DbError> {
+        Self::connect_inner(target, None).await
+    }
+
+    /// Connects and forwards the server's notifications (LISTEN) to a channel.
+    pub async fn connect_listening(
+        target: &Target,
+    ) -> Result<(Conn, mpsc::UnboundedReceiver<Notification>), DbError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Ok((Self::connect_inner(target, Some(tx)).await?, rx))
+    }
+
+    async fn connect_inner(
+        target: &Target,
+        notify: Option<mpsc::UnboundedSender<Notification>>,
+    ) -> Result<Conn, DbError> {
         let mut target = target.clone();
         target.config.application_name("cutover");
         let target = Arc::new(target);
@@ -139,11 +157,7 @@ impl Conn {
                     .connect(NoTls)
                     .await
                     .map_err(|e| connect_err(connect_hint(&e)))?;
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::warn!("connection closed: {e}");
-                    }
-                });
+                tokio::spawn(drive(connection, notify));
                 client
             }
             mode => {
@@ -154,11 +168,7 @@ impl Conn {
                     .connect(tls)
                     .await
                     .map_err(|e| connect_err(connect_hint(&e)))?;
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::warn!("connection closed: {e}");
-                    }
-                });
+                tokio::spawn(drive(connection, notify));
                 client
             }
         };
@@ -198,16 +208,55 @@ impl Conn {
         sql: &str,
         cancel: &CancellationToken,
     ) -> Result<(), DbError> {
-        let fut = self.client.batch_execute(sql);
+        self.cancellable(self.client.batch_execute(sql), cancel, || first_line(sql))
+            .await
+    }
+
+    /// Awaits a query on this connection; if `cancel` fires first, asks the
+    /// server to cancel it and waits until it has really stopped, so the
+    /// connection is idle again when this returns.
+    pub async fn cancellable<T>(
+        &self,
+        fut: impl Future<Output = Result<T, tokio_postgres::Error>>,
+        cancel: &CancellationToken,
+        context: impl FnOnce() -> String,
+    ) -> Result<T, DbError> {
         tokio::pin!(fut);
         tokio::select! {
-            r = &mut fut => r.map_err(|e| DbError::sql(first_line(sql), e)),
+            biased;
+            r = &mut fut => r.map_err(|e| DbError::sql(context(), e)),
             _ = cancel.cancelled() => {
                 self.canceller().cancel().await;
-                // The statement ends with "canceling statement" (or finished
-                // just before the cancel arrived); either way it is over now.
+                // It ends with "canceling statement due to user request", or
+                // finished just before the cancel arrived: either way, over.
                 let _ = fut.await;
                 Err(DbError::Cancelled)
+            }
+        }
+    }
+}
+
+/// Polls a connection, forwarding notifications when asked to.
+async fn drive<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+    notify: Option<mpsc::UnboundedSender<Notification>>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+    while let Some(message) = messages.next().await {
+        match message {
+            Ok(AsyncMessage::Notification(n)) => {
+                if let Some(tx) = &notify {
+                    let _ = tx.send(n);
+                }
+            }
+            Ok(AsyncMessage::Notice(n)) => tracing::debug!("server notice: {}", n.message()),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!("connection closed: {e}");
+                break;
             }
         }
     }

@@ -1,0 +1,215 @@
+//! The engine's inbox: operator commands, applied at safe points (between
+//! batches and steps), and the abort handle that bypasses the queue.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::emitter::Emitter;
+use super::events::EventKind;
+use super::progress::RunState;
+
+/// What a frontend asks of the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Release the gate the run waits at.
+    Advance {
+        /// Who: "operator", "--yes", "cutover advance".
+        by: String,
+    },
+    /// Hold batches and steps at the next safe point.
+    Pause {
+        /// Who.
+        by: String,
+    },
+    /// Go on after a pause.
+    Resume {
+        /// Who.
+        by: String,
+    },
+    /// Fix the batch size (None = automatic again).
+    SetBatchSize(Option<u64>),
+    /// Pause at the next safe point and end this session (resumable).
+    Detach,
+}
+
+/// Stops an engine at once: cancels the running statement, no queueing.
+#[derive(Clone, Default)]
+pub struct AbortHandle {
+    token: CancellationToken,
+    reason: Arc<Mutex<Option<String>>>,
+}
+
+impl AbortHandle {
+    /// Aborts with a reason (the first reason given wins).
+    pub fn abort(&self, reason: impl Into<String>) {
+        if let Ok(mut r) = self.reason.lock()
+            && r.is_none()
+        {
+            *r = Some(reason.into());
+        }
+        self.token.cancel();
+    }
+
+    /// True once aborted.
+    pub fn is_aborted(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    /// Why it was aborted.
+    pub fn reason(&self) -> String {
+        self.reason
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+            .unwrap_or_else(|| "aborted".into())
+    }
+
+    /// The token statements are cancelled by.
+    pub fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+}
+
+/// Why the engine stops before the plan is done.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stop {
+    /// Aborted, with the reason.
+    Aborted(String),
+    /// Detached by the operator.
+    Detached,
+}
+
+/// The engine's view of its inbox.
+pub struct Control {
+    commands: mpsc::Receiver<Command>,
+    /// The abort handle (shared with frontends).
+    pub abort: AbortHandle,
+    /// Batches and steps are held.
+    pub paused: bool,
+    /// An advance arrived and was not used yet.
+    advance: Option<String>,
+    /// The operator's batch size.
+    pub batch_override: Option<u64>,
+    /// Detach requested.
+    pub detach: bool,
+    /// Release every gate (`--yes`).
+    pub auto_advance: bool,
+}
+
+impl Control {
+    /// Wraps the command receiver.
+    pub fn new(
+        commands: mpsc::Receiver<Command>,
+        abort: AbortHandle,
+        auto_advance: bool,
+    ) -> Control {
+        Control {
+            commands,
+            abort,
+            paused: false,
+            advance: None,
+            batch_override: None,
+            detach: false,
+            auto_advance,
+        }
+    }
+
+    fn apply(&mut self, cmd: Command, out: &Emitter) {
+        match cmd {
+            Command::Advance { by } => self.advance = Some(by),
+            Command::Pause { by } => {
+                if !self.paused {
+                    self.paused = true;
+                    out.emit(EventKind::Paused {
+                        reason: format!("by {by}"),
+                    });
+                    out.progress(|p| p.state = RunState::Paused);
+                }
+            }
+            Command::Resume { by } => {
+                if self.paused {
+                    self.paused = false;
+                    out.emit(EventKind::Resumed { by });
+                    out.progress(|p| p.state = RunState::Running);
+                }
+            }
+            Command::SetBatchSize(size) => {
+                self.batch_override = size;
+                out.emit(EventKind::BatchSizeSet { size });
+                out.progress(|p| p.batch_override = size);
+            }
+            Command::Detach => self.detach = true,
+        }
+    }
+
+    /// Applies every queued command without waiting.
+    pub fn drain(&mut self, out: &Emitter) {
+        while let Ok(cmd) = self.commands.try_recv() {
+            self.apply(cmd, out);
+        }
+    }
+
+    fn stopped(&self) -> Option<Stop> {
+        if self.abort.is_aborted() {
+            Some(Stop::Aborted(self.abort.reason()))
+        } else if self.detach {
+            Some(Stop::Detached)
+        } else {
+            None
+        }
+    }
+
+    /// A safe point: applies commands; holds while paused; says whether to stop.
+    pub async fn safe_point(&mut self, out: &Emitter) -> Result<(), Stop> {
+        self.drain(out);
+        loop {
+            if let Some(stop) = self.stopped() {
+                return Err(stop);
+            }
+            if !self.paused {
+                return Ok(());
+            }
+            self.next_command(out).await;
+        }
+    }
+
+    /// Forgets advances sent before a gate was reached (they belong to no
+    /// gate); call it before announcing the gate.
+    pub fn forget_advance(&mut self, out: &Emitter) {
+        self.drain(out);
+        self.advance = None;
+    }
+
+    /// Waits for an advance (or `--yes`), honouring pause, abort and detach.
+    /// Returns who released the gate.
+    pub async fn wait_advance(&mut self, out: &Emitter) -> Result<String, Stop> {
+        self.drain(out);
+        if self.auto_advance {
+            return Ok("--yes".into());
+        }
+        loop {
+            if let Some(stop) = self.stopped() {
+                return Err(stop);
+            }
+            if let Some(by) = self.advance.take() {
+                return Ok(by);
+            }
+            self.next_command(out).await;
+        }
+    }
+
+    /// Waits for one command or the abort.
+    async fn next_command(&mut self, out: &Emitter) {
+        tokio::select! {
+            cmd = self.commands.recv() => match cmd {
+                Some(cmd) => self.apply(cmd, out),
+                // Every frontend is gone: nobody can release a pause or
+                // gate any more, so let go of the run.
+                None => self.detach = true,
+            },
+            _ = self.abort.token().cancelled() => {}
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The background driver: one task per run. `Command`s in, `Event`s out
+//! (bounded, never dropped), `Progress` snapshots out (`watch`), and an
+//! abort handle that never queues behind other commands.
+
+pub mod control;
+pub mod driver;
+pub mod emitter;
+pub mod events;
+pub mod progress;
+pub mod rollback;
+pub mod steps;
+pub mod throttle;

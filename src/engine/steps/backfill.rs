@@ -1,0 +1,316 @@
+//! `kind = "backfill"`: `UPDATE … SET <set> WHERE <where>` in key-range
+//! batches. Each batch is one statement — find the range's upper key,
+//! update the rows, advance the checkpoint — so it commits or rolls back as
+//! a whole: a crash can neither skip nor repeat a batch.
+
+use std::time::{Duration, Instant};
+
+use super::{Ctx, StepError};
+use crate::db::{Conn, DbError, quote_ident, quote_qualified};
+use crate::engine::progress::{BatchProgress, RateWindow};
+use crate::engine::throttle::BatchSizer;
+use crate::plan::model::BackfillStep;
+
+/// First batch size when the plan gives none.
+pub const DEFAULT_BATCH: u64 = 1000;
+
+/// What the batch statements need to know about the key.
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    /// `format_type` of the key column, used to cast the checkpoint.
+    pub sql_type: String,
+    /// The type has a `max` aggregate (uuid does not).
+    pub has_max: bool,
+}
+
+/// Checks that the key exists and is unique and indexed; returns its type.
+pub async fn check_key(conn: &Conn, table: &str, key: &str) -> Result<KeyInfo, String> {
+    let qtable = quote_qualified(table);
+    let row = conn
+        .client
+        .query_opt(
+            "SELECT format_type(a.atttypid, a.atttypmod),
+                    EXISTS (SELECT 1 FROM pg_index i
+                            WHERE i.indrelid = a.attrelid AND i.indisunique AND i.indisvalid
+                              AND i.indpred IS NULL AND i.indnkeyatts = 1
+                              AND i.indkey[0] = a.attnum),
+                    EXISTS (SELECT 1 FROM pg_aggregate g JOIN pg_proc p ON p.oid = g.aggfnoid
+                            WHERE p.proname = 'max' AND p.pronargs = 1
+                              AND p.proargtypes[0] = a.atttypid)
+             FROM pg_attribute a
+             WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped",
+            &[&qtable, &key],
+        )
+        .await
+        .map_err(|e| DbError::sql("checking the backfill key", e).to_string())?;
+    let exists: bool = conn
+        .client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&qtable])
+        .await
+        .map_err(|e| DbError::sql("checking the backfill table", e).to_string())?
+        .get(0);
+    if !exists {
+        return Err(format!("table {table} does not exist (backfill `table`)"));
+    }
+    let Some(row) = row else {
+        return Err(format!(
+            "table {table} has no column {key} (backfill `key`)"
+        ));
+    };
+    if !row.get::<_, bool>(1) {
+        return Err(format!(
+            "backfill key {table}.{key} has no valid unique index; batches walk the key in order, \
+             so it must be unique and indexed (use the primary key)"
+        ));
+    }
+    Ok(KeyInfo {
+        sql_type: row.get(0),
+        has_max: row.get(2),
+    })
+}
+
+/// The batch statement; `$1` = batch size, `$2..$4` = run, phase, step,
+/// and (when `resume`) `$5` = the last key committed.
+pub fn batch_sql(spec: &BackfillStep, key: &KeyInfo, resume: bool) -> String {
+    let table = quote_qualified(&spec.table);
+    let k = quote_ident(&spec.key);
+    let lower = if resume {
+        format!("{k} > $5::text::{}", key.sql_type)
+    } else {
+        "TRUE".to_string()
+    };
+    let filter = spec.where_.as_deref().unwrap_or("TRUE");
+    // The upper key of the range: max() where the type has one, else the
+    // last row of the ordered range.
+    let bounds = if key.has_max {
+        format!(
+            "SELECT max(k) AS hi, count(*) AS n FROM (
+                SELECT {k} AS k FROM {table} WHERE {lower} ORDER BY {k} LIMIT $1) s"
+        )
+    } else {
+        format!(
+            "SELECT k AS hi, count(*) OVER () AS n FROM (
+                SELECT {k} AS k FROM {table} WHERE {lower} ORDER BY {k} LIMIT $1) s
+             ORDER BY k DESC LIMIT 1"
+        )
+    };
+    format!(
+        "WITH bounds AS ({bounds}),
+updated AS (
+    UPDATE {table} SET {set}
+    WHERE {lower} AND {k} <= (SELECT hi FROM bounds) AND ({filter})
+    RETURNING 1
+),
+checkpoint AS (
+    UPDATE cutover.steps
+    SET checkpoint = jsonb_build_object('last_key', (SELECT hi FROM bounds)::text),
+        status = 'running',
+        rows_done = rows_done + (SELECT n FROM bounds),
+        rows_updated = rows_updated + (SELECT count(*) FROM updated)
+    WHERE run_id = $2 AND phase = $3 AND step = $4 AND (SELECT hi FROM bounds) IS NOT NULL
+    RETURNING 1
+)
+SELECT (SELECT hi FROM bounds)::text, coalesce((SELECT n FROM bounds), 0), (SELECT count(*) FROM updated)",
+        set = spec.set
+    )
+}
+
+/// Estimated rows in the table (planner statistics), if analyzed.
+pub async fn estimate_rows(conn: &Conn, table: &str) -> Option<i64> {
+    conn.client
+        .query_one(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass($1)",
+            &[&quote_qualified(table)],
+        )
+        .await
+        .ok()
+        .map(|r| r.get::<_, i64>(0))
+        .filter(|n| *n > 0)
+}
+
+/// Runs batches until the key range is exhausted.
+pub async fn run(spec: &BackfillStep, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
+    let key = check_key(ctx.conn, &spec.table, &spec.key)
+        .await
+        .map_err(StepError::Failed)?;
+    let total = estimate_rows(ctx.conn, &spec.table).await;
+    let (mut last_key, mut rows_done, mut rows_updated) = match ctx.journal {
+        Some(j) => (j.last_key.clone(), j.rows_done, j.rows_updated),
+        None => (None, 0, 0),
+    };
+    let conn = ctx.conn;
+    let prepare = async |resume: bool| {
+        conn.client
+            .prepare(&batch_sql(spec, &key, resume))
+            .await
+            .map_err(|e| {
+                StepError::Failed(
+                    DbError::sql(
+                        "preparing the batch statement (check the step's `set` and `where`)",
+                        e,
+                    )
+                    .to_string(),
+                )
+            })
+    };
+    let first = prepare(false).await?;
+    let next = prepare(true).await?;
+
+    let throttle = &ctx.plan.throttle;
+    let mut sizer = BatchSizer::new(
+        spec.batch_size.unwrap_or(DEFAULT_BATCH),
+        throttle.target_batch_time.0,
+        throttle.min_batch_size,
+        throttle.max_batch_size,
+    );
+    let started = Instant::now();
+    let mut rate = RateWindow::new(Duration::from_secs(10));
+    rate.record(started, rows_done);
+    let mut batches = 0u64;
+    let (run_id, phase, step) = (ctx.run_id, ctx.phase as i32, ctx.step as i32);
+    let cancel = ctx.control.abort.token().clone();
+    publish(
+        ctx,
+        spec,
+        total,
+        rows_done,
+        rows_updated,
+        &rate,
+        &sizer,
+        Duration::ZERO,
+        batches,
+    );
+    loop {
+        ctx.control.safe_point(ctx.out).await?;
+        let size = ctx.control.batch_override.unwrap_or(sizer.size()) as i64;
+        let t0 = Instant::now();
+        let query = match &last_key {
+            None => {
+                ctx.conn
+                    .cancellable(
+                        ctx.conn
+                            .client
+                            .query_one(&first, &[&size, &run_id, &phase, &step]),
+                        &cancel,
+                        || format!("backfill batch on {}", spec.table),
+                    )
+                    .await
+            }
+            Some(lo) => {
+                ctx.conn
+                    .cancellable(
+                        ctx.conn
+                            .client
+                            .query_one(&next, &[&size, &run_id, &phase, &step, lo]),
+                        &cancel,
+                        || format!("backfill batch on {} after key {lo}", spec.table),
+                    )
+                    .await
+            }
+        };
+        let row = query.map_err(|e| ctx.db_error(e))?;
+        let elapsed = t0.elapsed();
+        let hi: Option<String> = row.get(0);
+        let Some(hi) = hi else { break };
+        let n: i64 = row.get(1);
+        let updated: i64 = row.get(2);
+        last_key = Some(hi);
+        rows_done += n;
+        rows_updated += updated;
+        batches += 1;
+        rate.record(Instant::now(), rows_done);
+        sizer.observe(n as u64, elapsed);
+        publish(
+            ctx,
+            spec,
+            total,
+            rows_done,
+            rows_updated,
+            &rate,
+            &sizer,
+            elapsed,
+            batches,
+        );
+    }
+    ctx.out.progress(|p| p.batch = None);
+    Ok(format!(
+        "{rows_updated} rows updated ({rows_done} keys in {batches} batches this session)"
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn publish(
+    ctx: &Ctx<'_>,
+    spec: &BackfillStep,
+    total: Option<i64>,
+    rows_done: i64,
+    rows_updated: i64,
+    rate: &RateWindow,
+    sizer: &BatchSizer,
+    last_batch: Duration,
+    batches: u64,
+) {
+    let per_sec = rate.rate();
+    let eta = total.and_then(|t| {
+        let left = (t - rows_done).max(0) as f64;
+        (per_sec > 0.0).then(|| Duration::from_secs_f64(left / per_sec))
+    });
+    let batch = BatchProgress {
+        table: spec.table.clone(),
+        rows_done,
+        rows_updated,
+        rows_total: total.map(|t| t.max(rows_done)),
+        rows_per_sec: per_sec,
+        eta,
+        batch_size: ctx.control.batch_override.unwrap_or(sizer.size()),
+        last_batch,
+        target_batch: sizer.target(),
+        batches,
+    };
+    ctx.out.progress(|p| p.batch = Some(batch));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> BackfillStep {
+        BackfillStep {
+            name: None,
+            table: "users".into(),
+            key: "id".into(),
+            set: "full_name = name".into(),
+            where_: Some("full_name IS NULL".into()),
+            batch_size: None,
+        }
+    }
+
+    #[test]
+    fn batch_statement_quotes_names_and_keeps_plan_sql() {
+        let key = KeyInfo {
+            sql_type: "bigint".into(),
+            has_max: true,
+        };
+        let sql = batch_sql(&spec(), &key, true);
+        assert!(
+            sql.contains(r#"UPDATE "users" SET full_name = name"#),
+            "{sql}"
+        );
+        assert!(sql.contains(r#""id" > $5::text::bigint"#), "{sql}");
+        assert!(sql.contains("(full_name IS NULL)"), "{sql}");
+        assert!(sql.contains("max(k)"), "{sql}");
+        let first = batch_sql(&spec(), &key, false);
+        assert!(!first.contains("$5"), "{first}");
+    }
+
+    #[test]
+    fn keys_without_max_use_the_last_row_of_the_range() {
+        let key = KeyInfo {
+            sql_type: "uuid".into(),
+            has_max: false,
+        };
+        let sql = batch_sql(&spec(), &key, true);
+        assert!(!sql.contains("max(k)"), "{sql}");
+        assert!(sql.contains("ORDER BY k DESC LIMIT 1"), "{sql}");
+    }
+}

@@ -1,0 +1,186 @@
+//! One file per step kind. Each kind runs, cleans up after an abort, and
+//! knows its inverse for rollback.
+
+pub mod backfill;
+pub mod create_index;
+pub mod gate;
+pub mod sql;
+pub mod verify;
+
+use super::control::{Control, Stop};
+use super::emitter::Emitter;
+use super::events::EventKind;
+use crate::db::{Conn, DbError, RetryNotice, RetryPolicy};
+use crate::journal::StepRow;
+use crate::plan::{Plan, Step};
+
+/// Why a step did not finish.
+#[derive(Debug)]
+pub enum StepError {
+    /// Aborted or detached.
+    Stopped(Stop),
+    /// It failed; the message says why and what to do.
+    Failed(String),
+}
+
+impl From<Stop> for StepError {
+    fn from(stop: Stop) -> Self {
+        StepError::Stopped(stop)
+    }
+}
+
+/// What a step needs from the engine.
+pub struct Ctx<'a> {
+    /// The migration connection (DDL, batches, their checkpoints).
+    pub conn: &'a Conn,
+    /// The plan.
+    pub plan: &'a Plan,
+    /// Journal run id.
+    pub run_id: i64,
+    /// Phase index.
+    pub phase: usize,
+    /// Step index.
+    pub step: usize,
+    /// The step's journal row (checkpoint of an interrupted backfill).
+    pub journal: Option<&'a StepRow>,
+    /// Lock-timeout retry policy from `[settings]`.
+    pub policy: RetryPolicy,
+    /// Inbox and abort.
+    pub control: &'a mut Control,
+    /// Events and progress.
+    pub out: &'a Emitter,
+    /// Step name, for messages.
+    pub name: String,
+}
+
+impl Ctx<'_> {
+    /// Converts a database error: a cancel is the abort (or detach) that
+    /// caused it; anything else fails the step.
+    pub fn db_error(&self, e: DbError) -> StepError {
+        match e {
+            DbError::Cancelled => StepError::Stopped(if self.control.abort.is_aborted() {
+                Stop::Aborted(self.control.abort.reason())
+            } else {
+                Stop::Detached
+            }),
+            other => StepError::Failed(other.to_string()),
+        }
+    }
+
+    /// Reports a lock-timeout retry.
+    pub fn retry_reporter(&self) -> impl FnMut(&RetryNotice) + Send + 'static {
+        let out = self.out.clone();
+        let name = self.name.clone();
+        move |n: &RetryNotice| {
+            out.emit(EventKind::Retry {
+                name: name.clone(),
+                retry: n.retry,
+                of: n.of,
+                wait_ms: n.wait.as_millis() as u64,
+                reason: n.reason.clone(),
+            })
+        }
+    }
+
+    /// SQL that marks this step done in the journal, appended to a
+    /// transactional step so the work and its record commit together.
+    pub fn mark_done_sql(&self) -> String {
+        format!(
+            "UPDATE cutover.steps SET status = 'done', finished_at = now() \
+             WHERE run_id = {} AND phase = {} AND step = {}",
+            self.run_id, self.phase, self.step
+        )
+    }
+
+    /// SQL that marks this step rolled back, for the same reason.
+    pub fn mark_rolled_back_sql(&self) -> String {
+        format!(
+            "UPDATE cutover.steps SET status = 'rolled_back', finished_at = now(), \
+             checkpoint = NULL, rows_done = 0, rows_updated = 0 \
+             WHERE run_id = {} AND phase = {} AND step = {}",
+            self.run_id, self.phase, self.step
+        )
+    }
+}
+
+/// Runs a step; returns a one-line account of what it did.
+pub async fn run(step: &Step, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
+    match step {
+        Step::Sql(s) => sql::run(s, ctx).await,
+        Step::CreateIndex(s) => create_index::run(s, ctx).await,
+        Step::Backfill(s) => backfill::run(s, ctx).await,
+        Step::Verify(s) => verify::run(s, ctx).await,
+        Step::Gate(s) => gate::run(s, ctx).await,
+    }
+}
+
+/// Removes what an interrupted step left half-made (an INVALID index).
+pub async fn clean_up(step: &Step, conn: &Conn) -> Result<Option<String>, DbError> {
+    match step {
+        Step::CreateIndex(s) => create_index::clean_up(s, conn).await,
+        _ => Ok(None),
+    }
+}
+
+/// How a completed step is undone, if it can be.
+pub fn inverse(step: &Step) -> Result<Inverse, String> {
+    match step {
+        Step::Sql(s) => match &s.rollback {
+            Some(sql) => Ok(Inverse::Sql(sql.clone())),
+            None => Err(format!(
+                "step \"{}\" has no `rollback`; add one to the plan, or undo it by hand",
+                step.display_name()
+            )),
+        },
+        Step::CreateIndex(s) => Ok(Inverse::DropIndex(s.clone())),
+        Step::Backfill(_) => Ok(Inverse::Nothing(
+            "backfilled values stay (the rollback of the step that added the column removes them)",
+        )),
+        Step::Verify(_) => Ok(Inverse::Nothing("read-only")),
+        Step::Gate(_) => Ok(Inverse::Nothing("nothing to undo")),
+    }
+}
+
+/// The undo of one step.
+#[derive(Debug, Clone)]
+pub enum Inverse {
+    /// Run this SQL (the step's `rollback`).
+    Sql(String),
+    /// Drop the index concurrently.
+    DropIndex(crate::plan::model::CreateIndexStep),
+    /// Nothing to do, and why.
+    Nothing(&'static str),
+}
+
+/// Statements PostgreSQL refuses inside a transaction block; they cannot
+/// commit together with their journal record.
+pub fn needs_autocommit(sql: &str) -> bool {
+    let upper = sql.to_uppercase();
+    let words: Vec<&str> = upper.split_whitespace().collect();
+    upper.contains("CONCURRENTLY")
+        || words.first() == Some(&"VACUUM")
+        || words.windows(2).any(|w| {
+            matches!(
+                (w[0], w[1]),
+                ("CREATE", "DATABASE")
+                    | ("DROP", "DATABASE")
+                    | ("ALTER", "SYSTEM")
+                    | ("CREATE", "TABLESPACE")
+                    | ("DROP", "TABLESPACE")
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs_autocommit;
+
+    #[test]
+    fn concurrent_and_vacuum_statements_run_outside_a_transaction() {
+        assert!(needs_autocommit("CREATE INDEX CONCURRENTLY i ON t (c)"));
+        assert!(needs_autocommit("drop index concurrently i"));
+        assert!(needs_autocommit("VACUUM (ANALYZE) users"));
+        assert!(!needs_autocommit("ALTER TABLE users ADD COLUMN c int"));
+        assert!(!needs_autocommit("UPDATE t SET vacuum = 1 WHERE id = 2"));
+    }
+}

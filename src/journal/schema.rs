@@ -1,0 +1,130 @@
+//! The journal's tables in schema `cutover`, created on first use and
+//! upgraded in place by version.
+
+use tokio_postgres::Client;
+
+use crate::db::DbError;
+
+/// Each entry upgrades the schema from version `index` to `index + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: runs, step states with checkpoints, events.
+    "CREATE TABLE cutover.runs (
+        id bigserial PRIMARY KEY,
+        plan_name text NOT NULL,
+        plan_hash text NOT NULL,
+        plan_path text NOT NULL,
+        status text NOT NULL,
+        phase int NOT NULL DEFAULT 0,
+        step int NOT NULL DEFAULT 0,
+        reason text,
+        host text NOT NULL,
+        os_pid int NOT NULL,
+        started_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        finished_at timestamptz
+    );
+    CREATE UNIQUE INDEX runs_one_unfinished_per_plan ON cutover.runs (plan_name)
+        WHERE status NOT IN ('finished', 'rolled_back');
+    CREATE TABLE cutover.steps (
+        run_id bigint NOT NULL REFERENCES cutover.runs ON DELETE CASCADE,
+        phase int NOT NULL,
+        step int NOT NULL,
+        phase_name text NOT NULL,
+        name text NOT NULL,
+        kind text NOT NULL,
+        status text NOT NULL DEFAULT 'pending',
+        checkpoint jsonb,
+        rows_done bigint NOT NULL DEFAULT 0,
+        rows_updated bigint NOT NULL DEFAULT 0,
+        detail text,
+        started_at timestamptz,
+        finished_at timestamptz,
+        PRIMARY KEY (run_id, phase, step)
+    ) WITH (fillfactor = 50);
+    CREATE TABLE cutover.events (
+        id bigserial PRIMARY KEY,
+        run_id bigint NOT NULL REFERENCES cutover.runs ON DELETE CASCADE,
+        at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        level text NOT NULL,
+        message text NOT NULL,
+        data jsonb
+    );
+    CREATE INDEX events_by_run ON cutover.events (run_id, id);",
+];
+
+/// The schema version this build writes.
+pub const VERSION: i32 = MIGRATIONS.len() as i32;
+
+/// Creates or upgrades the journal schema; safe to call from many sessions.
+pub async fn ensure(client: &Client) -> Result<(), DbError> {
+    let ctx = |e| DbError::sql("creating the cutover journal schema", e);
+    // Fast path without locks: already current.
+    let current = current_version(client).await?;
+    if current == Some(VERSION) {
+        return Ok(());
+    }
+    if let Some(v) = current
+        && v > VERSION
+    {
+        return Err(DbError::BadTarget {
+            setting: "journal",
+            value: format!("cutover schema version {v}"),
+            reason: format!(
+                "this database was used by a newer cutover (journal v{v}, this build knows v{VERSION}); upgrade cutover"
+            ),
+        });
+    }
+    client.batch_execute("BEGIN").await.map_err(ctx)?;
+    let result = async {
+        // Serialise concurrent first uses.
+        client
+            .batch_execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended('cutover journal schema', 0));
+                 CREATE SCHEMA IF NOT EXISTS cutover;
+                 CREATE TABLE IF NOT EXISTS cutover.meta (key text PRIMARY KEY, value text NOT NULL);",
+            )
+            .await
+            .map_err(ctx)?;
+        let from = current_version(client).await?.unwrap_or(0);
+        for (i, ddl) in MIGRATIONS.iter().enumerate().skip(from as usize) {
+            client.batch_execute(ddl).await.map_err(ctx)?;
+            client
+                .execute(
+                    "INSERT INTO cutover.meta (key, value) VALUES ('schema_version', $1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    &[&(i as i32 + 1).to_string()],
+                )
+                .await
+                .map_err(ctx)?;
+        }
+        Ok::<(), DbError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => client.batch_execute("COMMIT").await.map_err(ctx),
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(e)
+        }
+    }
+}
+
+async fn current_version(client: &Client) -> Result<Option<i32>, DbError> {
+    let ctx = |e| DbError::sql("reading the journal version", e);
+    let exists: bool = client
+        .query_one("SELECT to_regclass('cutover.meta') IS NOT NULL", &[])
+        .await
+        .map_err(ctx)?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let row = client
+        .query_opt(
+            "SELECT value FROM cutover.meta WHERE key = 'schema_version'",
+            &[],
+        )
+        .await
+        .map_err(ctx)?;
+    Ok(row.and_then(|r| r.get::<_, String>(0).parse().ok()))
+}
