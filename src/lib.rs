@@ -8,6 +8,7 @@ pub mod db;
 pub mod engine;
 pub mod journal;
 pub mod plan;
+pub mod report;
 pub mod sandbox;
 
 /// Process exit codes, the same for every command.

@@ -1,16 +1,27 @@
 //! One handler per subcommand; each returns the process exit code.
 
+pub mod remote;
+pub mod run;
 pub mod sandbox;
 
 use crate::cli::{Cli, Command};
 use crate::exit;
+use crate::journal::RemoteCommand;
 
 /// Runs the parsed command line.
 pub async fn dispatch(cli: Cli) -> color_eyre::Result<i32> {
-    match cli.command {
-        Command::Sandbox(cmd) => sandbox::run(cmd, cli.database_url.as_deref()).await,
-        other => Ok(not_available(&other)),
-    }
+    let url = cli.database_url.as_deref();
+    Ok(match cli.command {
+        Command::Run(args) => run::run(args, url).await,
+        Command::Rollback(args) => run::rollback(args, url).await,
+        Command::Status(args) => remote::status(args.plan.as_deref(), url).await,
+        Command::Advance(a) => remote::send(RemoteCommand::Advance, &a.plan, url).await,
+        Command::Pause(a) => remote::send(RemoteCommand::Pause, &a.plan, url).await,
+        Command::Resume(a) => remote::send(RemoteCommand::Resume, &a.plan, url).await,
+        Command::Abort(a) => remote::send(RemoteCommand::Abort, &a.plan, url).await,
+        Command::Sandbox(cmd) => return sandbox::run(cmd, url).await,
+        other => not_available(&other),
+    })
 }
 
 fn not_available(cmd: &Command) -> i32 {

@@ -172,6 +172,14 @@ impl Conn {
                 client
             }
         };
+        // If cutover dies mid-statement, the server notices within a second
+        // and cancels the statement instead of finishing it (PG 14+).
+        if let Err(e) = client
+            .batch_execute("SET client_connection_check_interval = '1s'")
+            .await
+        {
+            tracing::debug!("client_connection_check_interval not set: {e}");
+        }
         let row = client
             .query_one("SELECT pg_backend_pid()", &[])
             .await

@@ -161,3 +161,72 @@ pub fn with_dbname(url: &str, db: &str) -> String {
 pub fn cutover_bin() -> &'static str {
     env!("CARGO_BIN_EXE_cutover")
 }
+
+pub mod process;
+
+/// The public schema's shape: columns, constraints, indexes, triggers and
+/// functions, one sorted line each (for before/after comparisons).
+pub async fn catalog(conn: &Conn) -> Vec<String> {
+    conn.client
+        .query(
+            "SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || ' '
+                    || is_nullable || ' ' || coalesce(column_default, '')
+             FROM information_schema.columns WHERE table_schema = 'public'
+             UNION ALL
+             SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+             FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+             UNION ALL
+             SELECT 'index ' || pg_get_indexdef(i.indexrelid) || ' valid=' || i.indisvalid
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+             WHERE c.relnamespace = 'public'::regnamespace
+             UNION ALL
+             SELECT 'trigger ' || tgrelid::regclass || ' ' || tgname FROM pg_trigger
+             WHERE NOT tgisinternal
+             UNION ALL
+             SELECT 'function ' || proname || '(' || pg_get_function_identity_arguments(oid) || ')'
+             FROM pg_proc WHERE pronamespace = 'public'::regnamespace
+             UNION ALL
+             SELECT 'table ' || relname || ' ' || relkind::text FROM pg_class
+             WHERE relnamespace = 'public'::regnamespace
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("read the catalog")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// A fresh database with the demo `users` table of `rows` rows.
+pub async fn seeded_db(test: &str, rows: i64) -> TestDb {
+    let db = fresh_db(test).await;
+    let conn = db.connect().await;
+    cutover::sandbox::seed::seed_users(&conn.client, rows, false, &mut |_| {})
+        .await
+        .expect("seed users");
+    db
+}
+
+/// Path of a shipped plan.
+pub fn shipped_plan(name: &str) -> String {
+    format!("{}/plans/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Writes a plan into a temp dir; returns the dir (keep it alive) and path.
+pub fn write_plan(text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("plan.toml");
+    std::fs::write(&path, text).expect("write plan");
+    let p = path.display().to_string();
+    (dir, p)
+}
+
+/// One value from a query.
+pub async fn scalar<T: for<'a> tokio_postgres::types::FromSql<'a>>(conn: &Conn, sql: &str) -> T {
+    conn.client
+        .query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}

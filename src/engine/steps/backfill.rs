@@ -69,8 +69,13 @@ pub async fn check_key(conn: &Conn, table: &str, key: &str) -> Result<KeyInfo, S
     })
 }
 
-/// The batch statement; `$1` = batch size, `$2..$4` = run, phase, step,
-/// and (when `resume`) `$5` = the last key committed.
+/// The batch statement. `$1` = batch size, `$2..$4` = run, phase, step,
+/// `$5` = the last key committed (NULL before the first batch).
+///
+/// It first locks the step's checkpoint row, and only if the checkpoint is
+/// still `$5`. A batch of a killed cutover may still be running on the
+/// server: the new batch waits for it, sees the checkpoint moved, and
+/// updates nothing (`stale`), so no range is ever done twice.
 pub fn batch_sql(spec: &BackfillStep, key: &KeyInfo, resume: bool) -> String {
     let table = quote_qualified(&spec.table);
     let k = quote_ident(&spec.key);
@@ -80,22 +85,24 @@ pub fn batch_sql(spec: &BackfillStep, key: &KeyInfo, resume: bool) -> String {
         "TRUE".to_string()
     };
     let filter = spec.where_.as_deref().unwrap_or("TRUE");
+    let range = format!(
+        "SELECT {k} AS k FROM {table} WHERE {lower} AND EXISTS (SELECT 1 FROM ck) ORDER BY {k} LIMIT $1"
+    );
     // The upper key of the range: max() where the type has one, else the
     // last row of the ordered range.
     let bounds = if key.has_max {
-        format!(
-            "SELECT max(k) AS hi, count(*) AS n FROM (
-                SELECT {k} AS k FROM {table} WHERE {lower} ORDER BY {k} LIMIT $1) s"
-        )
+        format!("SELECT max(k) AS hi, count(*) AS n FROM ({range}) s")
     } else {
-        format!(
-            "SELECT k AS hi, count(*) OVER () AS n FROM (
-                SELECT {k} AS k FROM {table} WHERE {lower} ORDER BY {k} LIMIT $1) s
-             ORDER BY k DESC LIMIT 1"
-        )
+        format!("SELECT k AS hi, count(*) OVER () AS n FROM ({range}) s ORDER BY k DESC LIMIT 1")
     };
     format!(
-        "WITH bounds AS ({bounds}),
+        "WITH ck AS (
+    SELECT 1 FROM cutover.steps
+    WHERE run_id = $2 AND phase = $3 AND step = $4
+      AND (checkpoint->>'last_key') IS NOT DISTINCT FROM $5::text
+    FOR UPDATE
+),
+bounds AS ({bounds}),
 updated AS (
     UPDATE {table} SET {set}
     WHERE {lower} AND {k} <= (SELECT hi FROM bounds) AND ({filter})
@@ -110,7 +117,8 @@ checkpoint AS (
     WHERE run_id = $2 AND phase = $3 AND step = $4 AND (SELECT hi FROM bounds) IS NOT NULL
     RETURNING 1
 )
-SELECT (SELECT hi FROM bounds)::text, coalesce((SELECT n FROM bounds), 0), (SELECT count(*) FROM updated)",
+SELECT (SELECT hi FROM bounds)::text, coalesce((SELECT n FROM bounds), 0),
+       (SELECT count(*) FROM updated), NOT EXISTS (SELECT 1 FROM ck)",
         set = spec.set
     )
 }
@@ -184,31 +192,43 @@ pub async fn run(spec: &BackfillStep, ctx: &mut Ctx<'_>) -> Result<String, StepE
         ctx.control.safe_point(ctx.out).await?;
         let size = ctx.control.batch_override.unwrap_or(sizer.size()) as i64;
         let t0 = Instant::now();
-        let query = match &last_key {
-            None => {
+        let statement = if last_key.is_some() { &next } else { &first };
+        let query = ctx
+            .conn
+            .cancellable(
                 ctx.conn
-                    .cancellable(
-                        ctx.conn
-                            .client
-                            .query_one(&first, &[&size, &run_id, &phase, &step]),
-                        &cancel,
-                        || format!("backfill batch on {}", spec.table),
-                    )
-                    .await
-            }
-            Some(lo) => {
-                ctx.conn
-                    .cancellable(
-                        ctx.conn
-                            .client
-                            .query_one(&next, &[&size, &run_id, &phase, &step, lo]),
-                        &cancel,
-                        || format!("backfill batch on {} after key {lo}", spec.table),
-                    )
-                    .await
-            }
-        };
+                    .client
+                    .query_one(statement, &[&size, &run_id, &phase, &step, &last_key]),
+                &cancel,
+                || match &last_key {
+                    Some(lo) => format!("backfill batch on {} after key {lo}", spec.table),
+                    None => format!("backfill batch on {}", spec.table),
+                },
+            )
+            .await;
         let row = query.map_err(|e| ctx.db_error(e))?;
+        if row.get::<_, bool>(3) {
+            // Another session moved the checkpoint (a killed cutover's last
+            // batch committed after we read it): continue from there.
+            let fresh = crate::journal::steps(&ctx.conn.client, run_id)
+                .await
+                .map_err(|e| ctx.db_error(e))?
+                .into_iter()
+                .find(|r| r.phase == phase && r.step == step);
+            if let Some(fresh) = fresh {
+                ctx.out.emit(crate::engine::events::EventKind::Notice {
+                    message: format!(
+                        "the checkpoint moved under us (an earlier session's last batch committed); \
+                         continuing after key {}",
+                        fresh.last_key.as_deref().unwrap_or("-")
+                    ),
+                });
+                last_key = fresh.last_key;
+                rows_done = fresh.rows_done;
+                rows_updated = fresh.rows_updated;
+            }
+            continue;
+        }
         let elapsed = t0.elapsed();
         let hi: Option<String> = row.get(0);
         let Some(hi) = hi else { break };
@@ -300,7 +320,8 @@ mod tests {
         assert!(sql.contains("(full_name IS NULL)"), "{sql}");
         assert!(sql.contains("max(k)"), "{sql}");
         let first = batch_sql(&spec(), &key, false);
-        assert!(!first.contains("$5"), "{first}");
+        assert!(!first.contains("$5::text::bigint"), "{first}");
+        assert!(first.contains("FOR UPDATE"), "{first}");
     }
 
     #[test]

@@ -1,0 +1,81 @@
+//! `cutover run` and `cutover rollback`.
+
+use std::io::IsTerminal;
+
+use crate::cli::{RollbackArgs, RunArgs};
+use crate::db::Target;
+use crate::engine::driver::{RunOptions, spawn_run};
+use crate::engine::rollback::spawn_rollback;
+use crate::exit;
+use crate::plan;
+use crate::report::{self, HeadlessOptions};
+
+/// Loads a plan, printing its error (file:line:col) on failure.
+pub fn load_plan(path: &std::path::Path) -> Result<plan::LoadedPlan, i32> {
+    plan::load(path).map_err(|e| {
+        eprintln!("error: {e}");
+        exit::USAGE
+    })
+}
+
+/// Resolves the database, printing what to fix on failure.
+pub fn resolve_target(database_url: Option<&str>) -> Result<Target, i32> {
+    Target::resolve(database_url).map_err(|e| {
+        eprintln!("error: {e}");
+        exit::USAGE
+    })
+}
+
+/// `cutover run PLAN`.
+pub async fn run(args: RunArgs, database_url: Option<&str>) -> i32 {
+    if args.json && !args.headless && std::io::stdout().is_terminal() {
+        eprintln!("note: --json implies --headless");
+    }
+    let loaded = match load_plan(&args.plan) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let target = match resolve_target(database_url) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let handle = spawn_run(
+        loaded,
+        target,
+        RunOptions {
+            yes: args.yes,
+            force_changed_plan: args.force_changed_plan,
+        },
+    );
+    report::run(
+        handle,
+        HeadlessOptions {
+            json: args.json,
+            plan_path: args.plan.display().to_string(),
+            yes: args.yes,
+        },
+    )
+    .await
+}
+
+/// `cutover rollback PLAN [--to PHASE]`.
+pub async fn rollback(args: RollbackArgs, database_url: Option<&str>) -> i32 {
+    let loaded = match load_plan(&args.plan) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let target = match resolve_target(database_url) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let handle = spawn_rollback(loaded, target, args.to);
+    report::run(
+        handle,
+        HeadlessOptions {
+            json: false,
+            plan_path: args.plan.display().to_string(),
+            yes: false,
+        },
+    )
+    .await
+}

@@ -1,0 +1,451 @@
+//! Plans, the engine and the journal, end to end through the real binary.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::process::{Running, cutover, events};
+use common::{catalog, scalar, seeded_db, shipped_plan, write_plan};
+use nix::sys::signal::Signal;
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// Counts every update of a row (`touches`), and slows each batch down by
+/// 50 ms so a test can act mid-backfill.
+const COUNT_AND_SLOW: &str = "
+    ALTER TABLE users ADD COLUMN touches int NOT NULL DEFAULT 0;
+    CREATE FUNCTION count_touch() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN NEW.touches := OLD.touches + 1; RETURN NEW; END $$;
+    CREATE TRIGGER count_touch BEFORE UPDATE ON users
+        FOR EACH ROW EXECUTE FUNCTION count_touch();
+    CREATE FUNCTION slow_batch() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN PERFORM pg_sleep(0.05); RETURN NULL; END $$;
+    CREATE TRIGGER slow_batch AFTER UPDATE ON users
+        FOR EACH STATEMENT EXECUTE FUNCTION slow_batch();";
+
+/// A backfill that touches every row once, in batches of at most 2,000.
+const SLOW_BACKFILL: &str = r#"
+name = "touch every row"
+[throttle]
+max_batch_size = 2000
+[[phases]]
+name = "migrate"
+gate = "auto"
+[[phases.steps]]
+kind = "backfill"
+table = "users"
+key = "id"
+set = "city = upper(city)"
+batch_size = 1000
+"#;
+
+fn progress_past(rows: i64) -> impl Fn(&serde_json::Value) -> bool {
+    move |v| v["event"] == "progress" && v["rows_done"].as_i64().unwrap_or(0) >= rows
+}
+
+async fn touched_exactly_once(conn: &cutover::db::Conn, rows: i64) {
+    let once: i64 = scalar(conn, "SELECT count(*) FROM users WHERE touches = 1").await;
+    let other: i64 = scalar(conn, "SELECT count(*) FROM users WHERE touches <> 1").await;
+    assert_eq!(other, 0, "rows updated twice or never");
+    assert_eq!(once, rows);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_column_backfill_plan_runs_to_completion() {
+    let db = seeded_db("plan_add_column", 50_000).await;
+    let plan = shipped_plan("add_column_backfill.toml");
+    let (code, out, err) = cutover(&db.url, &["run", &plan, "--yes", "--headless"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("finished in"), "{out}");
+    let conn = db.connect().await;
+    let falses: i64 = scalar(
+        &conn,
+        "SELECT count(*) FROM users WHERE email_verified = false",
+    )
+    .await;
+    assert_eq!(falses, 50_000);
+    let nullable: String = scalar(
+        &conn,
+        "SELECT is_nullable FROM information_schema.columns
+         WHERE table_name = 'users' AND column_name = 'email_verified'",
+    )
+    .await;
+    assert_eq!(nullable, "NO");
+    let status: String = scalar(&conn, "SELECT status FROM cutover.runs").await;
+    assert_eq!(status, "finished");
+    // Running it again does nothing and says so.
+    let (code, out, _) = cutover(&db.url, &["run", &plan, "--yes"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("already finished"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rename_column_plan_runs_to_completion() {
+    let db = seeded_db("plan_rename", 30_000).await;
+    let (code, out, err) = cutover(
+        &db.url,
+        &["run", &shipped_plan("rename_column.toml"), "--yes"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let conn = db.connect().await;
+    let wrong: i64 = scalar(
+        &conn,
+        "SELECT count(*) FROM users WHERE full_name IS DISTINCT FROM 'user ' || id",
+    )
+    .await;
+    assert_eq!(wrong, 0);
+    let old: i64 = scalar(
+        &conn,
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'name'",
+    )
+    .await;
+    assert_eq!(old, 0, "contract dropped the old column");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_index_plan_runs_to_completion() {
+    let db = seeded_db("plan_index", 30_000).await;
+    let (code, out, err) = cutover(
+        &db.url,
+        &["run", &shipped_plan("concurrent_index.toml"), "--yes"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let conn = db.connect().await;
+    let def: String = scalar(
+        &conn,
+        "SELECT pg_get_indexdef(indexrelid) || ' ' || indisvalid FROM pg_index
+         WHERE indexrelid = 'users_email_idx'::regclass",
+    )
+    .await;
+    assert_eq!(
+        def,
+        "CREATE INDEX users_email_idx ON public.users USING btree (email) true"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_resumes_after_kill() {
+    let db = seeded_db("resume_kill", 200_000).await;
+    let conn = db.connect().await;
+    conn.client.batch_execute(COUNT_AND_SLOW).await.unwrap();
+    let (_dir, plan) = write_plan(SLOW_BACKFILL);
+    let mut first = Running::spawn(&db.url, &["run", &plan, "--yes", "--json"]);
+    first.wait_for("backfill progress", LONG, progress_past(20_000));
+    first.kill9();
+    let (status, last_key, done): (String, Option<String>, i64) = {
+        let row = conn
+            .client
+            .query_one(
+                "SELECT s.status, s.checkpoint->>'last_key', s.rows_done
+                 FROM cutover.steps s JOIN cutover.runs r ON r.id = s.run_id",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1), row.get(2))
+    };
+    assert_eq!(status, "running");
+    assert!(last_key.is_some(), "a checkpoint was recorded");
+    assert!(
+        (20_000..200_000).contains(&done),
+        "killed mid-backfill: {done} keys done"
+    );
+    let (code, out, err) = cutover(&db.url, &["run", &plan, "--yes", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let evs = events(&out.lines().map(str::to_string).collect::<Vec<_>>());
+    assert!(
+        evs.iter()
+            .any(|e| e["event"] == "run_started" && e["resumed"] == true),
+        "{out}"
+    );
+    let resumed_from_scratch = evs
+        .iter()
+        .filter(|e| e["event"] == "progress")
+        .any(|e| e["rows_done"].as_i64().unwrap_or(0) < done);
+    assert!(!resumed_from_scratch, "the second run started over:\n{out}");
+    touched_exactly_once(&conn, 200_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_mid_backfill_stops_at_a_batch_boundary_and_a_later_run_finishes() {
+    let db = seeded_db("abort_backfill", 200_000).await;
+    let conn = db.connect().await;
+    conn.client.batch_execute(COUNT_AND_SLOW).await.unwrap();
+    let (_dir, plan) = write_plan(SLOW_BACKFILL);
+    let mut run = Running::spawn(&db.url, &["run", &plan, "--yes", "--json"]);
+    run.wait_for("backfill progress", LONG, progress_past(10_000));
+    let asked = Instant::now();
+    let (code, out, err) = cutover(&db.url, &["abort", &plan]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, lines) = run.wait_exit(LONG);
+    let took = asked.elapsed();
+    eprintln!("abort took {took:?} from `cutover abort` to exit");
+    assert_eq!(code, 3, "aborted runs exit 3:\n{}", lines.join("\n"));
+    assert!(took < Duration::from_secs(3), "abort took {took:?}");
+    let evs = events(&lines);
+    let aborted = evs
+        .iter()
+        .find(|e| e["event"] == "aborted")
+        .expect("aborted event");
+    assert!(
+        aborted["reason"]
+            .as_str()
+            .unwrap()
+            .contains("another terminal"),
+        "{aborted}"
+    );
+    // Stopped at a batch boundary: every committed batch is in the
+    // checkpoint, nothing beyond it was touched.
+    let (status, updated): (String, i64) = {
+        let r = conn
+            .client
+            .query_one(
+                "SELECT r.status, s.rows_updated FROM cutover.steps s JOIN cutover.runs r ON r.id = s.run_id",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(status, "aborted");
+    let touched: i64 = scalar(&conn, "SELECT count(*) FROM users WHERE touches = 1").await;
+    assert_eq!(
+        touched, updated,
+        "rows touched = rows the checkpoint accounts for"
+    );
+    assert!(updated < 200_000);
+    let (code, out, err) = cutover(&db.url, &["run", &plan, "--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    touched_exactly_once(&conn, 200_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_pauses_detaches_and_the_run_resumes() {
+    let db = seeded_db("detach", 100_000).await;
+    let conn = db.connect().await;
+    conn.client.batch_execute(COUNT_AND_SLOW).await.unwrap();
+    let (_dir, plan) = write_plan(SLOW_BACKFILL);
+    let mut run = Running::spawn(&db.url, &["run", &plan, "--yes", "--json"]);
+    run.wait_for("backfill progress", LONG, progress_past(5_000));
+    run.signal(Signal::SIGINT);
+    let (code, lines) = run.wait_exit(LONG);
+    assert_eq!(code, 130, "{}", lines.join("\n"));
+    assert!(events(&lines).iter().any(|e| e["event"] == "detached"));
+    let status: String = scalar(&conn, "SELECT status FROM cutover.runs").await;
+    assert_eq!(status, "paused");
+    let (code, out, err) = cutover(&db.url, &["run", &plan, "--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    touched_exactly_once(&conn, 100_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_mid_create_index_leaves_no_invalid_index() {
+    let db = seeded_db("abort_index", 10_000).await;
+    let conn = db.connect().await;
+    // An open writing transaction makes the concurrent build wait.
+    let holder = db.connect().await;
+    holder
+        .client
+        .batch_execute("BEGIN; UPDATE users SET age = age WHERE id = 1;")
+        .await
+        .unwrap();
+    let (_dir, plan) = write_plan(
+        r#"
+name = "slow index"
+[settings]
+lock_timeout = "60s"
+[[phases]]
+name = "expand"
+gate = "auto"
+[[phases.steps]]
+kind = "create_index"
+name = "users_email_idx"
+table = "users"
+columns = ["email"]
+"#,
+    );
+    let mut run = Running::spawn(&db.url, &["run", &plan, "--yes", "--json"]);
+    run.wait_event("step_started", LONG);
+    let deadline = Instant::now() + LONG;
+    loop {
+        let invalid: i64 = scalar(
+            &conn,
+            "SELECT count(*) FROM pg_index WHERE indexrelid = to_regclass('users_email_idx') AND NOT indisvalid",
+        )
+        .await;
+        if invalid == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the build never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, out, err) = cutover(&db.url, &["abort", &plan]);
+    assert_eq!(code, 0, "{out}{err}");
+    // The leftover can only be dropped once the blocking transaction ends.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    holder.client.batch_execute("COMMIT").await.unwrap();
+    let (code, lines) = run.wait_exit(LONG);
+    assert_eq!(code, 3, "{}", lines.join("\n"));
+    let left: i64 = scalar(
+        &conn,
+        "SELECT count(*) FROM pg_class WHERE relname = 'users_email_idx'",
+    )
+    .await;
+    assert_eq!(left, 0, "INVALID index left behind:\n{}", lines.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_after_migrate_restores_the_schema() {
+    let db = seeded_db("rollback", 20_000).await;
+    let conn = db.connect().await;
+    let before = catalog(&conn).await;
+    let plan = shipped_plan("rename_column.toml");
+    let mut run = Running::spawn(&db.url, &["run", &plan, "--json"]);
+    run.wait_event("gate_waiting", LONG);
+    // Released from another terminal.
+    let (code, out, err) = cutover(&db.url, &["advance", &plan]);
+    assert_eq!(code, 0, "{out}{err}");
+    run.wait_for("the app-deploy gate", LONG, |v| {
+        v["event"] == "gate_waiting" && v["name"] == "deploy the app"
+    });
+    let copied: i64 = scalar(&conn, "SELECT count(*) FROM users WHERE full_name = name").await;
+    assert_eq!(copied, 20_000, "migrate ran");
+    let (code, _, _) = cutover(&db.url, &["abort", &plan]);
+    assert_eq!(code, 0);
+    assert_eq!(run.wait_exit(LONG).0, 3);
+    let (code, out, err) = cutover(&db.url, &["rollback", &plan]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("rolled back: every step undone"), "{out}");
+    assert_eq!(
+        catalog(&conn).await,
+        before,
+        "the schema is as before the run"
+    );
+    let status: String = scalar(&conn, "SELECT status FROM cutover.runs").await;
+    assert_eq!(status, "rolled_back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_across_a_completed_irreversible_phase_is_refused() {
+    let db = seeded_db("rollback_refused", 5_000).await;
+    let plan = shipped_plan("add_column_backfill.toml");
+    let (code, out, err) = cutover(&db.url, &["run", &plan, "--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let conn = db.connect().await;
+    let before = catalog(&conn).await;
+    let (code, out, err) = cutover(&db.url, &["rollback", &plan]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("contract is irreversible"), "{out}{err}");
+    assert_eq!(catalog(&conn).await, before, "nothing was undone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_of_the_same_plan_is_refused() {
+    let db = seeded_db("two_runs", 1_000).await;
+    let plan = shipped_plan("rename_column.toml");
+    let mut first = Running::spawn(&db.url, &["run", &plan, "--json"]);
+    first.wait_event("gate_waiting", LONG);
+    let started = Instant::now();
+    let (code, out, err) = cutover(&db.url, &["run", &plan, "--yes"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("already being run by another cutover"),
+        "{out}"
+    );
+    assert!(out.contains("pid"), "names the holder: {out}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "refused at once"
+    );
+    cutover(&db.url, &["abort", &plan]);
+    assert_eq!(first.wait_exit(LONG).0, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_statement_retries_within_lock_timeout_then_succeeds() {
+    let db = seeded_db("lock_retry", 1_000).await;
+    let holder = db.connect().await;
+    holder
+        .client
+        .batch_execute("BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE;")
+        .await
+        .unwrap();
+    let (_dir, plan) = write_plan(
+        r#"
+name = "blocked add column"
+[settings]
+lock_timeout = "200ms"
+lock_retries = 50
+retry_backoff = "50ms..200ms"
+[[phases]]
+name = "expand"
+gate = "auto"
+[[phases.steps]]
+kind = "sql"
+sql = "ALTER TABLE users ADD COLUMN c int"
+rollback = "ALTER TABLE users DROP COLUMN c"
+"#,
+    );
+    let mut run = Running::spawn(&db.url, &["run", &plan, "--yes", "--json"]);
+    run.wait_event("retry", LONG);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    holder.client.batch_execute("COMMIT").await.unwrap();
+    let (code, lines) = run.wait_exit(LONG);
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+    let evs = events(&lines);
+    let retries: Vec<&serde_json::Value> = evs.iter().filter(|e| e["event"] == "retry").collect();
+    assert!(
+        retries.len() >= 3,
+        "expected several retries:\n{}",
+        lines.join("\n")
+    );
+    assert!(retries[0]["reason"].as_str().unwrap().contains("55P03"));
+    // Each attempt waited at most lock_timeout: the gap between two retry
+    // reports is the announced pause plus one bounded attempt.
+    let at = |e: &serde_json::Value| humantime::parse_rfc3339(e["at"].as_str().unwrap()).unwrap();
+    for pair in retries.windows(2) {
+        let gap = at(pair[1]).duration_since(at(pair[0])).unwrap();
+        let pause = Duration::from_millis(pair[0]["wait_ms"].as_u64().unwrap());
+        let attempt = gap.saturating_sub(pause);
+        assert!(
+            attempt < Duration::from_millis(200 + 250),
+            "an attempt took {attempt:?} > lock_timeout 200ms"
+        );
+    }
+    let conn = db.connect().await;
+    let col: i64 = scalar(
+        &conn,
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'c'",
+    )
+    .await;
+    assert_eq!(col, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_plans_fail_with_a_position_and_change_nothing() {
+    let db = seeded_db("bad_plans", 100).await;
+    let conn = db.connect().await;
+    let before = catalog(&conn).await;
+    let good = "name = \"p\"\n[settings]\nlock_timeout = \"2s\"\n[[phases]]\nname = \"a\"\n[[phases.steps]]\nkind = \"backfill\"\ntable = \"users\"\nkey = \"id\"\nset = \"age = 1\"\n";
+    let cases = [
+        ("syntax error", good.replace("[[phases]]", "[[phases]"), 4),
+        (
+            "unknown kind",
+            good.replace("\"backfill\"", "\"backfil\""),
+            6,
+        ),
+        ("missing field", good.replace("key = \"id\"\n", ""), 6),
+        ("bad duration", good.replace("\"2s\"", "\"2 sex\""), 3),
+    ];
+    for (what, text, line) in cases {
+        let (_dir, plan) = write_plan(&text);
+        let (code, out, err) = cutover(&db.url, &["run", &plan, "--yes"]);
+        assert_eq!(code, 2, "{what}: {out}{err}");
+        let located = format!("{plan}:{line}:");
+        let reported = err.contains(&located) || err.contains(&format!("{plan}:{}:", line + 1));
+        assert!(reported, "{what}: expected {located} in:\n{err}");
+    }
+    let journal: bool = scalar(&conn, "SELECT to_regclass('cutover.runs') IS NULL").await;
+    assert!(journal, "a bad plan created the journal");
+    assert_eq!(catalog(&conn).await, before);
+}
