@@ -449,3 +449,65 @@ async fn bad_plans_fail_with_a_position_and_change_nothing() {
     assert!(journal, "a bad plan created the journal");
     assert_eq!(catalog(&conn).await, before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_and_resume_from_another_terminal() {
+    let db = seeded_db("remote_pause", 100_000).await;
+    let conn = db.connect().await;
+    conn.client.batch_execute(COUNT_AND_SLOW).await.unwrap();
+    let (_dir, plan) = write_plan(SLOW_BACKFILL);
+    let mut run = Running::spawn(&db.url, &["run", &plan, "--yes", "--json"]);
+    run.wait_for("backfill progress", LONG, progress_past(5_000));
+    let (code, out, err) = cutover(&db.url, &["pause", &plan]);
+    assert_eq!(code, 0, "{out}{err}");
+    run.wait_event("paused", LONG);
+    let status: String = scalar(&conn, "SELECT status FROM cutover.runs").await;
+    assert_eq!(status, "paused");
+    // No batch commits while paused.
+    let at_pause: i64 = scalar(&conn, "SELECT rows_done FROM cutover.steps").await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let later: i64 = scalar(&conn, "SELECT rows_done FROM cutover.steps").await;
+    assert_eq!(at_pause, later, "batches ran while paused");
+    let (out_status, _, _) = cutover(&db.url, &["status", &plan]);
+    assert_eq!(out_status, 0);
+    let (code, out, err) = cutover(&db.url, &["resume", &plan]);
+    assert_eq!(code, 0, "{out}{err}");
+    run.wait_event("resumed", LONG);
+    let (code, lines) = run.wait_exit(LONG);
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+    touched_exactly_once(&conn, 100_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_plan_is_not_resumed_without_force() {
+    let db = seeded_db("changed_plan", 1_000).await;
+    let (dir, plan) = write_plan(
+        r#"
+name = "two gates"
+[[phases]]
+name = "expand"
+gate = "auto"
+[[phases.steps]]
+kind = "sql"
+sql = "ALTER TABLE users ADD COLUMN c int"
+rollback = "ALTER TABLE users DROP COLUMN c"
+[[phases.steps]]
+kind = "gate"
+message = "check things"
+"#,
+    );
+    let mut run = Running::spawn(&db.url, &["run", &plan, "--json"]);
+    run.wait_event("gate_waiting", LONG);
+    run.signal(Signal::SIGINT);
+    assert_eq!(run.wait_exit(LONG).0, 130);
+    let text = std::fs::read_to_string(&plan).unwrap();
+    std::fs::write(&plan, text.replace("check things", "check other things")).unwrap();
+    let (code, out, err) = cutover(&db.url, &["run", &plan, "--yes"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("changed since run #1"), "{out}");
+    assert!(out.contains("--force-changed-plan"), "{out}");
+    let (code, out, err) = cutover(&db.url, &["run", &plan, "--yes", "--force-changed-plan"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("resuming run #1"), "{out}");
+    drop(dir);
+}
