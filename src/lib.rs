@@ -7,6 +7,7 @@ pub mod commands;
 pub mod db;
 pub mod engine;
 pub mod journal;
+pub mod monitor;
 pub mod plan;
 pub mod report;
 pub mod sandbox;

@@ -6,6 +6,7 @@ pub mod control;
 pub mod driver;
 pub mod emitter;
 pub mod events;
+pub mod guard;
 pub mod progress;
 pub mod rollback;
 pub mod steps;

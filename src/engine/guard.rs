@@ -1,0 +1,320 @@
+//! Abort criteria: pure functions over monitor samples. A criterion must
+//! hold on two consecutive samples before it trips (one re-check, like
+//! gh-ost's critical-load interval), except staleness, which is about time.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use crate::engine::events::short_duration;
+use crate::monitor::sample::Sample;
+use crate::plan::model::AbortLimits;
+use crate::plan::units::{HumanDuration, Size};
+
+/// A tripped criterion: which, its value and its limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trip {
+    /// The `[abort]` setting.
+    pub criterion: &'static str,
+    /// The measured value.
+    pub value: String,
+    /// The limit.
+    pub limit: String,
+    /// What exactly was over (which replica, which session).
+    pub detail: String,
+}
+
+impl Trip {
+    /// The abort reason shown and journaled.
+    pub fn reason(&self) -> String {
+        format!(
+            "abort criterion {} tripped: {} ({} > {})",
+            self.criterion, self.detail, self.value, self.limit
+        )
+    }
+}
+
+fn dur(d: Duration) -> String {
+    short_duration(d)
+}
+
+fn bytes(n: i64) -> String {
+    Size(n.max(0) as u64).to_string()
+}
+
+/// Every criterion over its limit in this sample.
+pub fn over_limits(limits: &AbortLimits, sample: &Sample, lock_timeouts: u32) -> Vec<Trip> {
+    let mut trips = Vec::new();
+    if let Some(HumanDuration(limit)) = limits.replication_lag {
+        let worst = sample
+            .worst_lag()
+            .map(|r| (r.name.clone(), r.replay_lag))
+            .or(sample.own_replay_delay.map(|d| ("this standby".to_string(), d)));
+        if let Some((name, lag)) = worst
+            && lag > limit
+        {
+            trips.push(Trip {
+                criterion: "replication_lag",
+                value: dur(lag),
+                limit: dur(limit),
+                detail: format!("replica {name} replay lag"),
+            });
+        }
+    }
+    if let Some(Size(limit)) = limits.replication_lag_bytes {
+        let replica = sample
+            .worst_bytes()
+            .map(|r| (format!("replica {}", r.name), r.replay_bytes));
+        let slot = sample
+            .slots
+            .iter()
+            .max_by_key(|s| s.retained_bytes)
+            .map(|s| (format!("slot {} retained WAL", s.name), s.retained_bytes));
+        for (what, n) in [replica, slot].into_iter().flatten() {
+            if n as u64 > limit {
+                trips.push(Trip {
+                    criterion: "replication_lag_bytes",
+                    value: bytes(n),
+                    limit: Size(limit).to_string(),
+                    detail: format!("{what} behind"),
+                });
+                break;
+            }
+        }
+    }
+    if let Some(HumanDuration(limit)) = limits.lock_wait
+        && let Some(w) = sample.blocked_behind_us().max_by_key(|w| w.waited)
+        && w.waited > limit
+    {
+        trips.push(Trip {
+            criterion: "lock_wait",
+            value: dur(w.waited),
+            limit: dur(limit),
+            detail: format!("session {} ({}) waits behind the migration", w.pid, w.application),
+        });
+    }
+    if let Some(limit) = limits.blocked_sessions {
+        let n = sample.blocked_behind_us().count();
+        if n > limit as usize {
+            trips.push(Trip {
+                criterion: "blocked_sessions",
+                value: n.to_string(),
+                limit: limit.to_string(),
+                detail: "sessions queued behind the migration".into(),
+            });
+        }
+    }
+    if let Some(limit) = limits.lock_timeouts
+        && lock_timeouts > limit
+    {
+        trips.push(Trip {
+            criterion: "lock_timeouts",
+            value: lock_timeouts.to_string(),
+            limit: limit.to_string(),
+            detail: "lock timeouts in this run".into(),
+        });
+    }
+    if let Some(limit) = limits.rollback_rate
+        && sample.rollbacks_per_sec > limit
+    {
+        trips.push(Trip {
+            criterion: "rollback_rate",
+            value: format!("{:.1}/s", sample.rollbacks_per_sec),
+            limit: format!("{limit}/s"),
+            detail: "transactions rolling back on the database".into(),
+        });
+    }
+    trips
+}
+
+/// Tracks criteria across samples.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    limits: AbortLimits,
+    previous: HashSet<&'static str>,
+    last_seq: u64,
+}
+
+impl Guard {
+    /// A guard for these limits.
+    pub fn new(limits: AbortLimits) -> Guard {
+        Guard {
+            limits,
+            previous: HashSet::new(),
+            last_seq: 0,
+        }
+    }
+
+    /// Looks at a new sample; trips when a criterion was over on this and
+    /// the previous sample.
+    pub fn observe(&mut self, sample: &Sample, lock_timeouts: u32) -> Option<Trip> {
+        if sample.seq == self.last_seq {
+            return None;
+        }
+        self.last_seq = sample.seq;
+        let now = over_limits(&self.limits, sample, lock_timeouts);
+        let tripped = now
+            .iter()
+            .find(|t| self.previous.contains(t.criterion))
+            .cloned();
+        self.previous = now.iter().map(|t| t.criterion).collect();
+        tripped
+    }
+
+    /// Fails closed when samples stop arriving for `stale_monitor`.
+    pub fn stale(&self, silent_for: Duration) -> Option<Trip> {
+        let limit = self.limits.stale_monitor.0;
+        (!limit.is_zero() && silent_for > limit).then(|| Trip {
+            criterion: "stale_monitor",
+            value: dur(silent_for),
+            limit: dur(limit),
+            detail: "no monitor sample (the monitor cannot reach the database)".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::sample::{LockWait, ReplicaLag, SlotInfo};
+
+    fn limits() -> AbortLimits {
+        AbortLimits {
+            replication_lag: Some(HumanDuration(Duration::from_secs(60))),
+            replication_lag_bytes: Some(Size(1_000_000)),
+            lock_wait: Some(HumanDuration(Duration::from_secs(5))),
+            blocked_sessions: Some(2),
+            lock_timeouts: Some(10),
+            rollback_rate: Some(50.0),
+            stale_monitor: HumanDuration(Duration::from_secs(15)),
+        }
+    }
+
+    fn replica(lag: u64, bytes: i64) -> ReplicaLag {
+        ReplicaLag {
+            name: "r1".into(),
+            state: "streaming".into(),
+            sent_bytes: 0,
+            replay_bytes: bytes,
+            write_lag: Duration::ZERO,
+            flush_lag: Duration::ZERO,
+            replay_lag: Duration::from_secs(lag),
+        }
+    }
+
+    fn waiter(pid: i32, secs: u64, behind_us: bool) -> LockWait {
+        LockWait {
+            pid,
+            application: "app".into(),
+            waits_for: "relation users".into(),
+            mode: "RowExclusiveLock".into(),
+            blocked_by: vec![1],
+            waited: Duration::from_secs(secs),
+            query: "UPDATE users …".into(),
+            behind_us,
+            ours: false,
+        }
+    }
+
+    fn sample(seq: u64) -> Sample {
+        Sample {
+            seq,
+            ..Sample::default()
+        }
+    }
+
+    #[test]
+    fn a_criterion_must_hold_on_two_consecutive_samples() {
+        let mut g = Guard::new(limits());
+        let mut s = sample(1);
+        s.replicas = vec![replica(65, 0)];
+        assert_eq!(g.observe(&s, 0), None, "first sample over: not yet");
+        let mut s2 = sample(2);
+        s2.replicas = vec![replica(70, 0)];
+        let trip = g.observe(&s2, 0).expect("second sample over: trips");
+        assert_eq!(trip.criterion, "replication_lag");
+        assert_eq!(trip.value, "1m10s");
+        assert_eq!(trip.limit, "1m00s");
+        assert!(trip.reason().contains("replica r1"), "{}", trip.reason());
+    }
+
+    #[test]
+    fn a_blip_does_not_trip() {
+        let mut g = Guard::new(limits());
+        let mut over = sample(1);
+        over.replicas = vec![replica(65, 0)];
+        assert_eq!(g.observe(&over, 0), None);
+        let mut under = sample(2);
+        under.replicas = vec![replica(1, 0)];
+        assert_eq!(g.observe(&under, 0), None);
+        over.seq = 3;
+        assert_eq!(g.observe(&over, 0), None, "over, under, over: never twice in a row");
+    }
+
+    #[test]
+    fn the_same_sample_seen_twice_counts_once() {
+        let mut g = Guard::new(limits());
+        let mut s = sample(1);
+        s.replicas = vec![replica(65, 0)];
+        assert_eq!(g.observe(&s, 0), None);
+        assert_eq!(g.observe(&s, 0), None);
+    }
+
+    #[test]
+    fn bytes_behind_on_replica_or_slot() {
+        let mut s = sample(1);
+        s.replicas = vec![replica(0, 2_000_000)];
+        let t = over_limits(&limits(), &s, 0);
+        assert_eq!(t[0].criterion, "replication_lag_bytes");
+        let mut s = sample(1);
+        s.slots = vec![SlotInfo {
+            name: "cdc".into(),
+            kind: "logical".into(),
+            active: false,
+            retained_bytes: 5_000_000,
+        }];
+        let t = over_limits(&limits(), &s, 0);
+        assert!(t[0].detail.contains("slot cdc"), "{:?}", t);
+    }
+
+    #[test]
+    fn lock_waits_count_only_sessions_behind_us() {
+        let mut s = sample(1);
+        s.lock_waits = vec![waiter(10, 9, false), waiter(11, 3, true)];
+        assert!(over_limits(&limits(), &s, 0).is_empty());
+        s.lock_waits.push(waiter(12, 6, true));
+        let t = over_limits(&limits(), &s, 0);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].criterion, "lock_wait");
+        assert!(t[0].detail.contains("session 12"));
+        s.lock_waits.push(waiter(13, 1, true));
+        let t = over_limits(&limits(), &s, 0);
+        assert!(t.iter().any(|t| t.criterion == "blocked_sessions" && t.value == "3"));
+    }
+
+    #[test]
+    fn lock_timeouts_and_rollback_rate() {
+        let mut s = sample(1);
+        assert!(over_limits(&limits(), &s, 10).is_empty());
+        assert_eq!(over_limits(&limits(), &s, 11)[0].criterion, "lock_timeouts");
+        s.rollbacks_per_sec = 80.0;
+        assert_eq!(over_limits(&limits(), &s, 0)[0].criterion, "rollback_rate");
+    }
+
+    #[test]
+    fn unset_limits_never_trip() {
+        let none = AbortLimits::default();
+        let mut s = sample(1);
+        s.replicas = vec![replica(10_000, i64::MAX / 2)];
+        s.lock_waits = vec![waiter(1, 10_000, true)];
+        s.rollbacks_per_sec = 1e9;
+        assert!(over_limits(&none, &s, u32::MAX).is_empty());
+    }
+
+    #[test]
+    fn stale_monitor_fails_closed() {
+        let g = Guard::new(limits());
+        assert_eq!(g.stale(Duration::from_secs(14)), None);
+        let t = g.stale(Duration::from_secs(16)).unwrap();
+        assert_eq!(t.criterion, "stale_monitor");
+    }
+}
