@@ -72,6 +72,13 @@ impl AbortHandle {
     }
 }
 
+/// Counts the guard reads across the run.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Statement attempts that timed out waiting for a lock.
+    pub lock_timeouts: std::sync::atomic::AtomicU32,
+}
+
 /// Why the engine stops before the plan is done.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stop {

@@ -1,18 +1,20 @@
 //! Spawning a run and driving it: phases, gates, steps, and how it stops.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OnceCell, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::control::{AbortHandle, Command, Control, Stop};
+use super::control::{AbortHandle, Command, Control, Counters, Stop};
 use super::emitter::Emitter;
 use super::events::{Event, EventKind};
+use super::guard::Guard;
 use super::progress::{Progress, RunState};
 use super::steps::{self, Ctx, StepError};
 use crate::db::{Conn, RetryPolicy, Target, quote_literal};
 use crate::journal::{self, NewStep, RunRow, RunStatus, StepRow, StepStatus};
+use crate::monitor::{self, Focus, MonitorHandle, MonitorState};
 use crate::plan::model::GateMode;
 use crate::plan::{LoadedPlan, Plan};
 
@@ -69,6 +71,8 @@ pub struct EngineHandle {
     pub progress: watch::Receiver<Progress>,
     /// Stops the engine at once.
     pub abort: AbortHandle,
+    /// The latest monitor sample and its history.
+    pub monitor: watch::Receiver<Arc<MonitorState>>,
     /// The engine task.
     pub task: JoinHandle<Outcome>,
 }
@@ -82,19 +86,37 @@ pub(crate) struct Session {
 
 type BoxedDriver = std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send>>;
 
+/// Everything a driver is handed by [`spawn_with`].
+pub(crate) struct Wiring {
+    pub control: Control,
+    pub out: Emitter,
+    pub journal: Arc<OnceCell<Arc<Conn>>>,
+    pub remote: mpsc::Sender<Command>,
+    pub monitor_tx: watch::Sender<Arc<MonitorState>>,
+    pub monitor_rx: watch::Receiver<Arc<MonitorState>>,
+}
+
 /// Spawns an engine task around `drive`, with its channels.
 pub(crate) fn spawn_with(
     auto_advance: bool,
-    drive: impl FnOnce(Control, Emitter, Arc<OnceCell<Arc<Conn>>>, mpsc::Sender<Command>) -> BoxedDriver,
+    drive: impl FnOnce(Wiring) -> BoxedDriver,
 ) -> EngineHandle {
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let (ev_tx, ev_rx) = mpsc::channel(1024);
     let (prog_tx, prog_rx) = watch::channel(Progress::default());
+    let (mon_tx, mon_rx) = watch::channel(Arc::new(MonitorState::default()));
     let abort = AbortHandle::default();
     let journal_conn = Arc::new(OnceCell::new());
     let (emitter, forwarder) = Emitter::new(ev_tx, prog_tx, journal_conn.clone());
     let control = Control::new(cmd_rx, abort.clone(), auto_advance);
-    let fut = drive(control, emitter, journal_conn, cmd_tx.clone());
+    let fut = drive(Wiring {
+        control,
+        out: emitter,
+        journal: journal_conn,
+        remote: cmd_tx.clone(),
+        monitor_tx: mon_tx,
+        monitor_rx: mon_rx.clone(),
+    });
     let task = tokio::spawn(async move {
         let outcome = fut.await;
         // Every event is delivered and journaled before the task ends.
@@ -106,16 +128,132 @@ pub(crate) fn spawn_with(
         events: ev_rx,
         progress: prog_rx,
         abort,
+        monitor: mon_rx,
         task,
     }
 }
 
+/// The monitor, guard and counters of one session.
+pub(crate) struct Watch {
+    pub focus: Arc<Mutex<Focus>>,
+    pub monitor: watch::Receiver<Arc<MonitorState>>,
+    pub counters: Arc<Counters>,
+    pub started: Instant,
+    _monitor: MonitorHandle,
+    guard: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.guard.abort();
+    }
+}
+
+/// Starts the monitor on the session's backends, and the guard over it.
+pub(crate) fn start_watch(
+    plan: &Plan,
+    target: &Target,
+    session: &Session,
+    wiring_tx: watch::Sender<Arc<MonitorState>>,
+    monitor: watch::Receiver<Arc<MonitorState>>,
+    abort: AbortHandle,
+    out: &Emitter,
+) -> Watch {
+    let focus = Arc::new(Mutex::new(Focus {
+        ours: vec![session.main.pid(), session.side.pid()],
+        table: None,
+        key: None,
+    }));
+    let handle = monitor::spawn(target.clone(), focus.clone(), wiring_tx);
+    let counters = Arc::new(Counters::default());
+    let started = Instant::now();
+    let guard = spawn_guard(
+        Guard::new(plan.abort.clone()),
+        monitor.clone(),
+        counters.clone(),
+        abort,
+        out.clone(),
+        started,
+    );
+    Watch {
+        focus,
+        monitor,
+        counters,
+        started,
+        _monitor: handle,
+        guard,
+    }
+}
+
+/// Evaluates the abort criteria on every sample while steps run, and once a
+/// second for staleness; on a trip, records it and aborts.
+fn spawn_guard(
+    mut guard: Guard,
+    mut monitor: watch::Receiver<Arc<MonitorState>>,
+    counters: Arc<Counters>,
+    abort: AbortHandle,
+    out: Emitter,
+    started: Instant,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                changed = monitor.changed() => if changed.is_err() { return },
+                _ = tick.tick() => {}
+            }
+            if out.snapshot().state != RunState::Running {
+                continue;
+            }
+            let state = monitor.borrow().clone();
+            let silent = if state.sample.seq == 0 {
+                started.elapsed()
+            } else {
+                state.sample.taken.elapsed()
+            };
+            let lock_timeouts = counters
+                .lock_timeouts
+                .load(std::sync::atomic::Ordering::Relaxed);
+            let trip = guard
+                .stale(silent)
+                .or_else(|| guard.observe(&state.sample, lock_timeouts));
+            if let Some(trip) = trip {
+                out.emit(EventKind::CriterionTripped {
+                    criterion: trip.criterion.to_string(),
+                    value: trip.value.clone(),
+                    limit: trip.limit.clone(),
+                    detail: trip.detail.clone(),
+                });
+                abort.abort(trip.reason());
+                return;
+            }
+        }
+    })
+}
+
 /// Starts (or resumes) a run of a plan in a background task.
 pub fn spawn_run(plan: LoadedPlan, target: Target, opts: RunOptions) -> EngineHandle {
-    spawn_with(opts.yes, move |control, out, cell, remote| {
+    spawn_with(opts.yes, move |wiring| {
         Box::pin(async move {
-            let mut control = control;
-            let result = drive(&plan, &target, &opts, &mut control, &out, &cell, remote).await;
+            let Wiring {
+                mut control,
+                out,
+                journal,
+                remote,
+                monitor_tx,
+                monitor_rx,
+            } = wiring;
+            let result = drive(
+                &plan,
+                &target,
+                &opts,
+                &mut control,
+                &out,
+                &journal,
+                remote,
+                (monitor_tx, monitor_rx),
+            )
+            .await;
             finish(result, &out)
         })
     })
@@ -369,6 +507,7 @@ async fn find_or_create_run(
     Ok(Ok((run, false)))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     loaded: &LoadedPlan,
     target: &Target,
@@ -377,6 +516,10 @@ async fn drive(
     out: &Emitter,
     cell: &OnceCell<Arc<Conn>>,
     remote: mpsc::Sender<Command>,
+    (monitor_tx, monitor_rx): (
+        watch::Sender<Arc<MonitorState>>,
+        watch::Receiver<Arc<MonitorState>>,
+    ),
 ) -> Result<Outcome, String> {
     let started = Instant::now();
     let plan = &loaded.plan;
@@ -397,17 +540,23 @@ async fn drive(
         }
     };
     out.set_run_id(run.id);
-    let listener = spawn_listener(session.notifications, run.id, remote, control.abort.clone());
-    let result = drive_run(
+    let watch = start_watch(
         plan,
-        opts,
-        control,
+        target,
+        &session,
+        monitor_tx,
+        monitor_rx,
+        control.abort.clone(),
         out,
-        &session.main,
-        &session.side,
-        &run,
-        resumed,
-        started,
+    );
+    let Session {
+        main,
+        side,
+        notifications,
+    } = session;
+    let listener = spawn_listener(notifications, run.id, remote, control.abort.clone());
+    let result = drive_run(
+        plan, opts, control, out, &main, &side, &run, resumed, started, &watch,
     )
     .await;
     listener.abort();
@@ -425,6 +574,7 @@ async fn drive_run(
     run: &RunRow,
     resumed: bool,
     started: Instant,
+    watch: &Watch,
 ) -> Result<Outcome, String> {
     let timeout = plan.settings.statement_timeout;
     main.client
@@ -535,6 +685,10 @@ async fn drive_run(
                 control,
                 out,
                 name: name.clone(),
+                monitor: &watch.monitor,
+                focus: &watch.focus,
+                counters: &watch.counters,
+                monitor_started: watch.started,
             };
             let result = steps::run(step, &mut ctx).await;
             match result {

@@ -218,6 +218,27 @@ pub enum EventKind {
         /// That phase's index (0 = everything).
         phase: usize,
     },
+    /// An abort criterion tripped (the run aborts).
+    CriterionTripped {
+        /// The `[abort]` setting.
+        criterion: String,
+        /// The measured value.
+        value: String,
+        /// Its limit.
+        limit: String,
+        /// What was over.
+        detail: String,
+    },
+    /// Batches are held or slowed, and why.
+    Throttled {
+        /// Why.
+        reason: String,
+    },
+    /// Batches run freely again.
+    Unthrottled {
+        /// How long they were held, ms.
+        held_ms: u64,
+    },
     /// Anything else worth a line.
     Notice {
         /// The line.
@@ -229,12 +250,14 @@ impl EventKind {
     /// The level this kind of event has.
     pub fn level(&self) -> Level {
         match self {
-            EventKind::Retry { .. } | EventKind::Paused { .. } | EventKind::Aborting { .. } => {
-                Level::Warn
-            }
-            EventKind::StepFailed { .. } | EventKind::Failed { .. } | EventKind::Aborted { .. } => {
-                Level::Error
-            }
+            EventKind::Retry { .. }
+            | EventKind::Paused { .. }
+            | EventKind::Aborting { .. }
+            | EventKind::Throttled { .. } => Level::Warn,
+            EventKind::StepFailed { .. }
+            | EventKind::Failed { .. }
+            | EventKind::Aborted { .. }
+            | EventKind::CriterionTripped { .. } => Level::Error,
             _ => Level::Info,
         }
     }
@@ -342,6 +365,17 @@ impl EventKind {
                 Some(phase) => format!("rolled back to the start of phase {phase}"),
                 None => "rolled back: every step undone".into(),
             },
+            EventKind::CriterionTripped {
+                criterion,
+                value,
+                limit,
+                detail,
+            } => format!("abort criterion {criterion} tripped: {detail} ({value} > {limit})"),
+            EventKind::Throttled { reason } => reason.clone(),
+            EventKind::Unthrottled { held_ms } => format!(
+                "throttle released after {}",
+                short_duration(Duration::from_millis(*held_ms))
+            ),
             EventKind::Notice { message } => message.clone(),
         }
     }

@@ -48,7 +48,9 @@ pub fn over_limits(limits: &AbortLimits, sample: &Sample, lock_timeouts: u32) ->
         let worst = sample
             .worst_lag()
             .map(|r| (r.name.clone(), r.replay_lag))
-            .or(sample.own_replay_delay.map(|d| ("this standby".to_string(), d)));
+            .or(sample
+                .own_replay_delay
+                .map(|d| ("this standby".to_string(), d)));
         if let Some((name, lag)) = worst
             && lag > limit
         {
@@ -89,7 +91,10 @@ pub fn over_limits(limits: &AbortLimits, sample: &Sample, lock_timeouts: u32) ->
             criterion: "lock_wait",
             value: dur(w.waited),
             limit: dur(limit),
-            detail: format!("session {} ({}) waits behind the migration", w.pid, w.application),
+            detail: format!(
+                "session {} ({}) waits behind the migration",
+                w.pid, w.application
+            ),
         });
     }
     if let Some(limit) = limits.blocked_sessions {
@@ -247,7 +252,11 @@ mod tests {
         under.replicas = vec![replica(1, 0)];
         assert_eq!(g.observe(&under, 0), None);
         over.seq = 3;
-        assert_eq!(g.observe(&over, 0), None, "over, under, over: never twice in a row");
+        assert_eq!(
+            g.observe(&over, 0),
+            None,
+            "over, under, over: never twice in a row"
+        );
     }
 
     #[test]
@@ -288,7 +297,10 @@ mod tests {
         assert!(t[0].detail.contains("session 12"));
         s.lock_waits.push(waiter(13, 1, true));
         let t = over_limits(&limits(), &s, 0);
-        assert!(t.iter().any(|t| t.criterion == "blocked_sessions" && t.value == "3"));
+        assert!(
+            t.iter()
+                .any(|t| t.criterion == "blocked_sessions" && t.value == "3")
+        );
     }
 
     #[test]

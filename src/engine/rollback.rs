@@ -8,8 +8,8 @@ use tokio::sync::{OnceCell, mpsc};
 
 use super::control::{Command, Control};
 use super::driver::{
-    EngineHandle, Outcome, clean_up_step, finish, open_session, retry_policy, spawn_listener,
-    spawn_with, statuses,
+    EngineHandle, Outcome, Wiring, clean_up_step, finish, open_session, retry_policy,
+    spawn_listener, spawn_with, start_watch, statuses,
 };
 use super::emitter::Emitter;
 use super::events::EventKind;
@@ -22,10 +22,27 @@ use crate::plan::{LoadedPlan, Plan};
 /// Starts a rollback of the plan's run, back to the start of phase `to`
 /// (or everything).
 pub fn spawn_rollback(plan: LoadedPlan, target: Target, to: Option<String>) -> EngineHandle {
-    spawn_with(false, move |control, out, cell, remote| {
+    spawn_with(false, move |wiring| {
         Box::pin(async move {
-            let mut control = control;
-            let result = rollback(&plan, &target, to, &mut control, &out, &cell, remote).await;
+            let Wiring {
+                mut control,
+                out,
+                journal,
+                remote,
+                monitor_tx,
+                monitor_rx,
+            } = wiring;
+            let result = rollback(
+                &plan,
+                &target,
+                to,
+                &mut control,
+                &out,
+                &journal,
+                remote,
+                (monitor_tx, monitor_rx),
+            )
+            .await;
             finish(result, &out)
         })
     })
@@ -137,6 +154,7 @@ async fn find_run(plan: &LoadedPlan, side: &Conn) -> Result<RunRow, String> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn rollback(
     loaded: &LoadedPlan,
     target: &Target,
@@ -145,13 +163,17 @@ async fn rollback(
     out: &Emitter,
     cell: &OnceCell<Arc<Conn>>,
     remote: mpsc::Sender<Command>,
+    (monitor_tx, monitor_rx): (
+        tokio::sync::watch::Sender<Arc<crate::monitor::MonitorState>>,
+        tokio::sync::watch::Receiver<Arc<crate::monitor::MonitorState>>,
+    ),
 ) -> Result<Outcome, String> {
     let plan = &loaded.plan;
     let to_phase = match &to {
         Some(name) => phase_index(plan, name)?,
         None => 0,
     };
-    let session = open_session(loaded, target, out, cell).await?;
+    let mut session = open_session(loaded, target, out, cell).await?;
     let run = find_run(loaded, &session.side).await?;
     out.set_run_id(run.id);
     let rows = journal::steps(&session.side.client, run.id)
@@ -159,7 +181,20 @@ async fn rollback(
         .map_err(|e| e.to_string())?;
     let mut table = statuses(plan, &rows);
     let items = undo_list(plan, &table, to_phase)?;
-    let listener = spawn_listener(session.notifications, run.id, remote, control.abort.clone());
+    let _watch = start_watch(
+        plan,
+        target,
+        &session,
+        monitor_tx,
+        monitor_rx,
+        control.abort.clone(),
+        out,
+    );
+    let notifications = std::mem::replace(
+        &mut session.notifications,
+        tokio::sync::mpsc::unbounded_channel().1,
+    );
+    let listener = spawn_listener(notifications, run.id, remote, control.abort.clone());
     out.progress(|p| {
         p.state = RunState::RollingBack;
         p.statuses = table.clone();

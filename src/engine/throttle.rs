@@ -251,7 +251,9 @@ impl Gentle {
             "gentle: probe p95 {} (target {}){}, pausing {} between batches",
             short_duration(p95),
             short_duration(self.target),
-            self.cap.map(|c| format!(", batch ≤ {c}")).unwrap_or_default(),
+            self.cap
+                .map(|c| format!(", batch ≤ {c}"))
+                .unwrap_or_default(),
             short_duration(self.pause)
         ))
     }
@@ -296,7 +298,10 @@ mod lag_tests {
             Some("throttled: replica r1 lag 7.2s > 5s")
         );
         let r = hold_reason(&throttle(), &with_replica(0, 3_000_000), fresh).unwrap();
-        assert!(r.starts_with("throttled: replica r1 3.0 MB behind > 1.0 MB"), "{r}");
+        assert!(
+            r.starts_with("throttled: replica r1 3.0 MB behind > 1.0 MB"),
+            "{r}"
+        );
     }
 
     #[test]
@@ -321,7 +326,11 @@ mod lag_tests {
     #[test]
     fn unset_limits_never_hold() {
         assert_eq!(
-            hold_reason(&Throttle::default(), &with_replica(999_999, i64::MAX / 4), Duration::ZERO),
+            hold_reason(
+                &Throttle::default(),
+                &with_replica(999_999, i64::MAX / 4),
+                Duration::ZERO
+            ),
             None
         );
     }
@@ -335,7 +344,11 @@ mod lag_tests {
         g.observe(Duration::from_millis(12), 5_000, 100);
         assert_eq!(g.cap(), Some(3_750));
         assert!(g.pause() > Duration::from_millis(20));
-        assert!(g.reason(Duration::from_millis(12)).unwrap().contains("batch ≤ 3750"));
+        assert!(
+            g.reason(Duration::from_millis(12))
+                .unwrap()
+                .contains("batch ≤ 3750")
+        );
         for _ in 0..30 {
             g.observe(Duration::from_millis(2), 3_750, 100);
         }

@@ -29,7 +29,11 @@ WHERE NOT l.granted";
 
 /// Samples lock waits; `ours` are the migration's backends.
 pub async fn sample(conn: &Conn, version: i32, ours: &[i32]) -> Result<Vec<LockWait>, DbError> {
-    let sql = if version >= 140000 { WAITS_PG14 } else { WAITS_OLD };
+    let sql = if version >= 140000 {
+        WAITS_PG14
+    } else {
+        WAITS_OLD
+    };
     let rows = conn
         .client
         .query(sql, &[])

@@ -212,8 +212,6 @@ fn record(history: &mut History, sample: &Sample, now: Instant) {
         .push(now, sample.blocked_behind_us().count() as f64);
     history.tps.push(now, sample.tps);
     if let Some(p) = &sample.probe {
-        history
-            .probe_p95_ms
-            .push(now, p.p95.as_secs_f64() * 1000.0);
+        history.probe_p95_ms.push(now, p.p95.as_secs_f64() * 1000.0);
     }
 }

@@ -104,7 +104,10 @@ async fn prepare(conn: &Conn, table: &str, key: &str) -> Option<ProbeTarget> {
         .get(0);
     let bounds = conn
         .client
-        .query_one(&format!("SELECT min({qk})::text, max({qk})::text FROM {qt}"), &[])
+        .query_one(
+            &format!("SELECT min({qk})::text, max({qk})::text FROM {qt}"),
+            &[],
+        )
         .await
         .ok()?;
     let (lo, hi): (Option<String>, Option<String>) = (bounds.get(0), bounds.get(1));

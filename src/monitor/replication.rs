@@ -55,7 +55,10 @@ fn secs(v: Option<f64>) -> Duration {
 }
 
 /// Samples standbys (on a primary).
-pub async fn replicas(conn: &Conn, tracker: &mut ReplayTracker) -> Result<Vec<ReplicaLag>, DbError> {
+pub async fn replicas(
+    conn: &Conn,
+    tracker: &mut ReplayTracker,
+) -> Result<Vec<ReplicaLag>, DbError> {
     let rows = conn
         .client
         .query(REPLICAS, &[])

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use super::{Ctx, StepError};
 use crate::db::{Conn, DbError, quote_ident, quote_qualified};
+use crate::engine::events::EventKind;
 use crate::engine::progress::{BatchProgress, RateWindow};
-use crate::engine::throttle::BatchSizer;
+use crate::engine::throttle::{BatchSizer, Gentle, hold_reason};
 use crate::plan::model::BackfillStep;
 
 /// First batch size when the plan gives none.
@@ -171,6 +172,10 @@ pub async fn run(spec: &BackfillStep, ctx: &mut Ctx<'_>) -> Result<String, StepE
         throttle.min_batch_size,
         throttle.max_batch_size,
     );
+    let _focus = FocusOn::new(ctx, &spec.table, &spec.key);
+    let mut gentle = throttle.probe_latency.map(|t| Gentle::new(t.0));
+    let mut gentle_seq = 0;
+    let mut held: Option<Instant> = None;
     let started = Instant::now();
     let mut rate = RateWindow::new(Duration::from_secs(10));
     rate.record(started, rows_done);
@@ -190,7 +195,24 @@ pub async fn run(spec: &BackfillStep, ctx: &mut Ctx<'_>) -> Result<String, StepE
     );
     loop {
         ctx.control.safe_point(ctx.out).await?;
-        let size = ctx.control.batch_override.unwrap_or(sizer.size()) as i64;
+        hold_while_throttled(ctx, &mut held).await?;
+        if let Some(g) = &gentle
+            && !g.pause().is_zero()
+        {
+            tokio::select! {
+                _ = tokio::time::sleep(g.pause()) => {}
+                _ = cancel.cancelled() => {}
+            }
+            ctx.control.safe_point(ctx.out).await?;
+        }
+        let size = match (
+            ctx.control.batch_override,
+            gentle.as_ref().and_then(Gentle::cap),
+        ) {
+            (Some(operator), _) => operator,
+            (None, Some(cap)) => sizer.size().min(cap),
+            (None, None) => sizer.size(),
+        } as i64;
         let t0 = Instant::now();
         let statement = if last_key.is_some() { &next } else { &first };
         let query = ctx
@@ -240,6 +262,17 @@ pub async fn run(spec: &BackfillStep, ctx: &mut Ctx<'_>) -> Result<String, StepE
         batches += 1;
         rate.record(Instant::now(), rows_done);
         sizer.observe(n as u64, elapsed);
+        if let Some(g) = gentle.as_mut() {
+            let state = ctx.monitor.borrow().clone();
+            if let Some(probe) = &state.sample.probe
+                && state.sample.seq != gentle_seq
+            {
+                gentle_seq = state.sample.seq;
+                g.observe(probe.recent_p95, size as u64, throttle.min_batch_size);
+                let reason = g.reason(probe.recent_p95);
+                ctx.out.progress(|p| p.throttle = reason);
+            }
+        }
         publish(
             ctx,
             spec,
@@ -256,6 +289,71 @@ pub async fn run(spec: &BackfillStep, ctx: &mut Ctx<'_>) -> Result<String, StepE
     Ok(format!(
         "{rows_updated} rows updated ({rows_done} keys in {batches} batches this session)"
     ))
+}
+
+/// Points the monitor's probe and table statistics at the backfilled
+/// table for as long as the step runs.
+struct FocusOn<'a>(&'a std::sync::Mutex<crate::monitor::Focus>);
+
+impl<'a> FocusOn<'a> {
+    fn new(ctx: &Ctx<'a>, table: &str, key: &str) -> FocusOn<'a> {
+        if let Ok(mut f) = ctx.focus.lock() {
+            f.table = Some(table.to_string());
+            f.key = Some(key.to_string());
+        }
+        FocusOn(ctx.focus)
+    }
+}
+
+impl Drop for FocusOn<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut f) = self.0.lock() {
+            f.table = None;
+            f.key = None;
+        }
+    }
+}
+
+/// Holds batches while a replica or slot is over the `[throttle]` limits
+/// or the monitor is silent, saying why; honours pause and abort meanwhile.
+async fn hold_while_throttled(
+    ctx: &mut Ctx<'_>,
+    held: &mut Option<Instant>,
+) -> Result<(), StepError> {
+    loop {
+        let state = ctx.monitor.borrow().clone();
+        let silent = if state.sample.seq == 0 {
+            ctx.monitor_started.elapsed()
+        } else {
+            state.sample.taken.elapsed()
+        };
+        match hold_reason(&ctx.plan.throttle, &state.sample, silent) {
+            None => {
+                if let Some(since) = held.take() {
+                    ctx.out.emit(EventKind::Unthrottled {
+                        held_ms: since.elapsed().as_millis() as u64,
+                    });
+                    ctx.out.progress(|p| p.throttle = None);
+                }
+                return Ok(());
+            }
+            Some(reason) => {
+                if held.is_none() {
+                    *held = Some(Instant::now());
+                    ctx.out.emit(EventKind::Throttled {
+                        reason: reason.clone(),
+                    });
+                }
+                ctx.out.progress(|p| p.throttle = Some(reason));
+                let cancel = ctx.control.abort.token().clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = cancel.cancelled() => {}
+                }
+                ctx.control.safe_point(ctx.out).await?;
+            }
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -51,6 +51,14 @@ pub struct Ctx<'a> {
     pub out: &'a Emitter,
     /// Step name, for messages.
     pub name: String,
+    /// The latest monitor sample.
+    pub monitor: &'a tokio::sync::watch::Receiver<std::sync::Arc<crate::monitor::MonitorState>>,
+    /// What the monitor looks at.
+    pub focus: &'a std::sync::Arc<std::sync::Mutex<crate::monitor::Focus>>,
+    /// Run-wide counters for the guard.
+    pub counters: &'a std::sync::Arc<super::control::Counters>,
+    /// When the monitor started (for staleness before its first sample).
+    pub monitor_started: std::time::Instant,
 }
 
 impl Ctx<'_> {
@@ -71,7 +79,11 @@ impl Ctx<'_> {
     pub fn retry_reporter(&self) -> impl FnMut(&RetryNotice) + Send + 'static {
         let out = self.out.clone();
         let name = self.name.clone();
+        let counters = self.counters.clone();
         move |n: &RetryNotice| {
+            counters
+                .lock_timeouts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             out.emit(EventKind::Retry {
                 name: name.clone(),
                 retry: n.retry,

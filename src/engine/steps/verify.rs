@@ -19,20 +19,38 @@ pub async fn run(spec: &VerifyStep, ctx: &mut Ctx<'_>) -> Result<String, StepErr
         _ => None,
     });
     let expected = expected_text(&spec.expect);
-    match got {
-        Some(value) if value == expected => Ok(format!("{} = {}", spec.sql.trim(), show(&value))),
-        Some(value) => Err(StepError::Failed(format!(
-            "verification failed: `{}` returned {}, expected {}",
-            spec.sql.trim(),
-            show(&value),
-            show(&expected)
-        ))),
-        None => Err(StepError::Failed(format!(
-            "verification failed: `{}` returned no row, expected {}",
-            spec.sql.trim(),
-            show(&expected)
-        ))),
-    }
+    let got = match got {
+        Some(value) if value == expected => {
+            return Ok(format!("{} = {}", spec.sql.trim(), show(&value)));
+        }
+        Some(value) => value,
+        None => Some("no row".to_string()),
+    };
+    // A failed verification is an abort criterion: stop, keep everything
+    // as it is for the operator to inspect; `cutover run` re-checks.
+    let trip = crate::engine::guard::Trip {
+        criterion: "failed_verification",
+        value: show(&got),
+        limit: format!("expected {}", show(&expected)),
+        detail: format!("`{}` returned {}", spec.sql.trim(), show(&got)),
+    };
+    ctx.out
+        .emit(crate::engine::events::EventKind::CriterionTripped {
+            criterion: trip.criterion.into(),
+            value: trip.value.clone(),
+            limit: trip.limit.clone(),
+            detail: trip.detail.clone(),
+        });
+    let reason = format!(
+        "verification failed: `{}` returned {}, expected {}",
+        spec.sql.trim(),
+        show(&got),
+        show(&expected)
+    );
+    ctx.control.abort.abort(reason.clone());
+    Err(StepError::Stopped(crate::engine::control::Stop::Aborted(
+        reason,
+    )))
 }
 
 /// `expect` as PostgreSQL prints the value in text form.
