@@ -4,16 +4,15 @@
 use std::time::{Duration, Instant};
 
 use super::sample::OpenXact;
-use crate::db::{Conn, DbError};
 
-const OPEN_XACTS: &str = "
+pub const OPEN_XACTS: &str = "
 SELECT pid, coalesce(state, ''), extract(epoch FROM now() - xact_start)::float8,
        age(backend_xmin), coalesce(application_name, ''), left(coalesce(query, ''), 200)
 FROM pg_stat_activity
 WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend'
 ORDER BY xact_start LIMIT 5";
 
-const COUNTS: &str = "
+pub const COUNTS: &str = "
 SELECT count(*) FILTER (WHERE state = 'active'),
        count(*) FILTER (WHERE state LIKE 'idle in transaction%'),
        (SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()),
@@ -58,17 +57,18 @@ pub struct Activity {
     pub rollbacks_per_sec: f64,
 }
 
-/// Samples activity.
-pub async fn sample(conn: &Conn, rates: &mut Rates) -> Result<Activity, DbError> {
-    let ctx = |e| DbError::sql("sampling activity", e);
-    let xacts = conn.client.query(OPEN_XACTS, &[]).await.map_err(ctx)?;
-    let counts = conn.client.query_one(COUNTS, &[]).await.map_err(ctx)?;
+/// Reads the two activity results.
+pub fn parse(
+    xacts: &[tokio_postgres::Row],
+    counts: &tokio_postgres::Row,
+    rates: &mut Rates,
+) -> Activity {
     let (tps, rollbacks_per_sec) = rates.update(
         Instant::now(),
         counts.get::<_, Option<i64>>(2).unwrap_or(0),
         counts.get::<_, Option<i64>>(3).unwrap_or(0),
     );
-    Ok(Activity {
+    Activity {
         open_xacts: xacts
             .iter()
             .map(|r| OpenXact {
@@ -84,7 +84,7 @@ pub async fn sample(conn: &Conn, rates: &mut Rates) -> Result<Activity, DbError>
         idle_in_xact: counts.get(1),
         tps,
         rollbacks_per_sec,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -3,11 +3,10 @@
 use std::time::Duration;
 
 use super::sample::LockWait;
-use crate::db::{Conn, DbError};
 
 /// Every ungranted lock with its waiter and blockers. `waitstart` exists
 /// from PG 14; older servers fall back to the query's start.
-const WAITS_PG14: &str = "
+pub const WAITS_PG14: &str = "
 SELECT l.pid, coalesce(a.application_name, ''),
        CASE WHEN l.relation IS NOT NULL THEN 'relation ' || l.relation::regclass::text
             ELSE l.locktype END,
@@ -17,7 +16,7 @@ SELECT l.pid, coalesce(a.application_name, ''),
 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE NOT l.granted";
 
-const WAITS_OLD: &str = "
+pub const WAITS_OLD: &str = "
 SELECT l.pid, coalesce(a.application_name, ''),
        CASE WHEN l.relation IS NOT NULL THEN 'relation ' || l.relation::regclass::text
             ELSE l.locktype END,
@@ -27,20 +26,18 @@ SELECT l.pid, coalesce(a.application_name, ''),
 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE NOT l.granted";
 
-/// Samples lock waits; `ours` are the migration's backends.
-pub async fn sample(conn: &Conn, version: i32, ours: &[i32]) -> Result<Vec<LockWait>, DbError> {
-    let sql = if version >= 140000 {
+/// The SQL for this server version.
+pub fn sql(version: i32) -> &'static str {
+    if version >= 140000 {
         WAITS_PG14
     } else {
         WAITS_OLD
-    };
-    let rows = conn
-        .client
-        .query(sql, &[])
-        .await
-        .map_err(|e| DbError::sql("sampling lock waits", e))?;
-    Ok(rows
-        .iter()
+    }
+}
+
+/// Reads the rows; `ours` are the migration's backends.
+pub fn parse(rows: &[tokio_postgres::Row], ours: &[i32]) -> Vec<LockWait> {
+    rows.iter()
         .map(|r| {
             let pid: i32 = r.get(0);
             let blocked_by: Vec<i32> = r.get(4);
@@ -57,5 +54,5 @@ pub async fn sample(conn: &Conn, version: i32, ours: &[i32]) -> Result<Vec<LockW
                 query: r.get(6),
             }
         })
-        .collect())
+        .collect()
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_postgres::Statement;
 
 use crate::db::{Conn, DbError, Target};
 use history::History;
@@ -71,57 +72,116 @@ pub fn spawn(
     }
 }
 
+/// The monitor's statements, prepared once per connection.
+struct Prepared {
+    recovery: Statement,
+    locks: Statement,
+    replicas: Statement,
+    slots: Statement,
+    xacts: Statement,
+    counts: Statement,
+    index: Statement,
+    table: Statement,
+    size: Statement,
+}
+
 /// Per-connection memory of the sampler.
 #[derive(Default)]
 pub struct Sampler {
     seq: u64,
     rates: activity::Rates,
     replay: replication::ReplayTracker,
-    version: i32,
+    prepared: Option<Prepared>,
 }
 
 impl Sampler {
-    /// Takes one sample.
+    async fn prepare(conn: &Conn) -> Result<Prepared, DbError> {
+        let version: i32 = conn
+            .client
+            .query_one("SHOW server_version_num", &[])
+            .await
+            .map_err(|e| DbError::sql("reading server_version_num", e))?
+            .get::<_, String>(0)
+            .parse()
+            .unwrap_or(0);
+        let c = &conn.client;
+        let ctx = |e| DbError::sql("preparing the monitor's queries", e);
+        let replicas = replication::sql(replication::REPLICAS);
+        let slots = replication::sql(replication::SLOTS);
+        let (recovery, locks, replicas, slots, xacts, counts, index, table, size) =
+            tokio::try_join!(
+                c.prepare(replication::RECOVERY),
+                c.prepare(locks::sql(version)),
+                c.prepare(&replicas),
+                c.prepare(&slots),
+                c.prepare(activity::OPEN_XACTS),
+                c.prepare(activity::COUNTS),
+                c.prepare(table::INDEX_PROGRESS),
+                c.prepare(table::TABLE_STATS),
+                c.prepare(table::TABLE_SIZE),
+            )
+            .map_err(ctx)?;
+        Ok(Prepared {
+            recovery,
+            locks,
+            replicas,
+            slots,
+            xacts,
+            counts,
+            index,
+            table,
+            size,
+        })
+    }
+
+    /// Takes one sample: every query goes out at once, pipelined on the
+    /// one connection, so a sample costs about one round trip.
     pub async fn sample(&mut self, conn: &Conn, focus: &Focus) -> Result<Sample, DbError> {
         let started = Instant::now();
-        if self.version == 0 {
-            self.version = conn
-                .client
-                .query_one("SHOW server_version_num", &[])
-                .await
-                .map_err(|e| DbError::sql("reading server_version_num", e))?
-                .get::<_, String>(0)
-                .parse()
-                .unwrap_or(0);
+        if self.prepared.is_none() {
+            self.prepared = Some(Self::prepare(conn).await?);
         }
-        let in_recovery: bool = conn
-            .client
-            .query_one("SELECT pg_is_in_recovery()", &[])
-            .await
-            .map_err(|e| DbError::sql("sampling recovery state", e))?
-            .get(0);
-        let lock_waits = locks::sample(conn, self.version, &focus.ours).await?;
-        let (replicas, slots, own_replay_delay) = if in_recovery {
-            (
-                Vec::new(),
-                Vec::new(),
-                Some(replication::own_delay(conn).await?),
-            )
-        } else {
-            (
-                replication::replicas(conn, &mut self.replay).await?,
-                replication::slots(conn).await?,
-                None,
-            )
+        let Some(p) = self.prepared.as_ref() else {
+            return Err(DbError::Cancelled);
         };
-        let act = activity::sample(conn, &mut self.rates).await?;
-        let index_build = if focus.ours.is_empty() {
-            None
-        } else {
-            table::index_build(conn, &focus.ours).await?
-        };
-        let table = match &focus.table {
-            Some(t) => table::stats(conn, t).await?,
+        let c = &conn.client;
+        let table_name = focus.table.as_deref().map(crate::db::quote_qualified);
+        let no_table = String::new();
+        let name = table_name.as_ref().unwrap_or(&no_table);
+        let ctx = |e| DbError::sql("sampling", e);
+        let ours = [&focus.ours as &(dyn tokio_postgres::types::ToSql + Sync)];
+        let table_param = [name as &(dyn tokio_postgres::types::ToSql + Sync)];
+        let (recovery, lock_rows, replica_rows, slot_rows, xact_rows, counts, index, table, size) = tokio::join!(
+            c.query_one(&p.recovery, &[]),
+            c.query(&p.locks, &[]),
+            c.query(&p.replicas, &[]),
+            c.query(&p.slots, &[]),
+            c.query(&p.xacts, &[]),
+            c.query_one(&p.counts, &[]),
+            c.query_opt(&p.index, &ours),
+            c.query_opt(&p.table, &table_param),
+            async {
+                if table_name.is_some() {
+                    Some(c.query_one(&p.size, &table_param).await)
+                } else {
+                    None
+                }
+            },
+        );
+        let (in_recovery, own_replay_delay) = replication::parse_recovery(&recovery.map_err(ctx)?);
+        let act = activity::parse(
+            &xact_rows.map_err(ctx)?,
+            &counts.map_err(ctx)?,
+            &mut self.rates,
+        );
+        // The size takes an ACCESS SHARE lock; with the monitor's short
+        // lock_timeout it is skipped rather than waited for.
+        let size = match size {
+            Some(Ok(r)) => r.get::<_, Option<i64>>(0),
+            Some(Err(e)) => {
+                tracing::debug!("table size skipped: {e}");
+                None
+            }
             None => None,
         };
         self.seq += 1;
@@ -132,16 +192,18 @@ impl Sampler {
             cost: started.elapsed(),
             in_recovery,
             own_replay_delay,
-            lock_waits,
-            replicas,
-            slots,
+            lock_waits: locks::parse(&lock_rows.map_err(ctx)?, &focus.ours),
+            replicas: replication::parse_replicas(&replica_rows.map_err(ctx)?, &mut self.replay),
+            slots: replication::parse_slots(&slot_rows.map_err(ctx)?),
             open_xacts: act.open_xacts,
             active: act.active,
             idle_in_xact: act.idle_in_xact,
             tps: act.tps,
             rollbacks_per_sec: act.rollbacks_per_sec,
-            index_build,
-            table,
+            index_build: table::parse_index(index.map_err(ctx)?.as_ref()),
+            table: focus.table.as_deref().and_then(|t| {
+                table::parse_table(t, table.as_ref().ok().and_then(|r| r.as_ref()), size)
+            }),
             probe: None,
         })
     }
@@ -163,7 +225,12 @@ async fn sample_loop(
         if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
             match Conn::connect(&target).await {
                 Ok(c) => {
-                    let _ = c.client.batch_execute("SET statement_timeout = '5s'").await;
+                    // The monitor must never queue behind a lock (it would
+                    // become one more session blocked by the migration).
+                    let _ = c
+                        .client
+                        .batch_execute("SET statement_timeout = '5s'; SET lock_timeout = '100ms'")
+                        .await;
                     conn = Some(c);
                     sampler = Sampler {
                         seq: sampler.seq,

@@ -5,26 +5,39 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::sample::{ReplicaLag, SlotInfo};
-use crate::db::{Conn, DbError};
 
-const REPLICAS: &str = "
+/// The WAL position "now", on a primary or a (cascading) standby alike.
+const CURRENT_LSN: &str =
+    "CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END";
+
+/// Standbys streaming from this server.
+pub const REPLICAS: &str = "
 SELECT coalesce(application_name, ''), coalesce(state, ''),
-       coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), sent_lsn), 0)::bigint,
-       coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::bigint,
+       coalesce(pg_wal_lsn_diff(CURRENT_LSN, sent_lsn), 0)::bigint,
+       coalesce(pg_wal_lsn_diff(CURRENT_LSN, replay_lsn), 0)::bigint,
        extract(epoch FROM write_lag)::float8,
        extract(epoch FROM flush_lag)::float8,
        extract(epoch FROM replay_lag)::float8,
        replay_lsn::text
 FROM pg_stat_replication ORDER BY application_name";
 
-const SLOTS: &str = "
+/// Replication slots and the WAL each retains.
+pub const SLOTS: &str = "
 SELECT slot_name::text, slot_type, active,
-       coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::bigint
+       coalesce(pg_wal_lsn_diff(CURRENT_LSN, restart_lsn), 0)::bigint
 FROM pg_replication_slots ORDER BY slot_name";
 
-const OWN_DELAY: &str = "
-SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+/// Recovery state, and on a standby its own replay delay.
+pub const RECOVERY: &str = "
+SELECT pg_is_in_recovery(),
+       CASE WHEN NOT pg_is_in_recovery() THEN NULL
+            WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
             ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END::float8";
+
+/// The SQL with the position expression filled in.
+pub fn sql(template: &str) -> String {
+    template.replace("CURRENT_LSN", CURRENT_LSN)
+}
 
 /// Remembers when each standby's replay position last moved: when replay
 /// stops, `replay_lag` freezes at its last value, but a standby whose
@@ -54,19 +67,13 @@ fn secs(v: Option<f64>) -> Duration {
     Duration::from_secs_f64(v.unwrap_or(0.0).max(0.0))
 }
 
-/// Samples standbys (on a primary).
-pub async fn replicas(
-    conn: &Conn,
+/// Reads the standbys' rows.
+pub fn parse_replicas(
+    rows: &[tokio_postgres::Row],
     tracker: &mut ReplayTracker,
-) -> Result<Vec<ReplicaLag>, DbError> {
-    let rows = conn
-        .client
-        .query(REPLICAS, &[])
-        .await
-        .map_err(|e| DbError::sql("sampling replication", e))?;
+) -> Vec<ReplicaLag> {
     let now = Instant::now();
-    Ok(rows
-        .iter()
+    rows.iter()
         .map(|r| {
             let name: String = r.get(0);
             let replay_bytes: i64 = r.get(3);
@@ -87,35 +94,26 @@ pub async fn replicas(
                 name,
             }
         })
-        .collect())
+        .collect()
 }
 
-/// Samples replication slots (on a primary).
-pub async fn slots(conn: &Conn) -> Result<Vec<SlotInfo>, DbError> {
-    let rows = conn
-        .client
-        .query(SLOTS, &[])
-        .await
-        .map_err(|e| DbError::sql("sampling replication slots", e))?;
-    Ok(rows
-        .iter()
+/// Reads the slots' rows.
+pub fn parse_slots(rows: &[tokio_postgres::Row]) -> Vec<SlotInfo> {
+    rows.iter()
         .map(|r| SlotInfo {
             name: r.get(0),
             kind: r.get(1),
             active: r.get(2),
             retained_bytes: r.get(3),
         })
-        .collect())
+        .collect()
 }
 
-/// On a standby: how far behind its own replay is.
-pub async fn own_delay(conn: &Conn) -> Result<Duration, DbError> {
-    let row = conn
-        .client
-        .query_one(OWN_DELAY, &[])
-        .await
-        .map_err(|e| DbError::sql("sampling replay delay", e))?;
-    Ok(secs(row.get(0)))
+/// Reads the recovery row: (in recovery, own replay delay).
+pub fn parse_recovery(row: &tokio_postgres::Row) -> (bool, Option<Duration>) {
+    let in_recovery: bool = row.get(0);
+    let delay: Option<f64> = row.get(1);
+    (in_recovery, in_recovery.then(|| secs(delay)))
 }
 
 #[cfg(test)]

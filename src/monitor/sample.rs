@@ -100,8 +100,9 @@ pub struct TableStats {
     pub dead_tuples: i64,
     /// Live tuples.
     pub live_tuples: i64,
-    /// Total size with indexes and TOAST.
-    pub total_bytes: i64,
+    /// Total size with indexes and TOAST (None when it could not be read
+    /// without waiting for a lock).
+    pub total_bytes: Option<i64>,
 }
 
 /// The canary probe's latency distribution.
