@@ -235,9 +235,108 @@ fn validate_step(step: &Step, phase: &Phase) -> Result<(), String> {
                 return Err("backfill `batch_size` must be at least 1".into());
             }
         }
-        Step::Verify(s) => {
-            if blank(&s.sql) {
-                return Err("verify `sql` is empty".into());
+        Step::Verify(s) => match (&s.sql, &s.expect, &s.compare) {
+            (Some(sql), Some(_), None) if !blank(sql) => {}
+            (None, None, Some(c)) => {
+                if blank(&c.left) || blank(&c.right) || blank(&c.key) {
+                    return Err("compare needs `left`, `right` and `key`".into());
+                }
+                if let (Some(l), Some(r)) = (&c.columns, &c.right_columns)
+                    && l.len() != r.len()
+                {
+                    return Err(format!(
+                        "compare: `columns` has {} entries but `right_columns` has {}",
+                        l.len(),
+                        r.len()
+                    ));
+                }
+                if c.right_columns.is_some() && c.columns.is_none() {
+                    return Err("compare: `right_columns` needs `columns`".into());
+                }
+            }
+            _ => {
+                return Err(
+                    "verify needs either `sql` and `expect`, or `compare = { left, right, key }`"
+                        .into(),
+                );
+            }
+        },
+        Step::CopyRows(s) => {
+            for (field, value) in [("from", &s.from), ("to", &s.to), ("key", &s.key)] {
+                if blank(value) {
+                    return Err(format!("copy_rows `{field}` is empty"));
+                }
+            }
+            if s.columns.pairs().is_empty() {
+                return Err("copy_rows needs `columns`".into());
+            }
+            if s.batch_size == Some(0) {
+                return Err("copy_rows `batch_size` must be at least 1".into());
+            }
+        }
+        Step::SyncTrigger(s) => {
+            if s.name.is_empty()
+                || !s
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                return Err(format!(
+                    "sync_trigger `name` \"{}\" must be lower-case letters, digits and _ \
+                     (the trigger and function are named cutover_sync_<name>)",
+                    s.name
+                ));
+            }
+            let one_way = s.set.is_some();
+            let two_way = s.old.is_some() || s.new.is_some();
+            let copy = s.from.is_some() || s.to.is_some() || s.columns.is_some();
+            match (one_way, two_way, copy) {
+                (true, false, false) | (false, true, false) => {
+                    if s.table.as_deref().is_none_or(blank) {
+                        return Err("sync_trigger needs `table`".into());
+                    }
+                    if two_way && (s.old.is_none() || s.new.is_none()) {
+                        return Err("a two-way sync_trigger needs both `old` and `new`".into());
+                    }
+                }
+                (false, false, true) => {
+                    if s.from.is_none() || s.to.is_none() || s.key.is_none() || s.columns.is_none()
+                    {
+                        return Err(
+                            "a table-copy sync_trigger needs `from`, `to`, `key` and `columns`"
+                                .into(),
+                        );
+                    }
+                }
+                _ => {
+                    return Err("sync_trigger takes one of: `table` + `set` (one way); `table` + \
+                         `old` + `new` (two ways); or `from` + `to` + `key` + `columns` (table copy)"
+                        .into());
+                }
+            }
+        }
+        Step::NotNull(s) => {
+            if blank(&s.table) || blank(&s.column) {
+                return Err("not_null needs `table` and `column`".into());
+            }
+        }
+        Step::Constraint(s) => {
+            let first = s
+                .definition
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_uppercase();
+            if !["CHECK", "FOREIGN", "UNIQUE"].contains(&first.as_str()) {
+                return Err(format!(
+                    "constraint `definition` must start with CHECK, FOREIGN KEY or UNIQUE (got \"{}\")",
+                    s.definition
+                ));
+            }
+        }
+        Step::Swap(s) => {
+            if s.renames.is_empty() {
+                return Err("swap needs `renames = [{ from = \"…\", to = \"…\" }, …]`".into());
             }
         }
         Step::Gate(s) => {

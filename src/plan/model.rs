@@ -167,14 +167,35 @@ pub enum Step {
     CreateIndex(CreateIndexStep),
     /// `UPDATE` in key-range batches.
     Backfill(BackfillStep),
-    /// A query and its expected value.
+    /// `INSERT … SELECT` in key-range batches.
+    CopyRows(CopyRowsStep),
+    /// A trigger keeping old and new in step.
+    SyncTrigger(SyncTriggerStep),
+    /// SET NOT NULL without a scan under ACCESS EXCLUSIVE.
+    NotNull(NotNullStep),
+    /// A constraint added NOT VALID, then validated.
+    Constraint(ConstraintStep),
+    /// A query and its expected value, or a chunked table compare.
     Verify(VerifyStep),
+    /// Renames in one short transaction.
+    Swap(SwapStep),
     /// Wait for the operator.
     Gate(GateStep),
 }
 
 /// The step kinds, for messages.
-pub const STEP_KINDS: &[&str] = &["sql", "create_index", "backfill", "verify", "gate"];
+pub const STEP_KINDS: &[&str] = &[
+    "sql",
+    "create_index",
+    "backfill",
+    "copy_rows",
+    "sync_trigger",
+    "not_null",
+    "constraint",
+    "verify",
+    "swap",
+    "gate",
+];
 
 /// `kind = "sql"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -236,9 +257,154 @@ pub struct VerifyStep {
     /// Shown on screen and in the journal.
     pub name: Option<String>,
     /// A query returning one value.
-    pub sql: String,
+    pub sql: Option<String>,
     /// The value it must return.
-    pub expect: toml::Value,
+    pub expect: Option<toml::Value>,
+    /// Or: compare two tables (or columns) chunk by chunk.
+    pub compare: Option<Compare>,
+}
+
+/// `compare = { left, right, key, columns? }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Compare {
+    /// One table.
+    pub left: String,
+    /// The other.
+    pub right: String,
+    /// The key both are walked by (unique, indexed on `left`).
+    pub key: String,
+    /// The key's name in `right`, when different.
+    pub right_key: Option<String>,
+    /// Columns to compare (default: all of `left`'s).
+    pub columns: Option<Vec<String>>,
+    /// `right`'s columns, positionally, when named differently.
+    pub right_columns: Option<Vec<String>>,
+    /// Rows per chunk.
+    pub chunk: Option<u64>,
+}
+
+/// Target columns and where their values come from: a list of names (the
+/// same in both tables) or a table `target = "source expression"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ColumnMap {
+    /// The same names on both sides.
+    Same(Vec<String>),
+    /// `target = "expression over the source"`.
+    Mapped(std::collections::BTreeMap<String, String>),
+}
+
+impl ColumnMap {
+    /// (target column, source expression) pairs.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        match self {
+            ColumnMap::Same(cols) => cols
+                .iter()
+                .map(|c| (c.clone(), crate::db::quote_ident(c)))
+                .collect(),
+            ColumnMap::Mapped(map) => map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        }
+    }
+}
+
+/// `kind = "copy_rows"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyRowsStep {
+    /// Shown on screen and in the journal.
+    pub name: Option<String>,
+    /// Source table.
+    pub from: String,
+    /// Target table.
+    pub to: String,
+    /// The source's unique, indexed key.
+    pub key: String,
+    /// Target columns and their source expressions.
+    pub columns: ColumnMap,
+    /// Only rows matching this (your SQL).
+    #[serde(rename = "where")]
+    pub where_: Option<String>,
+    /// First batch size (dynamic afterwards).
+    pub batch_size: Option<u64>,
+}
+
+/// `kind = "sync_trigger"`: one of three shapes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncTriggerStep {
+    /// Required: names the function and trigger `cutover_sync_<name>`.
+    pub name: String,
+    /// The table (column modes).
+    pub table: Option<String>,
+    /// One way: assignments to NEW (`"full_name = NEW.name"`).
+    pub set: Option<String>,
+    /// One way: only when this holds.
+    pub when: Option<String>,
+    /// Two ways: the old column.
+    pub old: Option<String>,
+    /// Two ways: the new column.
+    pub new: Option<String>,
+    /// Two ways: new's value from old (default `NEW.<old>`).
+    pub forward: Option<String>,
+    /// Two ways: old's value from new (default `NEW.<new>`).
+    pub backward: Option<String>,
+    /// Table copy: the source table.
+    pub from: Option<String>,
+    /// Table copy: the target table.
+    pub to: Option<String>,
+    /// Table copy: the source's key.
+    pub key: Option<String>,
+    /// Table copy: the target's key (default: same name).
+    pub to_key: Option<String>,
+    /// Table copy: target columns and source expressions.
+    pub columns: Option<ColumnMap>,
+}
+
+/// `kind = "not_null"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotNullStep {
+    /// Shown on screen and in the journal.
+    pub name: Option<String>,
+    /// The table.
+    pub table: String,
+    /// The column.
+    pub column: String,
+}
+
+/// `kind = "constraint"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConstraintStep {
+    /// The constraint's name (also the step's).
+    pub name: String,
+    /// The table.
+    pub table: String,
+    /// `CHECK (…)`, `FOREIGN KEY (…) REFERENCES …`, or `UNIQUE (…)`.
+    pub definition: String,
+}
+
+/// One rename of a swap.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rename {
+    /// Current name (a table, index or sequence; or a column with `table`).
+    pub from: String,
+    /// New name (unqualified).
+    pub to: String,
+    /// For a column rename: its table.
+    pub table: Option<String>,
+}
+
+/// `kind = "swap"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwapStep {
+    /// Shown on screen and in the journal.
+    pub name: Option<String>,
+    /// The renames, in order.
+    pub renames: Vec<Rename>,
 }
 
 /// `kind = "gate"`.
@@ -260,6 +426,11 @@ impl Step {
             Step::Backfill(_) => "backfill",
             Step::Verify(_) => "verify",
             Step::Gate(_) => "gate",
+            Step::CopyRows(_) => "copy_rows",
+            Step::SyncTrigger(_) => "sync_trigger",
+            Step::NotNull(_) => "not_null",
+            Step::Constraint(_) => "constraint",
+            Step::Swap(_) => "swap",
         }
     }
 
@@ -272,8 +443,29 @@ impl Step {
                 .name
                 .clone()
                 .unwrap_or_else(|| format!("backfill {}", s.table)),
-            Step::Verify(s) => s.name.clone().unwrap_or_else(|| "verify".into()),
+            Step::Verify(s) => s.name.clone().unwrap_or_else(|| match &s.compare {
+                Some(c) => format!("compare {} with {}", c.left, c.right),
+                None => "verify".into(),
+            }),
             Step::Gate(s) => s.name.clone().unwrap_or_else(|| "gate".into()),
+            Step::CopyRows(s) => s
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("copy {} to {}", s.from, s.to)),
+            Step::SyncTrigger(s) => format!("sync trigger {}", s.name),
+            Step::NotNull(s) => s
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}.{} NOT NULL", s.table, s.column)),
+            Step::Constraint(s) => format!("constraint {}", s.name),
+            Step::Swap(s) => s.name.clone().unwrap_or_else(|| {
+                let r: Vec<String> = s
+                    .renames
+                    .iter()
+                    .map(|r| format!("{}→{}", r.from, r.to))
+                    .collect();
+                format!("swap {}", r.join(", "))
+            }),
         }
     }
 
@@ -285,6 +477,11 @@ impl Step {
             Step::Backfill(s) => s.name.as_deref(),
             Step::Verify(s) => s.name.as_deref(),
             Step::Gate(s) => s.name.as_deref(),
+            Step::CopyRows(s) => s.name.as_deref(),
+            Step::SyncTrigger(s) => Some(&s.name),
+            Step::NotNull(s) => s.name.as_deref(),
+            Step::Constraint(s) => Some(&s.name),
+            Step::Swap(s) => s.name.as_deref(),
         }
     }
 }

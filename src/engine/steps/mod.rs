@@ -2,9 +2,15 @@
 //! knows its inverse for rollback.
 
 pub mod backfill;
+pub mod batch;
+pub mod constraint;
+pub mod copy_rows;
 pub mod create_index;
 pub mod gate;
+pub mod not_null;
 pub mod sql;
+pub mod swap;
+pub mod sync_trigger;
 pub mod verify;
 
 use super::control::{Control, Stop};
@@ -123,6 +129,11 @@ pub async fn run(step: &Step, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
         Step::Backfill(s) => backfill::run(s, ctx).await,
         Step::Verify(s) => verify::run(s, ctx).await,
         Step::Gate(s) => gate::run(s, ctx).await,
+        Step::CopyRows(s) => copy_rows::run(s, ctx).await,
+        Step::SyncTrigger(s) => sync_trigger::run(s, ctx).await,
+        Step::NotNull(s) => not_null::run(s, ctx).await,
+        Step::Constraint(s) => constraint::run(s, ctx).await,
+        Step::Swap(s) => swap::run(s, ctx).await,
     }
 }
 
@@ -130,6 +141,10 @@ pub async fn run(step: &Step, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
 pub async fn clean_up(step: &Step, conn: &Conn) -> Result<Option<String>, DbError> {
     match step {
         Step::CreateIndex(s) => create_index::clean_up(s, conn).await,
+        Step::NotNull(s) => not_null::clean_up(s, conn).await,
+        Step::Constraint(s) => constraint::clean_up(s, conn).await,
+        // Transactional (sql, sync_trigger, swap) or batch-atomic
+        // (backfill, copy_rows): an interrupted one left nothing behind.
         _ => Ok(None),
     }
 }
@@ -150,6 +165,13 @@ pub fn inverse(step: &Step) -> Result<Inverse, String> {
         )),
         Step::Verify(_) => Ok(Inverse::Nothing("read-only")),
         Step::Gate(_) => Ok(Inverse::Nothing("nothing to undo")),
+        Step::CopyRows(_) => Ok(Inverse::Nothing(
+            "copied rows go with the target table (the rollback of the step that created it)",
+        )),
+        Step::SyncTrigger(s) => Ok(Inverse::Sql(sync_trigger::drop_sql(s))),
+        Step::NotNull(s) => Ok(Inverse::Sql(not_null::undo_sql(s))),
+        Step::Constraint(s) => Ok(Inverse::Sql(constraint::undo_sql(s))),
+        Step::Swap(s) => Ok(Inverse::Sql(swap::swap_sql(&swap::inverse(&s.renames)))),
     }
 }
 

@@ -1,16 +1,38 @@
-//! `kind = "verify"`: a read-only query whose value must match `expect`;
-//! a mismatch fails the step (and so stops the run).
+//! `kind = "verify"`: a read-only query whose value must match `expect`, or
+//! a chunked compare of two tables (or columns): per key range of `left`,
+//! `md5(string_agg(row text ORDER BY key))` on both sides, so millions of
+//! rows are checked without leaving the server. A mismatch is an abort
+//! criterion: the run stops, nothing is undone, and the message names the
+//! mismatching key ranges.
 
+use super::batch::{KeyInfo, check_key, estimate_rows};
 use super::{Ctx, StepError};
-use crate::plan::model::VerifyStep;
+use crate::db::{Conn, DbError, quote_ident, quote_qualified};
+use crate::engine::control::Stop;
+use crate::engine::events::EventKind;
+use crate::engine::progress::BatchProgress;
+use crate::plan::model::{Compare, VerifyStep};
+
+/// Rows per compared chunk unless the plan says otherwise.
+pub const DEFAULT_CHUNK: u64 = 50_000;
 
 /// Runs the check.
 pub async fn run(spec: &VerifyStep, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
+    match (&spec.compare, &spec.sql, &spec.expect) {
+        (Some(c), _, _) => compare(c, ctx).await,
+        (None, Some(sql), Some(expect)) => query(sql, expect, ctx).await,
+        _ => Err(StepError::Failed(
+            "verify needs `sql` + `expect` or `compare`".into(),
+        )),
+    }
+}
+
+async fn query(sql: &str, expect: &toml::Value, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
     let cancel = ctx.control.abort.token().clone();
     let messages = ctx
         .conn
-        .cancellable(ctx.conn.client.simple_query(&spec.sql), &cancel, || {
-            format!("verify query `{}`", spec.sql.trim())
+        .cancellable(ctx.conn.client.simple_query(sql), &cancel, || {
+            format!("verify query `{}`", sql.trim())
         })
         .await
         .map_err(|e| ctx.db_error(e))?;
@@ -18,39 +40,32 @@ pub async fn run(spec: &VerifyStep, ctx: &mut Ctx<'_>) -> Result<String, StepErr
         tokio_postgres::SimpleQueryMessage::Row(row) => Some(row.get(0).map(str::to_string)),
         _ => None,
     });
-    let expected = expected_text(&spec.expect);
-    let got = match got {
-        Some(value) if value == expected => {
-            return Ok(format!("{} = {}", spec.sql.trim(), show(&value)));
+    let expected = expected_text(expect);
+    match got {
+        Some(value) if value == expected => Ok(format!("{} = {}", sql.trim(), show(&value))),
+        other => {
+            let got = other.map_or("no row".to_string(), |v| show(&v));
+            Err(fail(
+                ctx,
+                got.clone(),
+                format!("expected {}", show(&expected)),
+                format!("`{}` returned {got}", sql.trim()),
+            ))
         }
-        Some(value) => value,
-        None => Some("no row".to_string()),
-    };
-    // A failed verification is an abort criterion: stop, keep everything
-    // as it is for the operator to inspect; `cutover run` re-checks.
-    let trip = crate::engine::guard::Trip {
-        criterion: "failed_verification",
-        value: show(&got),
-        limit: format!("expected {}", show(&expected)),
-        detail: format!("`{}` returned {}", spec.sql.trim(), show(&got)),
-    };
-    ctx.out
-        .emit(crate::engine::events::EventKind::CriterionTripped {
-            criterion: trip.criterion.into(),
-            value: trip.value.clone(),
-            limit: trip.limit.clone(),
-            detail: trip.detail.clone(),
-        });
-    let reason = format!(
-        "verification failed: `{}` returned {}, expected {}",
-        spec.sql.trim(),
-        show(&got),
-        show(&expected)
-    );
+    }
+}
+
+/// A failed verification: recorded as a tripped criterion, then an abort.
+fn fail(ctx: &mut Ctx<'_>, value: String, limit: String, detail: String) -> StepError {
+    ctx.out.emit(EventKind::CriterionTripped {
+        criterion: "failed_verification".into(),
+        value,
+        limit: limit.clone(),
+        detail: detail.clone(),
+    });
+    let reason = format!("verification failed: {detail} ({limit})");
     ctx.control.abort.abort(reason.clone());
-    Err(StepError::Stopped(crate::engine::control::Stop::Aborted(
-        reason,
-    )))
+    StepError::Stopped(Stop::Aborted(reason))
 }
 
 /// `expect` as PostgreSQL prints the value in text form.
@@ -72,9 +87,187 @@ fn show(v: &Option<String>) -> String {
     }
 }
 
+async fn columns_of(conn: &Conn, table: &str) -> Result<Vec<String>, DbError> {
+    let rows = conn
+        .client
+        .query(
+            "SELECT attname::text FROM pg_attribute
+             WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            &[&quote_qualified(table)],
+        )
+        .await
+        .map_err(|e| DbError::sql("reading the compared columns", e))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// The chunk statement: `$1` = chunk size, `$2` = last key (next chunks).
+pub fn chunk_sql(
+    c: &Compare,
+    key: &KeyInfo,
+    cols: &[String],
+    rcols: &[String],
+    resume: bool,
+) -> String {
+    let (left, right) = (quote_qualified(&c.left), quote_qualified(&c.right));
+    let k = quote_ident(&c.key);
+    let rk = quote_ident(c.right_key.as_deref().unwrap_or(&c.key));
+    let row = |cs: &[String]| {
+        let q: Vec<String> = cs.iter().map(|c| quote_ident(c)).collect();
+        format!("ROW({})::text", q.join(", "))
+    };
+    let (lower_l, lower_r) = if resume {
+        (
+            format!("{k} > $2::text::{}", key.sql_type),
+            format!("{rk} > $2::text::{}", key.sql_type),
+        )
+    } else {
+        ("TRUE".to_string(), "TRUE".to_string())
+    };
+    let range = format!("SELECT {k} AS k FROM {left} WHERE {lower_l} ORDER BY {k} LIMIT $1");
+    let bounds = if key.has_max {
+        format!("SELECT max(k) AS hi, count(*) AS n FROM ({range}) s")
+    } else {
+        format!("SELECT k AS hi, count(*) OVER () AS n FROM ({range}) s ORDER BY k DESC LIMIT 1")
+    };
+    format!(
+        "WITH r AS ({bounds})
+SELECT (SELECT hi FROM r)::text, coalesce((SELECT n FROM r), 0),
+  (SELECT md5(string_agg({lrow}, E'\\n' ORDER BY {k})) FROM {left}
+     WHERE {lower_l} AND {k} <= (SELECT hi FROM r)),
+  (SELECT md5(string_agg({rrow}, E'\\n' ORDER BY {rk})) FROM {right}
+     WHERE {lower_r} AND {rk} <= (SELECT hi FROM r)),
+  (SELECT count(*) FROM {right} WHERE {lower_r} AND {rk} <= (SELECT hi FROM r))",
+        lrow = row(cols),
+        rrow = row(rcols),
+    )
+}
+
+async fn compare(c: &Compare, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
+    let key = check_key(ctx.conn, &c.left, &c.key)
+        .await
+        .map_err(|e| StepError::Failed(format!("{e} (compare `left`/`key`)")))?;
+    let cols = match &c.columns {
+        Some(cols) => cols.clone(),
+        None => columns_of(ctx.conn, &c.left)
+            .await
+            .map_err(|e| ctx.db_error(e))?,
+    };
+    let rcols = c.right_columns.clone().unwrap_or_else(|| cols.clone());
+    let first = chunk_sql(c, &key, &cols, &rcols, false);
+    let next = chunk_sql(c, &key, &cols, &rcols, true);
+    let prepare_err = |e| {
+        StepError::Failed(
+            DbError::sql(
+                "preparing the compare (check `left`, `right`, `columns`)",
+                e,
+            )
+            .to_string(),
+        )
+    };
+    let first = ctx.conn.client.prepare(&first).await.map_err(prepare_err)?;
+    let next = ctx.conn.client.prepare(&next).await.map_err(prepare_err)?;
+    let chunk = c.chunk.unwrap_or(DEFAULT_CHUNK).max(1) as i64;
+    let total = estimate_rows(ctx.conn, &c.left).await;
+    let cancel = ctx.control.abort.token().clone();
+    let mut last: Option<String> = None;
+    let (mut rows, mut chunks) = (0i64, 0u64);
+    let mut mismatches: Vec<String> = Vec::new();
+    loop {
+        ctx.control.safe_point(ctx.out).await?;
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = match &last {
+            None => vec![&chunk],
+            Some(lo) => vec![&chunk, lo],
+        };
+        let statement = if last.is_some() { &next } else { &first };
+        let fut = ctx.conn.client.query_one(statement, &params);
+        let row = ctx
+            .conn
+            .cancellable(fut, &cancel, || {
+                format!("comparing {} with {}", c.left, c.right)
+            })
+            .await
+            .map_err(|e| ctx.db_error(e))?;
+        let hi: Option<String> = row.get(0);
+        let Some(hi) = hi else { break };
+        let n: i64 = row.get(1);
+        let (lsum, rsum): (Option<String>, Option<String>) = (row.get(2), row.get(3));
+        let rn: i64 = row.get(4);
+        if lsum != rsum || n != rn {
+            let lo = last
+                .as_deref()
+                .map_or("start".to_string(), |l| format!("{l} (exclusive)"));
+            mismatches.push(format!("{} {lo} to {hi}: {n} rows left, {rn} right", c.key));
+        }
+        rows += n;
+        chunks += 1;
+        last = Some(hi);
+        let progress = BatchProgress {
+            table: format!("{} vs {}", c.left, c.right),
+            rows_done: rows,
+            rows_total: total.map(|t| t.max(rows)),
+            batch_size: chunk as u64,
+            batches: chunks,
+            ..BatchProgress::default()
+        };
+        ctx.out.progress(|p| p.batch = Some(progress));
+    }
+    ctx.out.progress(|p| p.batch = None);
+    // Rows only `right` has, past `left`'s last key.
+    let rk = quote_ident(c.right_key.as_deref().unwrap_or(&c.key));
+    let extra_sql = match &last {
+        Some(_) => format!(
+            "SELECT count(*) FROM {} WHERE {rk} > $1::text::{}",
+            quote_qualified(&c.right),
+            key.sql_type
+        ),
+        None => format!(
+            "SELECT count(*) FROM {} WHERE $1::text IS NULL",
+            quote_qualified(&c.right)
+        ),
+    };
+    let extra: i64 = ctx
+        .conn
+        .client
+        .query_one(&extra_sql, &[&last])
+        .await
+        .map_err(|e| ctx.db_error(DbError::sql("counting rows only the right side has", e)))?
+        .get(0);
+    if extra > 0 {
+        mismatches.push(format!(
+            "{} after {}: {extra} rows only in {}",
+            c.key,
+            last.as_deref().unwrap_or("start"),
+            c.right
+        ));
+    }
+    if mismatches.is_empty() {
+        return Ok(format!(
+            "{} and {} match: {rows} rows in {chunks} chunks",
+            c.left, c.right
+        ));
+    }
+    let shown: Vec<&str> = mismatches.iter().take(10).map(String::as_str).collect();
+    let more = if mismatches.len() > 10 {
+        format!(" and {} more", mismatches.len() - 10)
+    } else {
+        String::new()
+    };
+    Err(fail(
+        ctx,
+        format!("{} mismatching range(s)", mismatches.len()),
+        "expected 0".into(),
+        format!(
+            "{} and {} differ in {}{more}",
+            c.left,
+            c.right,
+            shown.join("; ")
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::expected_text;
+    use super::*;
 
     #[test]
     fn expectations_render_like_postgres_text() {
@@ -90,5 +283,32 @@ mod tests {
             expected_text(&toml::Value::String("ok".into())).as_deref(),
             Some("ok")
         );
+    }
+
+    #[test]
+    fn compare_chunks_hash_both_sides_in_key_order() {
+        let c = Compare {
+            left: "users".into(),
+            right: "users_v2".into(),
+            key: "id".into(),
+            right_key: None,
+            columns: None,
+            right_columns: None,
+            chunk: None,
+        };
+        let key = KeyInfo {
+            sql_type: "bigint".into(),
+            has_max: true,
+        };
+        let cols = vec!["id".to_string(), "name".to_string()];
+        let sql = chunk_sql(&c, &key, &cols, &cols, true);
+        assert!(
+            sql.contains(
+                r#"md5(string_agg(ROW("id", "name")::text, E'\n' ORDER BY "id")) FROM "users""#
+            ),
+            "{sql}"
+        );
+        assert!(sql.contains(r#"FROM "users_v2""#), "{sql}");
+        assert!(sql.contains(r#""id" > $2::text::bigint"#), "{sql}");
     }
 }

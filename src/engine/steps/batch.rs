@@ -1,0 +1,535 @@
+//! The batching loop shared by `backfill` (UPDATE) and `copy_rows`
+//! (INSERT … SELECT): walk a unique key in ranges; each batch is one
+//! statement — find the range's upper key, do the work, advance the
+//! checkpoint — so it commits or rolls back as a whole: a crash can neither
+//! skip nor repeat a batch. Throttled on lag, gentle on the probe, paced by
+//! dynamic batch sizing.
+
+use std::time::{Duration, Instant};
+
+use super::{Ctx, StepError};
+use crate::db::{Conn, DbError, quote_ident, quote_qualified};
+use crate::engine::events::EventKind;
+use crate::engine::progress::{BatchProgress, RateWindow};
+use crate::engine::throttle::{BatchSizer, Gentle, hold_reason};
+
+/// First batch size when the plan gives none.
+pub const DEFAULT_BATCH: u64 = 1000;
+
+/// The work one batch does on its key range.
+#[derive(Debug, Clone)]
+pub enum Work {
+    /// `UPDATE table SET <set> WHERE <where>`.
+    Update {
+        /// The SET list (plan SQL).
+        set: String,
+    },
+    /// `INSERT INTO to (cols) SELECT exprs FROM table … ON CONFLICT DO NOTHING`.
+    Copy {
+        /// Target table (as written in the plan).
+        to: String,
+        /// (target column, source expression) pairs.
+        columns: Vec<(String, String)>,
+    },
+}
+
+/// A batched step: walk `table` by `key`, doing `work` on rows matching
+/// `filter`.
+#[derive(Debug, Clone)]
+pub struct BatchJob {
+    /// The table walked (updated, or copied from).
+    pub table: String,
+    /// Its unique, indexed key.
+    pub key: String,
+    /// Extra condition (plan SQL).
+    pub filter: Option<String>,
+    /// What each batch does.
+    pub work: Work,
+    /// First batch size.
+    pub batch_size: Option<u64>,
+}
+
+impl Work {
+    /// The data-modifying CTE body for one range.
+    fn cte(&self, table: &str, k: &str, lower: &str, filter: &str) -> String {
+        match self {
+            Work::Update { set } => format!(
+                "UPDATE {table} SET {set}
+    WHERE {lower} AND {k} <= (SELECT hi FROM bounds) AND ({filter})
+    RETURNING 1"
+            ),
+            Work::Copy { to, columns } => {
+                let targets: Vec<String> = columns.iter().map(|(c, _)| quote_ident(c)).collect();
+                let exprs: Vec<&str> = columns.iter().map(|(_, e)| e.as_str()).collect();
+                format!(
+                    "INSERT INTO {} ({})
+    SELECT {} FROM {table}
+    WHERE {lower} AND {k} <= (SELECT hi FROM bounds) AND ({filter})
+    ON CONFLICT DO NOTHING
+    RETURNING 1",
+                    quote_qualified(to),
+                    targets.join(", "),
+                    exprs.join(", ")
+                )
+            }
+        }
+    }
+
+    /// What the rows counted by the batch are, for messages.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Work::Update { .. } => "updated",
+            Work::Copy { .. } => "copied",
+        }
+    }
+}
+
+/// What the batch statements need to know about the key.
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    /// `format_type` of the key column, used to cast the checkpoint.
+    pub sql_type: String,
+    /// The type has a `max` aggregate (uuid does not).
+    pub has_max: bool,
+}
+
+/// Checks that the key exists and is unique and indexed; returns its type.
+pub async fn check_key(conn: &Conn, table: &str, key: &str) -> Result<KeyInfo, String> {
+    let qtable = quote_qualified(table);
+    let row = conn
+        .client
+        .query_opt(
+            "SELECT format_type(a.atttypid, a.atttypmod),
+                    EXISTS (SELECT 1 FROM pg_index i
+                            WHERE i.indrelid = a.attrelid AND i.indisunique AND i.indisvalid
+                              AND i.indpred IS NULL AND i.indnkeyatts = 1
+                              AND i.indkey[0] = a.attnum),
+                    EXISTS (SELECT 1 FROM pg_aggregate g JOIN pg_proc p ON p.oid = g.aggfnoid
+                            WHERE p.proname = 'max' AND p.pronargs = 1
+                              AND p.proargtypes[0] = a.atttypid)
+             FROM pg_attribute a
+             WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped",
+            &[&qtable, &key],
+        )
+        .await
+        .map_err(|e| DbError::sql("checking the backfill key", e).to_string())?;
+    let exists: bool = conn
+        .client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&qtable])
+        .await
+        .map_err(|e| DbError::sql("checking the backfill table", e).to_string())?
+        .get(0);
+    if !exists {
+        return Err(format!("table {table} does not exist (backfill `table`)"));
+    }
+    let Some(row) = row else {
+        return Err(format!(
+            "table {table} has no column {key} (backfill `key`)"
+        ));
+    };
+    if !row.get::<_, bool>(1) {
+        return Err(format!(
+            "backfill key {table}.{key} has no valid unique index; batches walk the key in order, \
+             so it must be unique and indexed (use the primary key)"
+        ));
+    }
+    Ok(KeyInfo {
+        sql_type: row.get(0),
+        has_max: row.get(2),
+    })
+}
+
+/// The batch statement. `$1` = batch size, `$2..$4` = run, phase, step,
+/// `$5` = the last key committed (NULL before the first batch).
+///
+/// It first locks the step's checkpoint row, and only if the checkpoint is
+/// still `$5`. A batch of a killed cutover may still be running on the
+/// server: the new batch waits for it, sees the checkpoint moved, and
+/// updates nothing (`stale`), so no range is ever done twice.
+pub fn batch_sql(spec: &BatchJob, key: &KeyInfo, resume: bool) -> String {
+    let table = quote_qualified(&spec.table);
+    let k = quote_ident(&spec.key);
+    let lower = if resume {
+        format!("{k} > $5::text::{}", key.sql_type)
+    } else {
+        "TRUE".to_string()
+    };
+    let filter = spec.filter.as_deref().unwrap_or("TRUE");
+    let range = format!(
+        "SELECT {k} AS k FROM {table} WHERE {lower} AND EXISTS (SELECT 1 FROM ck) ORDER BY {k} LIMIT $1"
+    );
+    // The upper key of the range: max() where the type has one, else the
+    // last row of the ordered range.
+    let bounds = if key.has_max {
+        format!("SELECT max(k) AS hi, count(*) AS n FROM ({range}) s")
+    } else {
+        format!("SELECT k AS hi, count(*) OVER () AS n FROM ({range}) s ORDER BY k DESC LIMIT 1")
+    };
+    format!(
+        "WITH ck AS (
+    SELECT 1 FROM cutover.steps
+    WHERE run_id = $2 AND phase = $3 AND step = $4
+      AND (checkpoint->>'last_key') IS NOT DISTINCT FROM $5::text
+    FOR UPDATE
+),
+bounds AS ({bounds}),
+updated AS (
+    {work}
+),
+checkpoint AS (
+    UPDATE cutover.steps
+    SET checkpoint = jsonb_build_object('last_key', (SELECT hi FROM bounds)::text),
+        status = 'running',
+        rows_done = rows_done + (SELECT n FROM bounds),
+        rows_updated = rows_updated + (SELECT count(*) FROM updated)
+    WHERE run_id = $2 AND phase = $3 AND step = $4 AND (SELECT hi FROM bounds) IS NOT NULL
+    RETURNING 1
+)
+SELECT (SELECT hi FROM bounds)::text, coalesce((SELECT n FROM bounds), 0),
+       (SELECT count(*) FROM updated), NOT EXISTS (SELECT 1 FROM ck)",
+        work = spec.work.cte(&table, &k, &lower, filter)
+    )
+}
+
+/// Estimated rows in the table (planner statistics), if analyzed.
+pub async fn estimate_rows(conn: &Conn, table: &str) -> Option<i64> {
+    conn.client
+        .query_one(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass($1)",
+            &[&quote_qualified(table)],
+        )
+        .await
+        .ok()
+        .map(|r| r.get::<_, i64>(0))
+        .filter(|n| *n > 0)
+}
+
+/// Runs batches until the key range is exhausted.
+pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
+    let key = check_key(ctx.conn, &spec.table, &spec.key)
+        .await
+        .map_err(|e| StepError::Failed(format!("{e} (step `table`/`key`)")))?;
+    let total = estimate_rows(ctx.conn, &spec.table).await;
+    let (mut last_key, mut rows_done, mut rows_updated) = match ctx.journal {
+        Some(j) => (j.last_key.clone(), j.rows_done, j.rows_updated),
+        None => (None, 0, 0),
+    };
+    let conn = ctx.conn;
+    let prepare = async |resume: bool| {
+        conn.client
+            .prepare(&batch_sql(spec, &key, resume))
+            .await
+            .map_err(|e| {
+                StepError::Failed(
+                    DbError::sql(
+                        "preparing the batch statement (check the step's `set` and `where`)",
+                        e,
+                    )
+                    .to_string(),
+                )
+            })
+    };
+    let first = prepare(false).await?;
+    let next = prepare(true).await?;
+
+    let throttle = &ctx.plan.throttle;
+    let mut sizer = BatchSizer::new(
+        spec.batch_size.unwrap_or(DEFAULT_BATCH),
+        throttle.target_batch_time.0,
+        throttle.min_batch_size,
+        throttle.max_batch_size,
+    );
+    let _focus = FocusOn::new(ctx, &spec.table, &spec.key);
+    let mut gentle = throttle.probe_latency.map(|t| Gentle::new(t.0));
+    let mut gentle_seq = 0;
+    let mut held: Option<Instant> = None;
+    let started = Instant::now();
+    let mut rate = RateWindow::new(Duration::from_secs(10));
+    rate.record(started, rows_done);
+    let mut batches = 0u64;
+    let (run_id, phase, step) = (ctx.run_id, ctx.phase as i32, ctx.step as i32);
+    let cancel = ctx.control.abort.token().clone();
+    publish(
+        ctx,
+        spec,
+        total,
+        rows_done,
+        rows_updated,
+        &rate,
+        &sizer,
+        Duration::ZERO,
+        batches,
+    );
+    loop {
+        ctx.control.safe_point(ctx.out).await?;
+        hold_while_throttled(ctx, &mut held).await?;
+        if let Some(g) = &gentle
+            && !g.pause().is_zero()
+        {
+            tokio::select! {
+                _ = tokio::time::sleep(g.pause()) => {}
+                _ = cancel.cancelled() => {}
+            }
+            ctx.control.safe_point(ctx.out).await?;
+        }
+        let size = match (
+            ctx.control.batch_override,
+            gentle.as_ref().and_then(Gentle::cap),
+        ) {
+            (Some(operator), _) => operator,
+            (None, Some(cap)) => sizer.size().min(cap),
+            (None, None) => sizer.size(),
+        } as i64;
+        let t0 = Instant::now();
+        let statement = if last_key.is_some() { &next } else { &first };
+        let query = ctx
+            .conn
+            .cancellable(
+                ctx.conn
+                    .client
+                    .query_one(statement, &[&size, &run_id, &phase, &step, &last_key]),
+                &cancel,
+                || match &last_key {
+                    Some(lo) => format!("backfill batch on {} after key {lo}", spec.table),
+                    None => format!("backfill batch on {}", spec.table),
+                },
+            )
+            .await;
+        let row = query.map_err(|e| ctx.db_error(e))?;
+        if row.get::<_, bool>(3) {
+            // Another session moved the checkpoint (a killed cutover's last
+            // batch committed after we read it): continue from there.
+            let fresh = crate::journal::steps(&ctx.conn.client, run_id)
+                .await
+                .map_err(|e| ctx.db_error(e))?
+                .into_iter()
+                .find(|r| r.phase == phase && r.step == step);
+            if let Some(fresh) = fresh {
+                ctx.out.emit(crate::engine::events::EventKind::Notice {
+                    message: format!(
+                        "the checkpoint moved under us (an earlier session's last batch committed); \
+                         continuing after key {}",
+                        fresh.last_key.as_deref().unwrap_or("-")
+                    ),
+                });
+                last_key = fresh.last_key;
+                rows_done = fresh.rows_done;
+                rows_updated = fresh.rows_updated;
+            }
+            continue;
+        }
+        let elapsed = t0.elapsed();
+        let hi: Option<String> = row.get(0);
+        let Some(hi) = hi else { break };
+        let n: i64 = row.get(1);
+        let updated: i64 = row.get(2);
+        last_key = Some(hi);
+        rows_done += n;
+        rows_updated += updated;
+        batches += 1;
+        rate.record(Instant::now(), rows_done);
+        sizer.observe(n as u64, elapsed);
+        if let Some(g) = gentle.as_mut() {
+            let state = ctx.monitor.borrow().clone();
+            if let Some(probe) = &state.sample.probe
+                && state.sample.seq != gentle_seq
+            {
+                gentle_seq = state.sample.seq;
+                g.observe(probe.recent_p95, size as u64, throttle.min_batch_size);
+                let reason = g.reason(probe.recent_p95);
+                ctx.out.progress(|p| p.throttle = reason);
+            }
+        }
+        publish(
+            ctx,
+            spec,
+            total,
+            rows_done,
+            rows_updated,
+            &rate,
+            &sizer,
+            elapsed,
+            batches,
+        );
+    }
+    ctx.out.progress(|p| p.batch = None);
+    Ok(format!(
+        "{rows_updated} rows {} ({rows_done} keys in {batches} batches this session)",
+        spec.work.verb()
+    ))
+}
+
+/// Points the monitor's probe and table statistics at the backfilled
+/// table for as long as the step runs.
+struct FocusOn<'a>(&'a std::sync::Mutex<crate::monitor::Focus>);
+
+impl<'a> FocusOn<'a> {
+    fn new(ctx: &Ctx<'a>, table: &str, key: &str) -> FocusOn<'a> {
+        if let Ok(mut f) = ctx.focus.lock() {
+            f.table = Some(table.to_string());
+            f.key = Some(key.to_string());
+        }
+        FocusOn(ctx.focus)
+    }
+}
+
+impl Drop for FocusOn<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut f) = self.0.lock() {
+            f.table = None;
+            f.key = None;
+        }
+    }
+}
+
+/// Holds batches while a replica or slot is over the `[throttle]` limits
+/// or the monitor is silent, saying why; honours pause and abort meanwhile.
+async fn hold_while_throttled(
+    ctx: &mut Ctx<'_>,
+    held: &mut Option<Instant>,
+) -> Result<(), StepError> {
+    loop {
+        let state = ctx.monitor.borrow().clone();
+        let silent = if state.sample.seq == 0 {
+            ctx.monitor_started.elapsed()
+        } else {
+            state.sample.taken.elapsed()
+        };
+        match hold_reason(&ctx.plan.throttle, &state.sample, silent) {
+            None => {
+                if let Some(since) = held.take() {
+                    ctx.out.emit(EventKind::Unthrottled {
+                        held_ms: since.elapsed().as_millis() as u64,
+                    });
+                    ctx.out.progress(|p| p.throttle = None);
+                }
+                return Ok(());
+            }
+            Some(reason) => {
+                if held.is_none() {
+                    *held = Some(Instant::now());
+                    ctx.out.emit(EventKind::Throttled {
+                        reason: reason.clone(),
+                    });
+                }
+                ctx.out.progress(|p| p.throttle = Some(reason));
+                let cancel = ctx.control.abort.token().clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = cancel.cancelled() => {}
+                }
+                ctx.control.safe_point(ctx.out).await?;
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn publish(
+    ctx: &Ctx<'_>,
+    spec: &BatchJob,
+    total: Option<i64>,
+    rows_done: i64,
+    rows_updated: i64,
+    rate: &RateWindow,
+    sizer: &BatchSizer,
+    last_batch: Duration,
+    batches: u64,
+) {
+    let per_sec = rate.rate();
+    let eta = total.and_then(|t| {
+        let left = (t - rows_done).max(0) as f64;
+        (per_sec > 0.0).then(|| Duration::from_secs_f64(left / per_sec))
+    });
+    let batch = BatchProgress {
+        table: spec.table.clone(),
+        rows_done,
+        rows_updated,
+        rows_total: total.map(|t| t.max(rows_done)),
+        rows_per_sec: per_sec,
+        eta,
+        batch_size: ctx.control.batch_override.unwrap_or(sizer.size()),
+        last_batch,
+        target_batch: sizer.target(),
+        batches,
+    };
+    ctx.out.progress(|p| p.batch = Some(batch));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> BatchJob {
+        BatchJob {
+            table: "users".into(),
+            key: "id".into(),
+            filter: Some("full_name IS NULL".into()),
+            work: Work::Update {
+                set: "full_name = name".into(),
+            },
+            batch_size: None,
+        }
+    }
+
+    #[test]
+    fn copy_batches_insert_and_skip_conflicts() {
+        let key = KeyInfo {
+            sql_type: "bigint".into(),
+            has_max: true,
+        };
+        let job = BatchJob {
+            table: "users".into(),
+            key: "id".into(),
+            filter: None,
+            work: Work::Copy {
+                to: "addresses".into(),
+                columns: vec![
+                    ("user_id".into(), "id".into()),
+                    ("city".into(), "upper(city)".into()),
+                ],
+            },
+            batch_size: None,
+        };
+        let sql = batch_sql(&job, &key, true);
+        assert!(
+            sql.contains(r#"INSERT INTO "addresses" ("user_id", "city")"#),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("SELECT id, upper(city) FROM \"users\""),
+            "{sql}"
+        );
+        assert!(sql.contains("ON CONFLICT DO NOTHING"), "{sql}");
+    }
+
+    #[test]
+    fn batch_statement_quotes_names_and_keeps_plan_sql() {
+        let key = KeyInfo {
+            sql_type: "bigint".into(),
+            has_max: true,
+        };
+        let sql = batch_sql(&spec(), &key, true);
+        assert!(
+            sql.contains(r#"UPDATE "users" SET full_name = name"#),
+            "{sql}"
+        );
+        assert!(sql.contains(r#""id" > $5::text::bigint"#), "{sql}");
+        assert!(sql.contains("(full_name IS NULL)"), "{sql}");
+        assert!(sql.contains("max(k)"), "{sql}");
+        let first = batch_sql(&spec(), &key, false);
+        assert!(!first.contains("$5::text::bigint"), "{first}");
+        assert!(first.contains("FOR UPDATE"), "{first}");
+    }
+
+    #[test]
+    fn keys_without_max_use_the_last_row_of_the_range() {
+        let key = KeyInfo {
+            sql_type: "uuid".into(),
+            has_max: false,
+        };
+        let sql = batch_sql(&spec(), &key, true);
+        assert!(!sql.contains("max(k)"), "{sql}");
+        assert!(sql.contains("ORDER BY k DESC LIMIT 1"), "{sql}");
+    }
+}

@@ -1,0 +1,165 @@
+//! `kind = "constraint"`: CHECK and FOREIGN KEY constraints are added NOT
+//! VALID (brief lock, no scan) and validated in a separate transaction
+//! (SHARE UPDATE EXCLUSIVE: reads and writes go on). UNIQUE is built the
+//! safe way: `CREATE UNIQUE INDEX CONCURRENTLY`, then
+//! `ADD CONSTRAINT … UNIQUE USING INDEX`.
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Ctx, StepError, create_index};
+use crate::db::{Conn, DbError, RetryPolicy, execute_with_retry, quote_ident, quote_qualified};
+use crate::plan::model::{ConstraintStep, CreateIndexStep};
+
+/// The UNIQUE column list, when the definition is `UNIQUE (…)`.
+pub fn unique_columns(spec: &ConstraintStep) -> Option<String> {
+    let def = spec.definition.trim();
+    if !def.to_uppercase().starts_with("UNIQUE") {
+        return None;
+    }
+    let open = def.find('(')?;
+    let close = def.rfind(')')?;
+    Some(def[open + 1..close].trim().to_string())
+}
+
+fn index_spec(spec: &ConstraintStep, columns: String) -> CreateIndexStep {
+    CreateIndexStep {
+        name: spec.name.clone(),
+        table: spec.table.clone(),
+        columns: vec![columns],
+        unique: true,
+        where_: None,
+        using: None,
+    }
+}
+
+/// (exists, validated)
+async fn state(conn: &Conn, spec: &ConstraintStep) -> Result<(bool, bool), DbError> {
+    let row = conn
+        .client
+        .query_opt(
+            "SELECT convalidated FROM pg_constraint WHERE conrelid = to_regclass($1) AND conname = $2",
+            &[&quote_qualified(&spec.table), &spec.name],
+        )
+        .await
+        .map_err(|e| DbError::sql("reading the constraint's state", e))?;
+    Ok(match row {
+        Some(r) => (true, r.get(0)),
+        None => (false, false),
+    })
+}
+
+/// Adds (and validates) the constraint, resuming where an earlier session
+/// stopped.
+pub async fn run(spec: &ConstraintStep, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
+    let table = quote_qualified(&spec.table);
+    let name = quote_ident(&spec.name);
+    let cancel = ctx.control.abort.token().clone();
+    let (exists, validated) = state(ctx.conn, spec).await.map_err(|e| ctx.db_error(e))?;
+    let mut report = ctx.retry_reporter();
+    if let Some(columns) = unique_columns(spec) {
+        if exists {
+            return Ok(format!("constraint {} exists", spec.name));
+        }
+        create_index::run(&index_spec(spec, columns), ctx).await?;
+        ctx.control.safe_point(ctx.out).await?;
+        let attach = format!(
+            "ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE USING INDEX {name};\n{}",
+            ctx.mark_done_sql()
+        );
+        execute_with_retry(ctx.conn, &attach, &ctx.policy, &cancel, &mut report)
+            .await
+            .map_err(|e| ctx.db_error(e))?;
+        return Ok(format!(
+            "unique constraint {} (index built concurrently)",
+            spec.name
+        ));
+    }
+    if !exists {
+        let add = format!(
+            "ALTER TABLE {table} ADD CONSTRAINT {name} {} NOT VALID",
+            spec.definition.trim()
+        );
+        execute_with_retry(ctx.conn, &add, &ctx.policy, &cancel, &mut report)
+            .await
+            .map_err(|e| ctx.db_error(e))?;
+    }
+    if !validated {
+        ctx.control.safe_point(ctx.out).await?;
+        let validate = format!(
+            "ALTER TABLE {table} VALIDATE CONSTRAINT {name};\n{}",
+            ctx.mark_done_sql()
+        );
+        execute_with_retry(ctx.conn, &validate, &ctx.policy, &cancel, &mut report)
+            .await
+            .map_err(|e| ctx.db_error(e))?;
+    }
+    Ok(format!(
+        "constraint {} added NOT VALID, then validated",
+        spec.name
+    ))
+}
+
+/// After an abort or failure: drops a constraint that is not validated, or
+/// a unique index not yet attached.
+pub async fn clean_up(spec: &ConstraintStep, conn: &Conn) -> Result<Option<String>, DbError> {
+    let (exists, validated) = state(conn, spec).await?;
+    let policy = RetryPolicy::default();
+    let never = CancellationToken::new();
+    if let Some(columns) = unique_columns(spec) {
+        if exists {
+            return Ok(None);
+        }
+        let index = index_spec(spec, columns);
+        let dropped = create_index::undo(&index, conn, &policy, &never).await?;
+        return Ok(Some(format!(
+            "{dropped} (the constraint was not attached yet)"
+        )));
+    }
+    if exists && !validated {
+        let sql = format!(
+            "ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}",
+            quote_qualified(&spec.table),
+            quote_ident(&spec.name)
+        );
+        execute_with_retry(conn, &sql, &policy, &never, &mut |_| {}).await?;
+        return Ok(Some(format!(
+            "dropped the unvalidated constraint {}",
+            spec.name
+        )));
+    }
+    Ok(None)
+}
+
+/// Rollback: drop the constraint (a unique constraint takes its index along).
+pub fn undo_sql(spec: &ConstraintStep) -> String {
+    format!(
+        "ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}",
+        quote_qualified(&spec.table),
+        quote_ident(&spec.name)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_definitions_become_concurrent_indexes() {
+        let spec = ConstraintStep {
+            name: "users_email_key".into(),
+            table: "users".into(),
+            definition: "UNIQUE (email, country)".into(),
+        };
+        assert_eq!(unique_columns(&spec).as_deref(), Some("email, country"));
+        let sql = create_index::build_sql(&index_spec(&spec, "email, country".into()));
+        assert_eq!(
+            sql,
+            r#"CREATE UNIQUE INDEX CONCURRENTLY "users_email_key" ON "users" (email, country)"#
+        );
+        let check = ConstraintStep {
+            definition: "CHECK (age >= 0)".into(),
+            ..spec
+        };
+        assert_eq!(unique_columns(&check), None);
+    }
+}

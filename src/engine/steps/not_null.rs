@@ -1,0 +1,136 @@
+//! `kind = "not_null"`: SET NOT NULL without scanning under ACCESS
+//! EXCLUSIVE. `CHECK (col IS NOT NULL) NOT VALID` (brief lock, no scan),
+//! `VALIDATE CONSTRAINT` (scans under SHARE UPDATE EXCLUSIVE: reads and
+//! writes go on), then `SET NOT NULL` — which PostgreSQL 12+ proves from the
+//! validated check without a scan — and the check is dropped, in one short
+//! transaction with the journal record.
+
+use super::{Ctx, StepError};
+use crate::db::retry::set_lock_timeout;
+use crate::db::{Conn, DbError, RetryPolicy, execute_with_retry, quote_ident, quote_qualified};
+use crate::plan::model::NotNullStep;
+use tokio_util::sync::CancellationToken;
+
+/// The temporary check's name: `<table>_<column>_not_null` (≤ 63 bytes).
+pub fn check_name(spec: &NotNullStep) -> String {
+    let table = crate::db::ident::split_qualified(&spec.table)
+        .pop()
+        .unwrap_or_default();
+    let mut name = format!("{table}_{}_not_null", spec.column);
+    while name.len() > 63 {
+        name.remove(0);
+    }
+    name
+}
+
+/// (column is NOT NULL, the check exists, the check is validated)
+async fn state(conn: &Conn, spec: &NotNullStep) -> Result<(bool, bool, bool), DbError> {
+    let row = conn
+        .client
+        .query_one(
+            "SELECT (SELECT attnotnull FROM pg_attribute
+                     WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped),
+                    c.oid IS NOT NULL, coalesce(c.convalidated, false)
+             FROM (SELECT 1) one
+             LEFT JOIN pg_constraint c ON c.conrelid = to_regclass($1) AND c.conname = $3",
+            &[
+                &quote_qualified(&spec.table),
+                &spec.column,
+                &check_name(spec),
+            ],
+        )
+        .await
+        .map_err(|e| DbError::sql("reading the column's state", e))?;
+    let not_null: Option<bool> = row.get(0);
+    Ok((not_null.unwrap_or(false), row.get(1), row.get(2)))
+}
+
+/// Runs the four statements, resuming wherever an earlier session stopped.
+pub async fn run(spec: &NotNullStep, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
+    let table = quote_qualified(&spec.table);
+    let column = quote_ident(&spec.column);
+    let check = quote_ident(&check_name(spec));
+    let cancel = ctx.control.abort.token().clone();
+    let (already, exists, validated) = state(ctx.conn, spec).await.map_err(|e| ctx.db_error(e))?;
+    if already && !exists {
+        return Ok(format!(
+            "{}.{} is already NOT NULL",
+            spec.table, spec.column
+        ));
+    }
+    let mut report = ctx.retry_reporter();
+    if !exists && !already {
+        let add = format!(
+            "ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({column} IS NOT NULL) NOT VALID"
+        );
+        execute_with_retry(ctx.conn, &add, &ctx.policy, &cancel, &mut report)
+            .await
+            .map_err(|e| ctx.db_error(e))?;
+    }
+    if !validated && !already {
+        ctx.control.safe_point(ctx.out).await?;
+        let validate = format!("ALTER TABLE {table} VALIDATE CONSTRAINT {check}");
+        execute_with_retry(ctx.conn, &validate, &ctx.policy, &cancel, &mut report)
+            .await
+            .map_err(|e| match e {
+                DbError::Sql { ref source, .. }
+                    if source.code() == Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION) =>
+                {
+                    StepError::Failed(format!(
+                        "{}.{} still has NULLs; backfill them before this step",
+                        spec.table, spec.column
+                    ))
+                }
+                other => ctx.db_error(other),
+            })?;
+    }
+    ctx.control.safe_point(ctx.out).await?;
+    let finish = format!(
+        "ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL;\n\
+         ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {check};\n{}",
+        ctx.mark_done_sql()
+    );
+    execute_with_retry(ctx.conn, &finish, &ctx.policy, &cancel, &mut report)
+        .await
+        .map_err(|e| ctx.db_error(e))?;
+    Ok(format!(
+        "{}.{} is NOT NULL (validated without a scan under ACCESS EXCLUSIVE)",
+        spec.table, spec.column
+    ))
+}
+
+/// After an abort or failure: drops the temporary check.
+pub async fn clean_up(spec: &NotNullStep, conn: &Conn) -> Result<Option<String>, DbError> {
+    let (_, exists, _) = state(conn, spec).await?;
+    if !exists {
+        return Ok(None);
+    }
+    let sql = format!(
+        "ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}",
+        quote_qualified(&spec.table),
+        quote_ident(&check_name(spec))
+    );
+    set_lock_timeout(conn, RetryPolicy::default().lock_timeout).await?;
+    execute_with_retry(
+        conn,
+        &sql,
+        &RetryPolicy::default(),
+        &CancellationToken::new(),
+        &mut |_| {},
+    )
+    .await?;
+    Ok(Some(format!(
+        "dropped the temporary check {}",
+        check_name(spec)
+    )))
+}
+
+/// Rollback: DROP NOT NULL (and any leftover check).
+pub fn undo_sql(spec: &NotNullStep) -> String {
+    format!(
+        "ALTER TABLE {0} ALTER COLUMN {1} DROP NOT NULL;\nALTER TABLE {0} DROP CONSTRAINT IF EXISTS {2}",
+        quote_qualified(&spec.table),
+        quote_ident(&spec.column),
+        quote_ident(&check_name(spec))
+    )
+}

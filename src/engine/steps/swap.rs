@@ -1,0 +1,116 @@
+//! `kind = "swap"`: renames (tables, indexes, sequences, columns) in one
+//! short transaction under lock_timeout, retried. An abort asked for inside
+//! the critical section takes effect when it ends: a half-done swap is
+//! impossible (one transaction), and cancelling it would only waste the
+//! lock the application already queued behind.
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Ctx, StepError};
+use crate::db::{execute_with_retry, quote_ident, quote_qualified};
+use crate::engine::events::EventKind;
+use crate::plan::model::{Rename, SwapStep};
+
+fn rename_sql(r: &Rename) -> String {
+    match &r.table {
+        Some(table) => format!(
+            "ALTER TABLE {} RENAME COLUMN {} TO {}",
+            quote_qualified(table),
+            quote_ident(&r.from),
+            quote_ident(&r.to)
+        ),
+        // ALTER TABLE … RENAME also renames indexes and sequences.
+        None => format!(
+            "ALTER TABLE {} RENAME TO {}",
+            quote_qualified(&r.from),
+            quote_ident(&r.to)
+        ),
+    }
+}
+
+/// The renames as one statement list.
+pub fn swap_sql(renames: &[Rename]) -> String {
+    renames
+        .iter()
+        .map(rename_sql)
+        .collect::<Vec<_>>()
+        .join(";\n")
+}
+
+/// The renames that undo a swap: reversed, each one backwards.
+pub fn inverse(renames: &[Rename]) -> Vec<Rename> {
+    renames
+        .iter()
+        .rev()
+        .map(|r| {
+            let mut parts = crate::db::ident::split_qualified(&r.from);
+            let old = parts.pop().unwrap_or_default();
+            let from = if r.table.is_none() && !parts.is_empty() {
+                format!("{}.{}", parts.join("."), r.to)
+            } else {
+                r.to.clone()
+            };
+            Rename {
+                from,
+                to: old,
+                table: r.table.clone(),
+            }
+        })
+        .collect()
+}
+
+/// Runs the swap.
+pub async fn run(spec: &SwapStep, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
+    let statement = format!("{};\n{}", swap_sql(&spec.renames), ctx.mark_done_sql());
+    // Not cancellable: the abort waits for the transaction to end.
+    let never = CancellationToken::new();
+    let mut report = ctx.retry_reporter();
+    let attempt = execute_with_retry(ctx.conn, &statement, &ctx.policy, &never, &mut report).await;
+    if ctx.control.abort.is_aborted() {
+        ctx.out.emit(EventKind::Notice {
+            message: "an abort arrived during the swap's critical section; it takes effect now that the swap has ended".into(),
+        });
+    }
+    attempt.map_err(|e| ctx.db_error(e))?;
+    Ok(spec
+        .renames
+        .iter()
+        .map(|r| format!("{} → {}", r.from, r.to))
+        .collect::<Vec<_>>()
+        .join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(from: &str, to: &str, table: Option<&str>) -> Rename {
+        Rename {
+            from: from.into(),
+            to: to.into(),
+            table: table.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn renames_and_their_inverse() {
+        let renames = vec![
+            r("app.users", "users_old", None),
+            r("app.users_v2", "users", None),
+            r("age_new", "age", Some("users")),
+        ];
+        assert_eq!(
+            swap_sql(&renames),
+            "ALTER TABLE \"app\".\"users\" RENAME TO \"users_old\";\n\
+             ALTER TABLE \"app\".\"users_v2\" RENAME TO \"users\";\n\
+             ALTER TABLE \"users\" RENAME COLUMN \"age_new\" TO \"age\""
+        );
+        let back = inverse(&renames);
+        assert_eq!(
+            swap_sql(&back),
+            "ALTER TABLE \"users\" RENAME COLUMN \"age\" TO \"age_new\";\n\
+             ALTER TABLE \"app\".\"users\" RENAME TO \"users_v2\";\n\
+             ALTER TABLE \"app\".\"users_old\" RENAME TO \"users\""
+        );
+    }
+}

@@ -1,0 +1,278 @@
+//! `kind = "sync_trigger"`: a row trigger keeping old and new in step while
+//! both application versions run. Function and trigger are named
+//! `cutover_sync_<name>`, created in one transaction with the step's journal
+//! record (so an abort leaves neither), and dropped on rollback — or by an
+//! explicit contract step:
+//! `DROP TRIGGER cutover_sync_<name> ON <table>; DROP FUNCTION cutover_sync_<name>()`.
+
+use super::{Ctx, StepError};
+use crate::db::{execute_with_retry, quote_ident, quote_qualified};
+use crate::plan::model::SyncTriggerStep;
+
+/// The function and trigger name.
+pub fn object_name(spec: &SyncTriggerStep) -> String {
+    format!("cutover_sync_{}", spec.name)
+}
+
+/// The table the trigger is on.
+pub fn trigger_table(spec: &SyncTriggerStep) -> String {
+    spec.from
+        .clone()
+        .or_else(|| spec.table.clone())
+        .unwrap_or_default()
+}
+
+/// Splits a SET list at its top-level commas (not inside parentheses or
+/// quotes): `"a = f(x, y), b = 'p,q'"` → `["a = f(x, y)", "b = 'p,q'"]`.
+pub fn split_assignments(set: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let (mut depth, mut quote) = (0i32, None::<char>);
+    for c in set.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '(') => depth += 1,
+            (None, ')') => depth -= 1,
+            (None, ',') if depth == 0 => {
+                parts.push(current.trim().to_string());
+                current.clear();
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    if !current.trim().is_empty() {
+        parts.push(current.trim().to_string());
+    }
+    parts
+}
+
+/// `col = expr` → `NEW."col" := expr;`
+fn assignment(part: &str) -> Result<String, String> {
+    let (col, expr) = part
+        .split_once('=')
+        .ok_or_else(|| format!("`{part}` in `set` is not `column = expression`"))?;
+    let col = col.trim().trim_start_matches("NEW.").trim_matches('"');
+    Ok(format!("NEW.{} := {};", quote_ident(col), expr.trim()))
+}
+
+/// The CREATE FUNCTION and CREATE TRIGGER statements.
+pub fn create_sql(spec: &SyncTriggerStep) -> Result<String, String> {
+    let name = quote_ident(&object_name(spec));
+    let (body, timing, events, table) = if let Some(set) = &spec.set {
+        let assigns: Vec<String> = split_assignments(set)
+            .iter()
+            .map(|p| assignment(p))
+            .collect::<Result<_, _>>()?;
+        let when = spec.when.as_deref().unwrap_or("TRUE");
+        (
+            format!(
+                "BEGIN\n  IF {when} THEN\n    {}\n  END IF;\n  RETURN NEW;\nEND",
+                assigns.join("\n    ")
+            ),
+            "BEFORE",
+            "INSERT OR UPDATE",
+            spec.table.clone().unwrap_or_default(),
+        )
+    } else if let (Some(old), Some(new)) = (&spec.old, &spec.new) {
+        let (o, n) = (quote_ident(old), quote_ident(new));
+        let forward = spec.forward.clone().unwrap_or(format!("NEW.{o}"));
+        let backward = spec.backward.clone().unwrap_or(format!("NEW.{n}"));
+        // Whichever side the writer changed wins; a writer that set both is
+        // left alone. Assigning to NEW never re-fires the trigger.
+        (
+            format!(
+                "BEGIN
+  IF TG_OP = 'INSERT' THEN
+    IF NEW.{n} IS NULL THEN NEW.{n} := {forward};
+    ELSIF NEW.{o} IS NULL THEN NEW.{o} := {backward};
+    END IF;
+  ELSIF NEW.{o} IS DISTINCT FROM OLD.{o} AND NEW.{n} IS NOT DISTINCT FROM OLD.{n} THEN
+    NEW.{n} := {forward};
+  ELSIF NEW.{n} IS DISTINCT FROM OLD.{n} AND NEW.{o} IS NOT DISTINCT FROM OLD.{o} THEN
+    NEW.{o} := {backward};
+  END IF;
+  RETURN NEW;
+END"
+            ),
+            "BEFORE",
+            "INSERT OR UPDATE",
+            spec.table.clone().unwrap_or_default(),
+        )
+    } else {
+        let (Some(from), Some(to), Some(key), Some(columns)) =
+            (&spec.from, &spec.to, &spec.key, &spec.columns)
+        else {
+            return Err("incomplete sync_trigger".into());
+        };
+        let to_key = spec.to_key.clone().unwrap_or(key.clone());
+        let (qt, qk, qtk) = (quote_qualified(to), quote_ident(key), quote_ident(&to_key));
+        let pairs = columns.pairs();
+        let targets: Vec<String> = pairs.iter().map(|(c, _)| quote_ident(c)).collect();
+        let exprs: Vec<&str> = pairs.iter().map(|(_, e)| e.as_str()).collect();
+        let updates: Vec<String> = pairs
+            .iter()
+            .filter(|(c, _)| *c != to_key)
+            .map(|(c, _)| format!("{0} = EXCLUDED.{0}", quote_ident(c)))
+            .collect();
+        let on_conflict = if updates.is_empty() {
+            "DO NOTHING".to_string()
+        } else {
+            format!("DO UPDATE SET {}", updates.join(", "))
+        };
+        // pg_trigger_depth() > 1: the write came from another sync trigger
+        // (a reverse copy); echoing it back would recurse.
+        (
+            format!(
+                "BEGIN
+  IF pg_trigger_depth() > 1 THEN RETURN NULL; END IF;
+  IF TG_OP = 'DELETE' THEN
+    DELETE FROM {qt} WHERE {qtk} = OLD.{qk};
+    RETURN NULL;
+  END IF;
+  IF TG_OP = 'UPDATE' AND NEW.{qk} IS DISTINCT FROM OLD.{qk} THEN
+    DELETE FROM {qt} WHERE {qtk} = OLD.{qk};
+  END IF;
+  INSERT INTO {qt} ({}) SELECT {} FROM (SELECT NEW.*) AS s
+    ON CONFLICT ({qtk}) {on_conflict};
+  RETURN NULL;
+END",
+                targets.join(", "),
+                exprs.join(", ")
+            ),
+            "AFTER",
+            "INSERT OR UPDATE OR DELETE",
+            from.clone(),
+        )
+    };
+    Ok(format!(
+        "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $cutover$\n{body}\n$cutover$;\n\
+         CREATE TRIGGER {name} {timing} {events} ON {} FOR EACH ROW EXECUTE FUNCTION {name}()",
+        quote_qualified(&table)
+    ))
+}
+
+/// The DROP statements (rollback).
+pub fn drop_sql(spec: &SyncTriggerStep) -> String {
+    let name = quote_ident(&object_name(spec));
+    format!(
+        "DROP TRIGGER IF EXISTS {name} ON {};\nDROP FUNCTION IF EXISTS {name}()",
+        quote_qualified(&trigger_table(spec))
+    )
+}
+
+/// Creates function and trigger, with the journal record, in one transaction.
+pub async fn run(spec: &SyncTriggerStep, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
+    let create = create_sql(spec).map_err(StepError::Failed)?;
+    let statement = format!("{create};\n{}", ctx.mark_done_sql());
+    let cancel = ctx.control.abort.token().clone();
+    let mut report = ctx.retry_reporter();
+    execute_with_retry(ctx.conn, &statement, &ctx.policy, &cancel, &mut report)
+        .await
+        .map_err(|e| ctx.db_error(e))?;
+    Ok(format!(
+        "trigger {} on {}",
+        object_name(spec),
+        trigger_table(spec)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> SyncTriggerStep {
+        SyncTriggerStep {
+            name: "full_name".into(),
+            table: Some("users".into()),
+            set: None,
+            when: None,
+            old: None,
+            new: None,
+            forward: None,
+            backward: None,
+            from: None,
+            to: None,
+            key: None,
+            to_key: None,
+            columns: None,
+        }
+    }
+
+    #[test]
+    fn set_lists_split_at_top_level_commas() {
+        assert_eq!(
+            split_assignments("a = f(x, y), b = 'p,q', c = NEW.d"),
+            ["a = f(x, y)", "b = 'p,q'", "c = NEW.d"]
+        );
+    }
+
+    #[test]
+    fn one_way_assigns_to_new() {
+        let mut s = spec();
+        s.set = Some("full_name = NEW.name".into());
+        let sql = create_sql(&s).unwrap();
+        assert!(sql.contains(r#"NEW."full_name" := NEW.name;"#), "{sql}");
+        assert!(
+            sql.contains(r#"BEFORE INSERT OR UPDATE ON "users""#),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(r#"CREATE FUNCTION "cutover_sync_full_name"()"#),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn two_way_follows_whichever_side_changed() {
+        let mut s = spec();
+        s.old = Some("age".into());
+        s.new = Some("age_new".into());
+        s.forward = Some("NEW.age::bigint".into());
+        let sql = create_sql(&s).unwrap();
+        assert!(
+            sql.contains(r#"NEW."age_new" := NEW.age::bigint;"#),
+            "{sql}"
+        );
+        assert!(sql.contains(r#"NEW."age" := NEW."age_new";"#), "{sql}");
+    }
+
+    #[test]
+    fn table_copy_mirrors_writes_and_guards_recursion() {
+        let mut s = spec();
+        s.table = None;
+        s.from = Some("users".into());
+        s.to = Some("addresses".into());
+        s.key = Some("id".into());
+        s.to_key = Some("user_id".into());
+        s.columns = Some(crate::plan::model::ColumnMap::Mapped(
+            [
+                ("user_id".to_string(), "id".to_string()),
+                ("city".to_string(), "city".to_string()),
+            ]
+            .into_iter()
+            .collect(),
+        ));
+        let sql = create_sql(&s).unwrap();
+        assert!(sql.contains("pg_trigger_depth() > 1"), "{sql}");
+        assert!(
+            sql.contains(r#"DELETE FROM "addresses" WHERE "user_id" = OLD."id""#),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(r#"ON CONFLICT ("user_id") DO UPDATE SET "city" = EXCLUDED."city""#),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("AFTER INSERT OR UPDATE OR DELETE ON \"users\""),
+            "{sql}"
+        );
+        assert_eq!(
+            drop_sql(&s),
+            "DROP TRIGGER IF EXISTS \"cutover_sync_full_name\" ON \"users\";\nDROP FUNCTION IF EXISTS \"cutover_sync_full_name\"()"
+        );
+    }
+}
