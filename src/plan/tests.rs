@@ -115,7 +115,9 @@ fn unknown_step_kind_lists_the_kinds() {
     let msg = e.to_string();
     assert!(msg.contains("verfy"), "{msg}");
     assert!(
-        msg.contains("sql, create_index, backfill, verify, gate"),
+        msg.contains(
+            "sql, create_index, backfill, copy_rows, sync_trigger, not_null, constraint, verify, swap, gate"
+        ),
         "{msg}"
     );
     let line = text.lines().position(|l| l.contains("verfy")).unwrap() + 1;
