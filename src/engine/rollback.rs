@@ -96,7 +96,7 @@ pub fn undo_list(
                         step.display_name()
                     ));
                 }
-                StepStatus::Done => match steps::inverse(step) {
+                StepStatus::Done => match steps::inverse(step, plan) {
                     Ok(inverse) => items.push(UndoItem {
                         phase: pi,
                         step: si,

@@ -405,6 +405,10 @@ pub struct SwapStep {
     pub name: Option<String>,
     /// The renames, in order.
     pub renames: Vec<Rename>,
+    /// Sync triggers (by name) whose functions follow the renames: they are
+    /// re-created in the same transaction with the new names.
+    #[serde(default)]
+    pub sync_triggers: Vec<String>,
 }
 
 /// `kind = "gate"`.

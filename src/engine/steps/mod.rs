@@ -150,7 +150,7 @@ pub async fn clean_up(step: &Step, conn: &Conn) -> Result<Option<String>, DbErro
 }
 
 /// How a completed step is undone, if it can be.
-pub fn inverse(step: &Step) -> Result<Inverse, String> {
+pub fn inverse(step: &Step, plan: &Plan) -> Result<Inverse, String> {
     match step {
         Step::Sql(s) => match &s.rollback {
             Some(sql) => Ok(Inverse::Sql(sql.clone())),
@@ -171,7 +171,12 @@ pub fn inverse(step: &Step) -> Result<Inverse, String> {
         Step::SyncTrigger(s) => Ok(Inverse::Sql(sync_trigger::drop_sql(s))),
         Step::NotNull(s) => Ok(Inverse::Sql(not_null::undo_sql(s))),
         Step::Constraint(s) => Ok(Inverse::Sql(constraint::undo_sql(s))),
-        Step::Swap(s) => Ok(Inverse::Sql(swap::swap_sql(&swap::inverse(&s.renames)))),
+        Step::Swap(s) => Ok(Inverse::Sql(swap::full_sql(
+            plan,
+            &swap::inverse(&s.renames),
+            &s.sync_triggers,
+            true,
+        )?)),
     }
 }
 

@@ -6,10 +6,12 @@
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Ctx, StepError};
+use super::{Ctx, StepError, sync_trigger};
 use crate::db::{execute_with_retry, quote_ident, quote_qualified};
 use crate::engine::events::EventKind;
+use crate::plan::Plan;
 use crate::plan::model::{Rename, SwapStep};
+use crate::plan::model::{Step, SyncTriggerStep};
 
 fn rename_sql(r: &Rename) -> String {
     match &r.table {
@@ -59,9 +61,52 @@ pub fn inverse(renames: &[Rename]) -> Vec<Rename> {
         .collect()
 }
 
+/// The sync-trigger steps a swap names, from the plan.
+fn named_triggers<'p>(
+    plan: &'p Plan,
+    names: &[String],
+) -> Result<Vec<&'p SyncTriggerStep>, String> {
+    names
+        .iter()
+        .map(|n| {
+            plan.phases
+                .iter()
+                .flat_map(|p| p.steps.iter())
+                .find_map(|s| match s.get_ref() {
+                    Step::SyncTrigger(t) if &t.name == n => Some(t),
+                    _ => None,
+                })
+                .ok_or_else(|| format!("swap: the plan has no sync_trigger named {n}"))
+        })
+        .collect()
+}
+
+/// Renames plus the named sync triggers' functions re-created to match.
+pub fn full_sql(
+    plan: &Plan,
+    renames: &[Rename],
+    triggers: &[String],
+    undo: bool,
+) -> Result<String, String> {
+    let mut parts = vec![swap_sql(renames)];
+    for t in named_triggers(plan, triggers)? {
+        // Forward: the functions follow the new names. Undo: back to the
+        // names the plan wrote.
+        let spec = if undo {
+            t.clone()
+        } else {
+            sync_trigger::renamed(t, renames)
+        };
+        parts.push(sync_trigger::function_sql(&spec)?);
+    }
+    Ok(parts.join(";\n"))
+}
+
 /// Runs the swap.
 pub async fn run(spec: &SwapStep, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
-    let statement = format!("{};\n{}", swap_sql(&spec.renames), ctx.mark_done_sql());
+    let body =
+        full_sql(ctx.plan, &spec.renames, &spec.sync_triggers, false).map_err(StepError::Failed)?;
+    let statement = format!("{body};\n{}", ctx.mark_done_sql());
     // Not cancellable: the abort waits for the transaction to end.
     let never = CancellationToken::new();
     let mut report = ctx.retry_reporter();

@@ -149,10 +149,54 @@ END",
         )
     };
     Ok(format!(
-        "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $cutover$\n{body}\n$cutover$;\n\
+        "CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $cutover$\n{body}\n$cutover$;\n\
          CREATE TRIGGER {name} {timing} {events} ON {} FOR EACH ROW EXECUTE FUNCTION {name}()",
         quote_qualified(&table)
     ))
+}
+
+/// Only the function (to re-create it after renames; the trigger stays
+/// bound to the function).
+pub fn function_sql(spec: &SyncTriggerStep) -> Result<String, String> {
+    let full = create_sql(spec)?;
+    Ok(full
+        .split_once("$cutover$;\n")
+        .map(|(f, _)| format!("{f}$cutover$"))
+        .unwrap_or(full))
+}
+
+/// The spec as it reads after `renames` (tables and columns renamed).
+pub fn renamed(spec: &SyncTriggerStep, renames: &[crate::plan::model::Rename]) -> SyncTriggerStep {
+    let last = |n: &str| {
+        crate::db::ident::split_qualified(n)
+            .pop()
+            .unwrap_or_default()
+    };
+    let table_to = |t: &Option<String>| {
+        t.as_ref().map(|t| {
+            renames
+                .iter()
+                .filter(|r| r.table.is_none())
+                .find(|r| last(&r.from) == last(t))
+                .map_or(t.clone(), |r| r.to.clone())
+        })
+    };
+    let column_to = |table: &Option<String>, c: &Option<String>| {
+        c.as_ref().map(|c| {
+            renames
+                .iter()
+                .filter(|r| r.table.as_deref().map(last) == table.as_deref().map(last))
+                .find(|r| r.table.is_some() && &r.from == c)
+                .map_or(c.clone(), |r| r.to.clone())
+        })
+    };
+    let mut out = spec.clone();
+    out.old = column_to(&spec.table, &spec.old);
+    out.new = column_to(&spec.table, &spec.new);
+    out.table = table_to(&spec.table);
+    out.from = table_to(&spec.from);
+    out.to = table_to(&spec.to);
+    out
 }
 
 /// The DROP statements (rollback).
@@ -203,6 +247,56 @@ mod tests {
     }
 
     #[test]
+    fn renames_follow_into_the_function() {
+        use crate::plan::model::Rename;
+        let mut s = spec();
+        s.old = Some("age".into());
+        s.new = Some("age_new".into());
+        let swap = [
+            Rename {
+                from: "age".into(),
+                to: "age_old".into(),
+                table: Some("users".into()),
+            },
+            Rename {
+                from: "age_new".into(),
+                to: "age".into(),
+                table: Some("users".into()),
+            },
+        ];
+        let r = renamed(&s, &swap);
+        assert_eq!(
+            (r.old.as_deref(), r.new.as_deref()),
+            (Some("age_old"), Some("age"))
+        );
+        let f = function_sql(&r).unwrap();
+        assert!(f.starts_with("CREATE OR REPLACE FUNCTION"), "{f}");
+        assert!(f.ends_with("$cutover$"), "{f}");
+        assert!(!f.contains("CREATE TRIGGER"), "{f}");
+        let mut c = spec();
+        c.table = None;
+        c.from = Some("users".into());
+        c.to = Some("users_v2".into());
+        let tables = [
+            Rename {
+                from: "users".into(),
+                to: "users_old".into(),
+                table: None,
+            },
+            Rename {
+                from: "users_v2".into(),
+                to: "users".into(),
+                table: None,
+            },
+        ];
+        let r = renamed(&c, &tables);
+        assert_eq!(
+            (r.from.as_deref(), r.to.as_deref()),
+            (Some("users_old"), Some("users"))
+        );
+    }
+
+    #[test]
     fn set_lists_split_at_top_level_commas() {
         assert_eq!(
             split_assignments("a = f(x, y), b = 'p,q', c = NEW.d"),
@@ -221,7 +315,7 @@ mod tests {
             "{sql}"
         );
         assert!(
-            sql.contains(r#"CREATE FUNCTION "cutover_sync_full_name"()"#),
+            sql.contains(r#"CREATE OR REPLACE FUNCTION "cutover_sync_full_name"()"#),
             "{sql}"
         );
     }
