@@ -368,9 +368,13 @@ pub(crate) fn spawn_listener(
                 journal::RemoteCommand::Resume => Command::Resume { by },
             };
             if commands.send(command).await.is_err() {
-                break;
+                return;
             }
         }
+        // The listening connection lives as long as the run (this task is
+        // aborted when the run ends): its end means the database is gone,
+        // and a run waiting at a gate or a pause must not wait forever.
+        abort.abort("lost the connection to the database; `cutover run` resumes once it is back");
     })
 }
 

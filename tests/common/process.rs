@@ -104,6 +104,8 @@ impl Running {
 
     /// Waits for the process to end; returns its exit code and all output.
     pub fn wait_exit(mut self, limit: Duration) -> (i32, Vec<String>) {
+        let seen = std::mem::take(&mut self.seen);
+        self.seen = seen;
         let deadline = Instant::now() + limit;
         loop {
             while let Ok(line) = self.lines.try_recv() {
@@ -114,7 +116,7 @@ impl Running {
                 while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
                     self.seen.push(line);
                 }
-                return (status.code().unwrap_or(-1), self.seen);
+                return (status.code().unwrap_or(-1), std::mem::take(&mut self.seen));
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
@@ -128,7 +130,14 @@ impl Running {
     }
 
     /// Kills it with SIGKILL (no cleanup possible).
-    pub fn kill9(mut self) {
+    pub fn kill9(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // A failed test must not leave a cutover behind.
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -61,10 +61,16 @@ impl Work {
             Work::Copy { to, columns } => {
                 let targets: Vec<String> = columns.iter().map(|(c, _)| quote_ident(c)).collect();
                 let exprs: Vec<&str> = columns.iter().map(|(_, e)| e.as_str()).collect();
+                // FOR SHARE: a concurrent update or delete of a source row
+                // waits for this batch, so its sync trigger sees the copied
+                // row; without it the copy could write a row the trigger
+                // already deleted or updated (stale data), or deadlock
+                // against it.
                 format!(
                     "INSERT INTO {} ({})
     SELECT {} FROM {table}
     WHERE {lower} AND {k} <= (SELECT hi FROM bounds) AND ({filter})
+    FOR SHARE
     ON CONFLICT DO NOTHING
     RETURNING 1",
                     quote_qualified(to),
