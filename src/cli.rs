@@ -16,7 +16,7 @@ use clap::{Args, Parser, Subcommand};
 Connection: --database-url, else DATABASE_URL, else libpq's PGHOST, PGPORT, PGUSER,
 PGDATABASE, PGPASSWORD (and ~/.pgpass); sslmode=require|verify-ca|verify-full use TLS.
 
-Try it without a database:   cutover sandbox start --rows 100000
+Try it without a database:   cutover demo
 Exit codes: 0 done, 1 failed, 2 usage error or not available, 3 aborted.")]
 pub struct Cli {
     /// Database to migrate (postgres://user@host:port/db?sslmode=require).
@@ -51,7 +51,7 @@ pub enum Command {
     Abort(PlanArg),
     /// Undo a run's completed steps in reverse order.
     Rollback(RollbackArgs),
-    /// Try cutover on a throwaway Postgres + replica with live traffic.
+    /// Try it: a throwaway Postgres + replica, 1M rows, live traffic, the cockpit.
     Demo(DemoArgs),
     /// A scratch Postgres primary + streaming replica for trying plans.
     #[command(subcommand)]
@@ -115,9 +115,21 @@ pub struct DemoArgs {
     /// Rows in the demo table.
     #[arg(long, default_value_t = 1_000_000)]
     pub rows: i64,
-    /// The plan to run.
+    /// The plan to run (default: the built-in rename_column_with_trigger.toml).
     #[arg(long)]
     pub plan: Option<PathBuf>,
+    /// Release every gate automatically.
+    #[arg(long)]
+    pub yes: bool,
+    /// Print one line per event instead of opening the cockpit.
+    #[arg(long)]
+    pub headless: bool,
+    /// With --headless: print events as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Application traffic on the demo table, in statements per second.
+    #[arg(long, default_value_t = 200)]
+    pub rate: u32,
 }
 
 /// `cutover sandbox …`.

@@ -11,6 +11,7 @@ pub mod monitor;
 pub mod plan;
 pub mod report;
 pub mod sandbox;
+pub mod ui;
 
 /// Process exit codes, the same for every command.
 pub mod exit {

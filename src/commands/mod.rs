@@ -1,5 +1,6 @@
 //! One handler per subcommand; each returns the process exit code.
 
+pub mod demo;
 pub mod remote;
 pub mod run;
 pub mod sandbox;
@@ -20,6 +21,7 @@ pub async fn dispatch(cli: Cli) -> color_eyre::Result<i32> {
         Command::Resume(a) => remote::send(RemoteCommand::Resume, &a.plan, url).await,
         Command::Abort(a) => remote::send(RemoteCommand::Abort, &a.plan, url).await,
         Command::Sandbox(cmd) => return sandbox::run(cmd, url).await,
+        Command::Demo(args) => return demo::run(args).await,
         other => not_available(&other),
     })
 }

@@ -26,11 +26,14 @@ pub fn resolve_target(database_url: Option<&str>) -> Result<Target, i32> {
     })
 }
 
+/// Headless when asked, or when stdout or stdin is not a terminal (CI,
+/// cron, pipes): the cockpit needs a terminal.
+pub fn headless(flag: bool, json: bool) -> bool {
+    flag || json || !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal()
+}
+
 /// `cutover run PLAN`.
 pub async fn run(args: RunArgs, database_url: Option<&str>) -> i32 {
-    if args.json && !args.headless && std::io::stdout().is_terminal() {
-        eprintln!("note: --json implies --headless");
-    }
     let loaded = match load_plan(&args.plan) {
         Ok(p) => p,
         Err(code) => return code,
@@ -39,14 +42,20 @@ pub async fn run(args: RunArgs, database_url: Option<&str>) -> i32 {
         Ok(t) => t,
         Err(code) => return code,
     };
-    let handle = spawn_run(
-        loaded,
-        target,
-        RunOptions {
-            yes: args.yes,
-            force_changed_plan: args.force_changed_plan,
-        },
-    );
+    let opts = RunOptions {
+        yes: args.yes,
+        force_changed_plan: args.force_changed_plan,
+    };
+    if !headless(args.headless, args.json) {
+        return match crate::ui::run_cockpit(loaded, target, opts).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: the cockpit failed: {e}");
+                exit::FAILED
+            }
+        };
+    }
+    let handle = spawn_run(loaded, target, opts);
     report::run(
         handle,
         HeadlessOptions {

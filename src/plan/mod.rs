@@ -104,6 +104,17 @@ pub fn load(path: &Path) -> Result<LoadedPlan, PlanError> {
     })
 }
 
+/// A plan from text that is not a file (a built-in plan).
+pub fn from_text(path: &Path, text: &str) -> Result<LoadedPlan, PlanError> {
+    let plan = parse(path, text)?;
+    Ok(LoadedPlan {
+        path: path.to_path_buf(),
+        plan,
+        hash: hex::encode(Sha256::digest(text.as_bytes())),
+        text: text.to_string(),
+    })
+}
+
 /// Parses and validates plan text (`path` is only used in messages).
 pub fn parse(path: &Path, text: &str) -> Result<Plan, PlanError> {
     let plan: Plan = toml::from_str(text)

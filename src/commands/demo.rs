@@ -1,0 +1,136 @@
+//! `cutover demo`: no database needed. A throwaway primary + replica, the
+//! demo table, steady application traffic, and the cockpit on a plan.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use color_eyre::eyre::WrapErr;
+use rand::RngExt;
+
+use super::run::headless;
+use crate::cli::DemoArgs;
+use crate::db::{Conn, Source, Target};
+use crate::engine::driver::{RunOptions, spawn_run};
+use crate::plan::{self, LoadedPlan};
+use crate::report::{self, HeadlessOptions};
+use crate::sandbox::{Sandbox, SandboxOptions, seed};
+
+/// The plan the demo runs unless `--plan` says otherwise.
+const DEFAULT_PLAN: &str = include_str!("../../plans/rename_column_with_trigger.toml");
+
+/// Runs the demo; returns the exit code.
+pub async fn run(args: DemoArgs) -> color_eyre::Result<i32> {
+    let loaded: LoadedPlan = match &args.plan {
+        Some(path) => match plan::load(path) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(crate::exit::USAGE);
+            }
+        },
+        None => plan::from_text(
+            Path::new("plans/rename_column_with_trigger.toml (built in)"),
+            DEFAULT_PLAN,
+        )
+        .map_err(|e| color_eyre::eyre::eyre!("{e}"))?,
+    };
+    if args.rows < 1 {
+        eprintln!("error: --rows must be at least 1");
+        return Ok(crate::exit::USAGE);
+    }
+    eprintln!("demo: starting a scratch PostgreSQL primary and streaming replica…");
+    let sandbox = tokio::task::spawn_blocking(|| Sandbox::start(&SandboxOptions::default()))
+        .await
+        .wrap_err("sandbox start-up task failed")??;
+    let target = Target::parse(&sandbox.primary_url(), Source::Flag)?;
+    let setup = Conn::connect(&target).await?;
+    let rows = args.rows;
+    let mut report = |done: i64| {
+        use std::io::Write;
+        eprint!("\rdemo: seeding users: {done}/{rows} rows");
+        let _ = std::io::stderr().flush();
+    };
+    let took = seed::seed_users(&setup.client, rows, false, &mut report).await?;
+    eprintln!(
+        "\rdemo: seeded {rows} rows in {:.1}s            ",
+        took.as_secs_f64()
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = spawn_traffic(&target, rows, args.rate, stop.clone());
+    eprintln!(
+        "demo: application traffic at {}/s (point reads and updates); running {}",
+        args.rate,
+        loaded.path.display()
+    );
+    let opts = RunOptions {
+        yes: args.yes,
+        force_changed_plan: false,
+    };
+    let code = if headless(args.headless, args.json) {
+        let plan_path = loaded.path.display().to_string();
+        let handle = spawn_run(loaded, target, opts);
+        report::run(
+            handle,
+            HeadlessOptions {
+                json: args.json,
+                plan_path,
+                yes: args.yes,
+            },
+        )
+        .await
+    } else {
+        crate::ui::run_cockpit(loaded, target, opts).await?
+    };
+    stop.store(true, Ordering::Relaxed);
+    for t in traffic {
+        let _ = t.await;
+    }
+    eprintln!("demo: stopping the sandbox…");
+    tokio::task::spawn_blocking(move || sandbox.stop())
+        .await
+        .wrap_err("sandbox shutdown task failed")?;
+    Ok(code)
+}
+
+/// Point reads and updates by random id at `rate` statements a second,
+/// over two connections, until `stop`; errors (a column a contract phase
+/// dropped) are counted, not fatal.
+fn spawn_traffic(
+    target: &Target,
+    rows: i64,
+    rate: u32,
+    stop: Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let per_conn = (rate.max(2) / 2) as u64;
+    let period = Duration::from_micros(1_000_000 / per_conn.max(1));
+    (0..2)
+        .map(|i| {
+            let target = target.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let Ok(c) = Conn::connect(&target).await else {
+                    return;
+                };
+                let mut tick = tokio::time::interval(period);
+                let mut errors = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    tick.tick().await;
+                    let id = rand::rng().random_range(1..=rows);
+                    let sql = if i == 0 {
+                        format!("SELECT email FROM users WHERE id = {id}")
+                    } else {
+                        format!("UPDATE users SET age = {}, email = 'user{id}@example.org' WHERE id = {id}", id % 90)
+                    };
+                    if c.client.simple_query(&sql).await.is_err() {
+                        errors += 1;
+                    }
+                }
+                if errors > 0 {
+                    tracing::info!("demo traffic: {errors} statements failed");
+                }
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,434 @@
+//! The cockpit's state and its reducer: `update(action) -> Effect` and
+//! `on_event(event)`, pure and tested without a terminal.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::engine::control::Command;
+use crate::engine::events::{Event, EventKind, Level};
+use crate::engine::progress::{Progress, RunState};
+use crate::engine::rollback::{UndoAction, undo_list};
+use crate::journal::StepStatus;
+use crate::monitor::MonitorState;
+use crate::plan::Plan;
+use crate::plan::model::{AbortLimits, Step, Throttle};
+
+use super::keys::Action;
+
+/// Lines the event log keeps.
+const LOG_LINES: usize = 500;
+
+/// The panes that can take focus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    /// Rows, rate, batch size, throttle.
+    Backfill,
+    /// Replica lag.
+    Replication,
+    /// Lock waits.
+    Locks,
+    /// Transactions and the probe.
+    Activity,
+    /// The event log.
+    Log,
+}
+
+impl Pane {
+    /// In tab order.
+    pub const ALL: [Pane; 5] = [
+        Pane::Backfill,
+        Pane::Replication,
+        Pane::Locks,
+        Pane::Activity,
+        Pane::Log,
+    ];
+
+    /// The tab title.
+    pub fn title(self) -> &'static str {
+        match self {
+            Pane::Backfill => "Backfill",
+            Pane::Replication => "Replication",
+            Pane::Locks => "Locks",
+            Pane::Activity => "Activity",
+            Pane::Log => "Log",
+        }
+    }
+}
+
+/// An open dialog.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Modal {
+    /// Nothing open.
+    None,
+    /// The key table.
+    Help,
+    /// "Abort the run? (y/n)".
+    ConfirmAbort,
+    /// What will be undone; type the table name to confirm.
+    ConfirmRollback {
+        /// The steps, last first.
+        undo: Vec<String>,
+        /// What was typed so far.
+        typed: String,
+        /// Why a rollback is not possible, if it is not.
+        refused: Option<String>,
+    },
+    /// Entering an irreversible phase: type the table name to confirm.
+    ConfirmIrreversible {
+        /// What was typed so far.
+        typed: String,
+    },
+    /// "Quit while a step runs? It pauses at a safe point." (y/n)
+    ConfirmQuit,
+}
+
+/// What the loop must do after an action.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Send a command to the engine.
+    Send(Command),
+    /// Abort now, with this reason.
+    Abort(String),
+    /// Start a rollback of the plan.
+    StartRollback,
+    /// Leave the cockpit.
+    Quit,
+}
+
+/// One line of the event log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    /// When.
+    pub at: SystemTime,
+    /// Severity.
+    pub level: Level,
+    /// The sentence.
+    pub text: String,
+}
+
+/// The cockpit's whole state.
+pub struct App {
+    /// The plan.
+    pub plan: Plan,
+    /// Its file.
+    pub plan_path: String,
+    /// The database, redacted.
+    pub database: String,
+    /// The table a rollback or irreversible step is confirmed with.
+    pub confirm_word: String,
+    /// The engine's latest progress.
+    pub progress: Progress,
+    /// The monitor's latest sample and history.
+    pub monitor: Arc<MonitorState>,
+    /// The event log, oldest first.
+    pub log: VecDeque<LogLine>,
+    /// Lines scrolled up from the bottom.
+    pub log_scroll: usize,
+    /// Rows/s once a second, for the sparkline.
+    pub rate_history: VecDeque<u64>,
+    /// When each step started (running) and how long finished ones took.
+    pub step_times: HashMap<(usize, usize), (SystemTime, Option<Duration>)>,
+    /// The clock the screen is drawn at.
+    pub now: SystemTime,
+    /// The focused pane.
+    pub focus: Pane,
+    /// The open dialog.
+    pub modal: Modal,
+    /// The engine task has ended, with this exit code.
+    pub engine_exit: Option<i32>,
+    /// The operator asked to leave (once the engine has let go).
+    pub quitting: bool,
+    /// Ctrl-C presses so far.
+    pub interrupts: u32,
+    /// A rollback is (or was) driving the engine.
+    pub rolling_back: bool,
+}
+
+impl App {
+    /// A cockpit for a plan.
+    pub fn new(plan: Plan, plan_path: String, database: String) -> App {
+        let confirm_word = main_table(&plan);
+        App {
+            plan,
+            plan_path,
+            database,
+            confirm_word,
+            progress: Progress::default(),
+            monitor: Arc::new(MonitorState::default()),
+            log: VecDeque::new(),
+            log_scroll: 0,
+            rate_history: VecDeque::new(),
+            step_times: HashMap::new(),
+            now: SystemTime::now(),
+            focus: Pane::Backfill,
+            modal: Modal::None,
+            engine_exit: None,
+            quitting: false,
+            interrupts: 0,
+            rolling_back: false,
+        }
+    }
+
+    /// The `[throttle]` limits.
+    pub fn throttle(&self) -> &Throttle {
+        &self.plan.throttle
+    }
+
+    /// The `[abort]` limits.
+    pub fn abort_limits(&self) -> &AbortLimits {
+        &self.plan.abort
+    }
+
+    /// The engine task is alive.
+    pub fn engine_running(&self) -> bool {
+        self.engine_exit.is_none()
+    }
+
+    /// Waiting at a gate.
+    pub fn at_gate(&self) -> bool {
+        self.engine_running() && self.progress.gate.is_some()
+    }
+
+    /// A batched step is running.
+    pub fn batch_running(&self) -> bool {
+        self.engine_running() && self.progress.batch.is_some()
+    }
+
+    /// A rollback makes sense now.
+    pub fn can_roll_back(&self) -> bool {
+        !self.engine_running()
+            && self.progress.state != RunState::RolledBack
+            && self.progress.statuses.iter().flatten().any(|s| {
+                matches!(
+                    s,
+                    StepStatus::Done | StepStatus::Running | StepStatus::Failed
+                )
+            })
+    }
+
+    /// A step is executing (quitting needs a safe point).
+    fn step_running(&self) -> bool {
+        self.engine_running()
+            && matches!(self.progress.state, RunState::Running | RunState::Paused)
+            && self.progress.gate.is_none()
+    }
+
+    /// Records an engine event.
+    pub fn on_event(&mut self, event: &Event) {
+        match &event.kind {
+            EventKind::StepStarted { phase, step, .. } => {
+                self.step_times.insert((*phase, *step), (event.at, None));
+            }
+            EventKind::StepFinished {
+                phase,
+                step,
+                elapsed_ms,
+                ..
+            } => {
+                let started = self
+                    .step_times
+                    .get(&(*phase, *step))
+                    .map_or(event.at, |t| t.0);
+                self.step_times.insert(
+                    (*phase, *step),
+                    (started, Some(Duration::from_millis(*elapsed_ms))),
+                );
+            }
+            _ => {}
+        }
+        self.log.push_back(LogLine {
+            at: event.at,
+            level: event.level,
+            text: event.kind.message(),
+        });
+        while self.log.len() > LOG_LINES {
+            self.log.pop_front();
+        }
+    }
+
+    /// Once a second: the sparkline's next point.
+    pub fn on_tick(&mut self, now: SystemTime) {
+        self.now = now;
+        if let Some(b) = &self.progress.batch {
+            self.rate_history.push_back(b.rows_per_sec.max(0.0) as u64);
+            while self.rate_history.len() > 600 {
+                self.rate_history.pop_front();
+            }
+        }
+    }
+
+    /// How long a step has run (or took).
+    pub fn step_elapsed(&self, phase: usize, step: usize) -> Option<Duration> {
+        self.step_times.get(&(phase, step)).map(|(start, took)| {
+            took.unwrap_or_else(|| self.now.duration_since(*start).unwrap_or_default())
+        })
+    }
+
+    fn current_batch_size(&self) -> u64 {
+        self.progress
+            .batch_override
+            .or(self.progress.batch.as_ref().map(|b| b.batch_size))
+            .unwrap_or(1000)
+    }
+
+    /// Applies an action; returns what the loop must do.
+    pub fn update(&mut self, action: Action) -> Option<Effect> {
+        let operator = || "operator".to_string();
+        match (&mut self.modal, action) {
+            (_, Action::Interrupt) => {
+                self.interrupts += 1;
+                self.quitting = true;
+                if self.interrupts >= 2 || !self.engine_running() {
+                    if self.engine_running() {
+                        return Some(Effect::Abort("interrupted twice (Ctrl-C)".into()));
+                    }
+                    return Some(Effect::Quit);
+                }
+                return Some(Effect::Send(Command::Detach));
+            }
+            (Modal::Help, Action::Help | Action::Cancel) => self.modal = Modal::None,
+            (Modal::ConfirmAbort, Action::Confirm) => {
+                self.modal = Modal::None;
+                return Some(Effect::Abort("aborted by the operator (cockpit)".into()));
+            }
+            (Modal::ConfirmQuit, Action::Confirm) => {
+                self.modal = Modal::None;
+                self.quitting = true;
+                return Some(Effect::Send(Command::Detach));
+            }
+            (Modal::ConfirmAbort | Modal::ConfirmQuit, Action::Cancel) => self.modal = Modal::None,
+            (
+                Modal::ConfirmRollback { typed, .. } | Modal::ConfirmIrreversible { typed },
+                Action::Type(c),
+            ) => typed.push(c),
+            (
+                Modal::ConfirmRollback { typed, .. } | Modal::ConfirmIrreversible { typed },
+                Action::Backspace,
+            ) => {
+                typed.pop();
+            }
+            (Modal::ConfirmRollback { .. } | Modal::ConfirmIrreversible { .. }, Action::Cancel) => {
+                self.modal = Modal::None;
+            }
+            (Modal::ConfirmRollback { typed, refused, .. }, Action::Confirm)
+                if refused.is_none() && *typed == self.confirm_word =>
+            {
+                self.modal = Modal::None;
+                self.rolling_back = true;
+                return Some(Effect::StartRollback);
+            }
+            (Modal::ConfirmIrreversible { typed }, Action::Confirm)
+                if *typed == self.confirm_word =>
+            {
+                self.modal = Modal::None;
+                return Some(Effect::Send(Command::Advance { by: operator() }));
+            }
+            (Modal::None, action) => return self.update_main(action),
+            _ => {}
+        }
+        None
+    }
+
+    fn update_main(&mut self, action: Action) -> Option<Effect> {
+        let operator = || "operator".to_string();
+        match action {
+            Action::Advance if self.at_gate() => {
+                if self.progress.gate.as_ref().is_some_and(|g| g.irreversible) {
+                    self.modal = Modal::ConfirmIrreversible {
+                        typed: String::new(),
+                    };
+                } else {
+                    return Some(Effect::Send(Command::Advance { by: operator() }));
+                }
+            }
+            Action::TogglePause if self.engine_running() => {
+                return Some(Effect::Send(if self.progress.state == RunState::Paused {
+                    Command::Resume { by: operator() }
+                } else {
+                    Command::Pause { by: operator() }
+                }));
+            }
+            Action::BatchUp if self.batch_running() => {
+                let n = self.current_batch_size().saturating_mul(2);
+                return Some(Effect::Send(Command::SetBatchSize(Some(n))));
+            }
+            Action::BatchDown if self.batch_running() => {
+                let n = (self.current_batch_size() / 2).max(1);
+                return Some(Effect::Send(Command::SetBatchSize(Some(n))));
+            }
+            Action::BatchAuto if self.batch_running() => {
+                return Some(Effect::Send(Command::SetBatchSize(None)));
+            }
+            Action::Abort if self.engine_running() => self.modal = Modal::ConfirmAbort,
+            Action::Rollback if self.can_roll_back() => {
+                let (undo, refused) = match undo_list(&self.plan, &self.progress.statuses, 0) {
+                    Ok(items) => (
+                        items
+                            .iter()
+                            .map(|i| match &i.action {
+                                UndoAction::CleanUp => format!("clean up \"{}\"", i.name),
+                                UndoAction::Undo(_) => format!("undo \"{}\"", i.name),
+                            })
+                            .collect(),
+                        None,
+                    ),
+                    Err(why) => (Vec::new(), Some(why)),
+                };
+                self.modal = Modal::ConfirmRollback {
+                    undo,
+                    typed: String::new(),
+                    refused,
+                };
+            }
+            Action::FocusNext | Action::FocusPrev => {
+                let i = Pane::ALL.iter().position(|p| *p == self.focus).unwrap_or(0);
+                let n = Pane::ALL.len();
+                let next = if action == Action::FocusNext {
+                    (i + 1) % n
+                } else {
+                    (i + n - 1) % n
+                };
+                self.focus = Pane::ALL[next];
+            }
+            Action::ScrollUp => {
+                self.log_scroll = (self.log_scroll + 1).min(self.log.len().saturating_sub(1));
+            }
+            Action::ScrollDown => self.log_scroll = self.log_scroll.saturating_sub(1),
+            Action::Help => self.modal = Modal::Help,
+            Action::Quit => {
+                if !self.engine_running() {
+                    return Some(Effect::Quit);
+                }
+                if self.step_running() {
+                    self.modal = Modal::ConfirmQuit;
+                } else {
+                    self.quitting = true;
+                    return Some(Effect::Send(Command::Detach));
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+}
+
+/// The table a plan is mostly about: what the operator types to confirm.
+pub fn main_table(plan: &Plan) -> String {
+    plan.phases
+        .iter()
+        .flat_map(|p| p.steps.iter())
+        .find_map(|s| match s.get_ref() {
+            Step::Backfill(b) => Some(b.table.clone()),
+            Step::CopyRows(c) => Some(c.from.clone()),
+            Step::CreateIndex(c) => Some(c.table.clone()),
+            Step::NotNull(n) => Some(n.table.clone()),
+            Step::Constraint(c) => Some(c.table.clone()),
+            Step::SyncTrigger(t) => t.table.clone().or(t.from.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| plan.name.clone())
+}
+
+#[cfg(test)]
+mod tests;

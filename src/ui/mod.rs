@@ -1,0 +1,148 @@
+//! The cockpit: ratatui over the engine handle. State is a pure reducer
+//! (`app`), keys map to `Action`s (`keys`), each pane renders from borrowed
+//! state (`panes`), and the loop draws at most 15 frames a second and only
+//! when something changed.
+
+pub mod app;
+pub mod keys;
+pub mod layout;
+pub mod panes;
+pub mod theme;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use futures_util::StreamExt;
+
+use crate::db::Target;
+use crate::engine::driver::{EngineHandle, RunOptions, spawn_run};
+use crate::engine::rollback::spawn_rollback;
+use crate::exit;
+use crate::plan::LoadedPlan;
+use app::{App, Effect};
+
+/// Where the cockpit's logs go (never to the screen).
+pub fn log_path() -> PathBuf {
+    std::env::var_os("CUTOVER_LOG_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("cutover-{}.log", nix::unistd::getuid()))
+        })
+}
+
+/// Fastest redraw: 15 frames a second.
+const FRAME: Duration = Duration::from_millis(1000 / 15);
+
+/// Opens the cockpit on a run of the plan; returns the exit code.
+pub async fn run_cockpit(
+    loaded: LoadedPlan,
+    target: Target,
+    opts: RunOptions,
+) -> color_eyre::Result<i32> {
+    let mut terminal = ratatui::init();
+    let result = event_loop(&mut terminal, loaded, target, opts).await;
+    // Restored on every path; panics are covered by ratatui's hook.
+    ratatui::restore();
+    result
+}
+
+async fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    loaded: LoadedPlan,
+    target: Target,
+    opts: RunOptions,
+) -> color_eyre::Result<i32> {
+    let mut app = App::new(
+        loaded.plan.clone(),
+        loaded.path.display().to_string(),
+        target.display(),
+    );
+    let mut handle: EngineHandle = spawn_run(loaded.clone(), target.clone(), opts);
+    let mut keys = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut dirty = true;
+    let mut last_draw = Instant::now() - FRAME;
+    loop {
+        if dirty && last_draw.elapsed() >= FRAME {
+            terminal.draw(|f| layout::draw(f, &app))?;
+            dirty = false;
+            last_draw = Instant::now();
+        }
+        let redraw_in = FRAME.saturating_sub(last_draw.elapsed());
+        let running = app.engine_running();
+        let mut effect = None;
+        tokio::select! {
+            event = handle.events.recv(), if running => match event {
+                Some(e) => {
+                    app.on_event(&e);
+                    dirty = true;
+                }
+                None => {
+                    let code = match (&mut handle.task).await {
+                        Ok(outcome) => outcome.exit_code(),
+                        Err(e) => {
+                            // A crashed engine is an emergency: its
+                            // connections are gone, the server cancelled
+                            // its statement. Never exit 0.
+                            let msg = format!("the engine crashed ({e}); `cutover status` shows where the run stands");
+                            tracing::error!("{msg}");
+                            app.progress.reason = Some(msg);
+                            exit::FAILED
+                        }
+                    };
+                    app.progress = handle.progress.borrow().clone();
+                    app.engine_exit = Some(code);
+                    dirty = true;
+                    if app.quitting {
+                        break;
+                    }
+                }
+            },
+            Ok(()) = handle.progress.changed(), if running => {
+                app.progress = handle.progress.borrow().clone();
+                dirty = true;
+            }
+            Ok(()) = handle.monitor.changed(), if running => {
+                app.monitor = handle.monitor.borrow().clone();
+                dirty = true;
+            }
+            term = keys.next() => match term {
+                Some(Ok(TermEvent::Key(key))) if key.kind == KeyEventKind::Press => {
+                    if let Some(action) = keys::action_for(key, &app.modal) {
+                        effect = app.update(action);
+                    }
+                    dirty = true;
+                }
+                Some(Ok(TermEvent::Resize(..))) => dirty = true,
+                Some(Ok(_)) => {}
+                // The terminal is gone: let go of the run safely.
+                Some(Err(_)) | None => {
+                    app.quitting = true;
+                    effect = Some(Effect::Send(crate::engine::control::Command::Detach));
+                }
+            },
+            _ = tick.tick() => {
+                app.on_tick(SystemTime::now());
+                dirty = true;
+            }
+            _ = tokio::time::sleep(redraw_in), if dirty => {}
+        }
+        match effect {
+            Some(Effect::Send(cmd)) => {
+                let _ = handle.commands.send(cmd).await;
+            }
+            Some(Effect::Abort(reason)) => handle.abort.abort(reason),
+            Some(Effect::StartRollback) => {
+                handle = spawn_rollback(loaded.clone(), target.clone(), None);
+                app.engine_exit = None;
+            }
+            Some(Effect::Quit) => break,
+            None => {}
+        }
+        if app.quitting && !app.engine_running() {
+            break;
+        }
+    }
+    Ok(app.engine_exit.unwrap_or(exit::DETACHED))
+}

@@ -1,0 +1,9 @@
+//! One file per pane; each renders from a borrowed `&App`.
+
+pub mod activity;
+pub mod backfill;
+pub mod chrome;
+pub mod locks;
+pub mod log;
+pub mod plan;
+pub mod replication;
