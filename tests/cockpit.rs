@@ -1,0 +1,154 @@
+//! The cockpit end to end: the real binary in tmux, driven by keys, read
+//! back with capture-pane (polling, never fixed sleeps).
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{cutover_bin, scalar, seeded_db, write_plan};
+
+struct Tmux {
+    socket: String,
+    session: &'static str,
+}
+
+impl Tmux {
+    fn start(command: &str) -> Tmux {
+        let t = Tmux {
+            socket: format!("cutover-test-{}", std::process::id()),
+            session: "cockpit",
+        };
+        let ok = t
+            .cmd(&["new-session", "-d", "-s", t.session, "-x", "120", "-y", "40", command])
+            .status
+            .success();
+        assert!(ok, "tmux new-session failed (is tmux installed?)");
+        t
+    }
+
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run tmux")
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", self.session]).stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", self.session];
+        args.extend_from_slice(keys);
+        self.cmd(&args);
+    }
+
+    fn wait_for(&self, what: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let screen = self.screen();
+            if screen.contains(what) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what:?}; the screen shows:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.cmd(&["kill-server"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cockpit_gate_backfill_abort_rollback_quit() {
+    let db = seeded_db("cockpit", 100_000).await;
+    let conn = db.connect().await;
+    // Slow batches, so there is time to act mid-backfill.
+    conn.client
+        .batch_execute(
+            "CREATE FUNCTION slow_batch() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN PERFORM pg_sleep(0.1); RETURN NULL; END $$;
+             CREATE TRIGGER slow_batch AFTER UPDATE ON users
+                 FOR EACH STATEMENT EXECUTE FUNCTION slow_batch();",
+        )
+        .await
+        .unwrap();
+    let before = common::catalog(&conn).await;
+    let (_dir, plan) = write_plan(
+        r#"
+name = "cockpit e2e"
+[throttle]
+max_batch_size = 1000
+[[phases]]
+name = "expand"
+[[phases.steps]]
+kind = "sql"
+sql = "ALTER TABLE users ADD COLUMN nickname text"
+rollback = "ALTER TABLE users DROP COLUMN IF EXISTS nickname"
+[[phases]]
+name = "migrate"
+gate = "auto"
+[[phases.steps]]
+kind = "backfill"
+table = "users"
+key = "id"
+set = "nickname = lower(name)"
+batch_size = 1000
+"#,
+    );
+    let exit_file = tempfile::NamedTempFile::new().unwrap();
+    let exit_path = exit_file.path().display().to_string();
+    let log_file = format!("{exit_path}.log");
+    let command = format!(
+        "env DATABASE_URL='{}' CUTOVER_LOG_FILE='{log_file}' {} run {plan}; echo EXIT=$? > {exit_path}; sleep 30",
+        db.url,
+        cutover_bin()
+    );
+    let tmux = Tmux::start(&command);
+    let screen = tmux.wait_for("WAITING AT GATE", Duration::from_secs(30));
+    for pane in ["Plan", "Backfill", "Log"] {
+        assert!(screen.contains(pane), "no {pane} pane:\n{screen}");
+    }
+    tmux.keys(&["n"]);
+    tmux.wait_for("rows/s", Duration::from_secs(30));
+    tmux.keys(&["a"]);
+    tmux.wait_for("Abort the run? (y/n)", Duration::from_secs(10));
+    tmux.keys(&["y"]);
+    let screen = tmux.wait_for("ABORTED", Duration::from_secs(10));
+    assert!(screen.contains("aborted by the operator"), "the reason is on screen:\n{screen}");
+    let done: i64 = scalar(&conn, "SELECT count(*) FROM users WHERE nickname IS NOT NULL").await;
+    assert!(done > 0 && done < 100_000, "aborted mid-backfill ({done} rows)");
+    tmux.keys(&["r"]);
+    let screen = tmux.wait_for("Type users", Duration::from_secs(10));
+    assert!(screen.contains("undo \"ALTER TABLE users ADD COLUMN"), "shows what will be undone:\n{screen}");
+    tmux.keys(&["users", "Enter"]);
+    tmux.wait_for("ROLLED BACK", Duration::from_secs(30));
+    tmux.keys(&["q"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        let text = std::fs::read_to_string(&exit_path).unwrap_or_default();
+        if text.starts_with("EXIT=") {
+            break text.trim().to_string();
+        }
+        assert!(Instant::now() < deadline, "cutover did not exit:\n{}", tmux.screen());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(exit, "EXIT=0", "rolled back, then quit");
+    // The terminal is restored: alternate screen off, cursor back.
+    let alt = tmux.cmd(&["display-message", "-p", "-t", tmux.session, "#{alternate_on}"]);
+    assert_eq!(String::from_utf8_lossy(&alt.stdout).trim(), "0");
+    assert!(!tmux.screen().contains("ROLLED BACK"), "the cockpit is still on screen");
+    assert_eq!(common::catalog(&conn).await, before, "the rollback restored the schema");
+    // Logs went to the file, not the screen.
+    assert!(std::fs::metadata(&log_file).is_ok(), "no log file at {log_file}");
+    let _ = std::fs::remove_file(&log_file);
+}
