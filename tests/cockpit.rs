@@ -152,3 +152,18 @@ batch_size = 1000
     assert!(std::fs::metadata(&log_file).is_ok(), "no log file at {log_file}");
     let _ = std::fs::remove_file(&log_file);
 }
+
+#[test]
+fn demo_runs_end_to_end_headless() {
+    let out = Command::new(cutover_bin())
+        .args(["demo", "--headless", "--yes", "--rows", "20000"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stderr.contains("seeded 20000 rows"), "{stderr}");
+    assert!(stdout.contains("step \"backfill users\" done"), "{stdout}");
+    assert!(stdout.contains("finished in"), "{stdout}");
+    assert!(stderr.contains("stopping the sandbox"), "{stderr}");
+}
