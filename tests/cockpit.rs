@@ -20,7 +20,17 @@ impl Tmux {
             session: "cockpit",
         };
         let ok = t
-            .cmd(&["new-session", "-d", "-s", t.session, "-x", "120", "-y", "40", command])
+            .cmd(&[
+                "new-session",
+                "-d",
+                "-s",
+                t.session,
+                "-x",
+                "120",
+                "-y",
+                "40",
+                command,
+            ])
             .status
             .success();
         assert!(ok, "tmux new-session failed (is tmux installed?)");
@@ -37,7 +47,8 @@ impl Tmux {
     }
 
     fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", self.session]).stdout).into_owned()
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", self.session]).stdout)
+            .into_owned()
     }
 
     fn keys(&self, keys: &[&str]) {
@@ -124,12 +135,25 @@ batch_size = 1000
     tmux.wait_for("Abort the run? (y/n)", Duration::from_secs(10));
     tmux.keys(&["y"]);
     let screen = tmux.wait_for("ABORTED", Duration::from_secs(10));
-    assert!(screen.contains("aborted by the operator"), "the reason is on screen:\n{screen}");
-    let done: i64 = scalar(&conn, "SELECT count(*) FROM users WHERE nickname IS NOT NULL").await;
-    assert!(done > 0 && done < 100_000, "aborted mid-backfill ({done} rows)");
+    assert!(
+        screen.contains("aborted by the operator"),
+        "the reason is on screen:\n{screen}"
+    );
+    let done: i64 = scalar(
+        &conn,
+        "SELECT count(*) FROM users WHERE nickname IS NOT NULL",
+    )
+    .await;
+    assert!(
+        done > 0 && done < 100_000,
+        "aborted mid-backfill ({done} rows)"
+    );
     tmux.keys(&["r"]);
     let screen = tmux.wait_for("Type users", Duration::from_secs(10));
-    assert!(screen.contains("undo \"ALTER TABLE users ADD COLUMN"), "shows what will be undone:\n{screen}");
+    assert!(
+        screen.contains("undo \"ALTER TABLE users ADD COLUMN"),
+        "shows what will be undone:\n{screen}"
+    );
     tmux.keys(&["users", "Enter"]);
     tmux.wait_for("ROLLED BACK", Duration::from_secs(30));
     tmux.keys(&["q"]);
@@ -139,17 +163,37 @@ batch_size = 1000
         if text.starts_with("EXIT=") {
             break text.trim().to_string();
         }
-        assert!(Instant::now() < deadline, "cutover did not exit:\n{}", tmux.screen());
+        assert!(
+            Instant::now() < deadline,
+            "cutover did not exit:\n{}",
+            tmux.screen()
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(exit, "EXIT=0", "rolled back, then quit");
     // The terminal is restored: alternate screen off, cursor back.
-    let alt = tmux.cmd(&["display-message", "-p", "-t", tmux.session, "#{alternate_on}"]);
+    let alt = tmux.cmd(&[
+        "display-message",
+        "-p",
+        "-t",
+        tmux.session,
+        "#{alternate_on}",
+    ]);
     assert_eq!(String::from_utf8_lossy(&alt.stdout).trim(), "0");
-    assert!(!tmux.screen().contains("ROLLED BACK"), "the cockpit is still on screen");
-    assert_eq!(common::catalog(&conn).await, before, "the rollback restored the schema");
+    assert!(
+        !tmux.screen().contains("ROLLED BACK"),
+        "the cockpit is still on screen"
+    );
+    assert_eq!(
+        common::catalog(&conn).await,
+        before,
+        "the rollback restored the schema"
+    );
     // Logs went to the file, not the screen.
-    assert!(std::fs::metadata(&log_file).is_ok(), "no log file at {log_file}");
+    assert!(
+        std::fs::metadata(&log_file).is_ok(),
+        "no log file at {log_file}"
+    );
     let _ = std::fs::remove_file(&log_file);
 }
 
