@@ -50,6 +50,10 @@ const MIGRATIONS: &[&str] = &[
         data jsonb
     );
     CREATE INDEX events_by_run ON cutover.events (run_id, id);",
+    // 2: the probe's heartbeat, a row per probing session: each probe
+    // commits a tiny write so its latency includes the WAL flush an
+    // application's commit waits for.
+    "CREATE TABLE cutover.heartbeat (pid int PRIMARY KEY, beat timestamptz NOT NULL);",
 ];
 
 /// The schema version this build writes.

@@ -1,5 +1,7 @@
-//! The canary probe: a point read by key on the migrated table about every
-//! 100 ms, on its own connection — the application's view of the impact.
+//! The canary probe: a point read by key on the migrated table and a
+//! committed heartbeat write, about every 100 ms on its own connection —
+//! the application's view of the impact (a commit waits for the WAL before
+//! it to be flushed, the backfill's included).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -122,7 +124,15 @@ async fn prepare(conn: &Conn, table: &str, key: &str) -> Option<ProbeTarget> {
     Some(ProbeTarget {
         table: table.to_string(),
         key: key.to_string(),
-        sql: format!("SELECT 1 FROM {qt} WHERE {qk} = $1::text::{ty}"),
+        // A point read by key, and a committed heartbeat write (cutover's
+        // own row, never application data): the latency an application's
+        // read-then-commit sees, WAL flush included.
+        sql: format!(
+            "WITH r AS (SELECT 1 FROM {qt} WHERE {qk} = $1::text::{ty})
+             INSERT INTO cutover.heartbeat (pid, beat)
+             SELECT pg_backend_pid(), now() FROM (SELECT count(*) FROM r) c
+             ON CONFLICT (pid) DO UPDATE SET beat = excluded.beat"
+        ),
         range,
         fixed: lo,
     })

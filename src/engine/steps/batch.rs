@@ -241,7 +241,13 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
     let throttle = &ctx.plan.throttle;
     let mut sizer = BatchSizer::new(
         spec.batch_size.unwrap_or(DEFAULT_BATCH),
-        throttle.target_batch_time.0,
+        // Gentle mode: a writer that hits the batch's key range waits for
+        // its row locks — up to one whole batch — so batches must not last
+        // longer than the latency budget itself.
+        match throttle.probe_latency {
+            Some(budget) => throttle.target_batch_time.0.min(budget.0),
+            None => throttle.target_batch_time.0,
+        },
         throttle.min_batch_size,
         throttle.max_batch_size,
     );

@@ -1,0 +1,504 @@
+//! The backfill benchmark: how fast each strategy moves rows and how much
+//! the application feels it, side by side, on the sandbox (primary +
+//! streaming replica, fsync on), under the same pgbench point load.
+//!
+//!     cargo bench --bench backfill                 # 1M rows
+//!     cargo bench --bench backfill -- --rows 4000000
+//!
+//! Strategies, each on an identical fresh `users` table:
+//!   1. load only (baseline latency)
+//!   2. one unbatched `UPDATE users SET full_name = name`
+//!   3. the articles' loop: keyset batches of 1,000 with a 50 ms sleep
+//!   4. cutover's backfill, default settings
+//!   5. cutover's backfill, gentle mode (probe_latency ≈ 3× idle probe p95)
+//!   6. cutover's backfill with a sync trigger on the table
+//!
+//! Prints a table and writes target/bench/backfill-<rows>.json.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use cutover::db::{Conn, Source, Target};
+use cutover::monitor::probe::percentile;
+use cutover::sandbox::{Sandbox, SandboxOptions, seed};
+use serde::Serialize;
+
+const LOAD_SCRIPT: &str = "\\set id random(1, :rows)
+BEGIN;
+SELECT name FROM users WHERE id = :id;
+UPDATE users SET age = age WHERE id = :id;
+END;
+";
+
+#[derive(Debug, Serialize, Default)]
+struct Row {
+    strategy: String,
+    wall_s: f64,
+    rows_per_s: f64,
+    speed_vs_unbatched: f64,
+    app_p50_ms: f64,
+    app_p99_ms: f64,
+    app_max_ms: f64,
+    p99_vs_baseline: f64,
+    max_replay_lag_bytes: i64,
+    max_replay_lag_s: f64,
+    wal_bytes: i64,
+    table_bytes_after: i64,
+    cutover_peak_rss_mb: Option<f64>,
+    app_transactions: usize,
+}
+
+struct Bench {
+    sandbox: Sandbox,
+    target: Target,
+    conn: Conn,
+    rows: i64,
+    dir: PathBuf,
+}
+
+#[tokio::main]
+async fn main() {
+    let rows: i64 = std::env::args()
+        .skip_while(|a| a != "--rows")
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let started = Instant::now();
+    let sandbox = tokio::task::spawn_blocking(|| {
+        Sandbox::start(&SandboxOptions {
+            replica: true,
+            durable: true,
+        })
+    })
+    .await
+    .expect("task")
+    .expect("sandbox");
+    let target = Target::parse(&sandbox.primary_url(), Source::Flag).expect("url");
+    let conn = Conn::connect(&target).await.expect("connect");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("backfill-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    std::fs::write(
+        dir.join("load.sql"),
+        LOAD_SCRIPT.replace(":rows", &rows.to_string()),
+    )
+    .expect("script");
+    let b = Bench {
+        sandbox,
+        target,
+        conn,
+        rows,
+        dir,
+    };
+    println!(
+        "backfill benchmark: {rows} rows, primary + streaming replica, pgbench -R 300 -c 4 -j 2"
+    );
+
+    let mut results: Vec<Row> = Vec::new();
+    // 1. Baseline: load only.
+    b.fresh_table(false).await;
+    // Meanwhile, the canary's point read, as cutover's probe does it.
+    let probe = std::sync::Mutex::new(Vec::new());
+    let conn = &b.conn;
+    let (base, _) = b
+        .measure("1 load only (baseline)", async {
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(10) {
+                let id = (t.elapsed().as_micros() as i64 % b.rows) + 1;
+                let q = Instant::now();
+                // What cutover's probe does: a point read and a committed
+                // heartbeat write.
+                conn.client
+                    .execute(
+                        "WITH r AS (SELECT 1 FROM users WHERE id = $1::text::bigint)
+                         INSERT INTO cutover.heartbeat (pid, beat)
+                         SELECT pg_backend_pid(), now() FROM (SELECT count(*) FROM r) c
+                         ON CONFLICT (pid) DO UPDATE SET beat = excluded.beat",
+                        &[&id.to_string()],
+                    )
+                    .await
+                    .expect("probe");
+                probe.lock().expect("probe").push(q.elapsed());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            None
+        })
+        .await;
+    let probe_p95 = percentile(&probe.lock().expect("probe"), 0.95);
+    results.push(base);
+    // 2. One unbatched UPDATE.
+    b.fresh_table(false).await;
+    let (r, _) = b
+        .measure("2 unbatched UPDATE", async {
+            conn.client
+                .batch_execute("UPDATE users SET full_name = name")
+                .await
+                .expect("update");
+            None
+        })
+        .await;
+    results.push(r);
+    // 3. The articles' loop.
+    b.fresh_table(false).await;
+    let (r, _) = b
+        .measure("3 1,000-row batches + 50 ms sleep", async {
+            let mut last: i64 = 0;
+            loop {
+                let row = conn
+                    .client
+                    .query_one(
+                        "WITH b AS (SELECT id FROM users WHERE id > $1 ORDER BY id LIMIT 1000),
+                              u AS (UPDATE users SET full_name = name WHERE id IN (SELECT id FROM b))
+                         SELECT max(id) FROM b",
+                        &[&last],
+                    )
+                    .await
+                    .expect("batch");
+                match row.get::<_, Option<i64>>(0) {
+                    Some(hi) => last = hi,
+                    None => break,
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            None
+        })
+        .await;
+    results.push(r);
+    // 4–6. cutover.
+    let gentle_ms = (probe_p95.as_secs_f64() * 1000.0 * 3.0).max(1.0);
+    for (label, throttle, trigger) in [
+        ("4 cutover, default", String::new(), false),
+        (
+            "5 cutover, gentle",
+            format!(
+                "[throttle]\nprobe_latency = \"{}us\"\n",
+                (gentle_ms * 1000.0) as u64
+            ),
+            false,
+        ),
+        ("6 cutover + sync trigger", String::new(), true),
+    ] {
+        b.fresh_table(trigger).await;
+        let plan = b.dir.join(format!("plan{}.toml", &label[..1]));
+        std::fs::write(
+            &plan,
+            format!(
+                "name = \"bench {label}\"\n{throttle}[[phases]]\nname = \"migrate\"\ngate = \"auto\"\n\
+                 [[phases.steps]]\nkind = \"backfill\"\ntable = \"users\"\nkey = \"id\"\nset = \"full_name = name\"\n"
+            ),
+        )
+        .expect("plan");
+        let url = b.sandbox.primary_url();
+        let (r, _) = b
+            .measure(label, async move { Some(run_cutover(&url, &plan)) })
+            .await;
+        results.push(r);
+    }
+
+    let unbatched = results[1].rows_per_s;
+    let base_p99 = results[0].app_p99_ms;
+    for r in results.iter_mut().skip(1) {
+        r.speed_vs_unbatched = r.rows_per_s / unbatched;
+        r.p99_vs_baseline = r.app_p99_ms / base_p99;
+    }
+    results[0].p99_vs_baseline = 1.0;
+    print_table(&results, gentle_ms);
+    let out = PathBuf::from("target/bench");
+    std::fs::create_dir_all(&out).ok();
+    let file = out.join(format!("backfill-{rows}.json"));
+    std::fs::write(&file, serde_json::to_string_pretty(&results).expect("json"))
+        .expect("write json");
+    println!(
+        "\nwritten to {}; took {:.0}s",
+        file.display(),
+        started.elapsed().as_secs_f64()
+    );
+    b.sandbox.stop();
+}
+
+/// Runs `cutover run` headless; returns its peak RSS in MB.
+fn run_cutover(url: &str, plan: &Path) -> f64 {
+    let child = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["run", "--yes", "--headless"])
+        .arg(plan)
+        .env("DATABASE_URL", url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn cutover");
+    let pid = child.id() as i32;
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // wait4 gives the child's own peak RSS (ru_maxrss, KB).
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "cutover failed"
+    );
+    std::mem::forget(child);
+    usage.ru_maxrss as f64 / 1024.0
+}
+
+impl Bench {
+    /// A fresh `users` (same rows every time) with `full_name` added,
+    /// vacuumed and checkpointed; optionally with a two-way sync trigger.
+    async fn fresh_table(&self, trigger: bool) {
+        let c = &self.conn.client;
+        let _ = c
+            .batch_execute("DROP SCHEMA IF EXISTS cutover CASCADE")
+            .await;
+        cutover::journal::schema::ensure(c).await.expect("journal");
+        seed::seed_users(c, self.rows, true, &mut |_| {})
+            .await
+            .expect("seed");
+        c.batch_execute("ALTER TABLE users ADD COLUMN full_name text")
+            .await
+            .expect("add column");
+        if trigger {
+            c.batch_execute(
+                "CREATE FUNCTION sync_name() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN
+                   IF TG_OP = 'INSERT' THEN
+                     IF NEW.full_name IS NULL THEN NEW.full_name := NEW.name; END IF;
+                   ELSIF NEW.name IS DISTINCT FROM OLD.name AND NEW.full_name IS NOT DISTINCT FROM OLD.full_name THEN
+                     NEW.full_name := NEW.name;
+                   ELSIF NEW.full_name IS DISTINCT FROM OLD.full_name AND NEW.name IS NOT DISTINCT FROM OLD.name THEN
+                     NEW.name := NEW.full_name;
+                   END IF;
+                   RETURN NEW;
+                 END $$;
+                 CREATE TRIGGER sync_name BEFORE INSERT OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION sync_name();",
+            )
+            .await
+            .expect("trigger");
+        } else {
+            let _ = c
+                .batch_execute("DROP FUNCTION IF EXISTS sync_name() CASCADE")
+                .await;
+        }
+        c.batch_execute("VACUUM ANALYZE users")
+            .await
+            .expect("vacuum");
+        c.batch_execute("CHECKPOINT").await.expect("checkpoint");
+        // Let the replica catch up before measuring.
+        loop {
+            let behind: i64 = c
+                .query_one(
+                    "SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)), 0)::bigint FROM pg_stat_replication",
+                    &[],
+                )
+                .await
+                .expect("lag")
+                .get(0);
+            if behind < 1_000_000 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Runs `work` under the pgbench load, sampling replica lag; returns the
+    /// row of the table and the app's p95 (for gentle mode's setting).
+    async fn measure(
+        &self,
+        label: &str,
+        work: impl std::future::Future<Output = Option<f64>>,
+    ) -> (Row, Duration) {
+        let c = &self.conn.client;
+        let wal0: String = c
+            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .await
+            .expect("lsn")
+            .get(0);
+        let stop = Arc::new(AtomicBool::new(false));
+        let load = spawn_load(&self.sandbox, &self.dir, label, stop.clone());
+        let lag = spawn_lag_sampler(self.target.clone(), stop.clone());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let t0 = Instant::now();
+        let rss = work.await;
+        let wall = t0.elapsed();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.store(true, Ordering::Relaxed);
+        let latencies = load.await.expect("load task");
+        let (lag_bytes, lag_s) = lag.await.expect("lag task");
+        let row = c
+            .query_one(
+                "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::text::pg_lsn)::bigint, pg_total_relation_size('users')",
+                &[&wal0],
+            )
+            .await
+            .expect("wal");
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let p95 = percentile(&latencies, 0.95);
+        let r = Row {
+            strategy: label.to_string(),
+            wall_s: wall.as_secs_f64(),
+            rows_per_s: if label.starts_with('1') {
+                0.0
+            } else {
+                self.rows as f64 / wall.as_secs_f64()
+            },
+            app_p50_ms: ms(percentile(&latencies, 0.50)),
+            app_p99_ms: ms(percentile(&latencies, 0.99)),
+            app_max_ms: ms(latencies.iter().copied().max().unwrap_or_default()),
+            max_replay_lag_bytes: lag_bytes,
+            max_replay_lag_s: lag_s,
+            wal_bytes: row.get(0),
+            table_bytes_after: row.get(1),
+            cutover_peak_rss_mb: rss,
+            app_transactions: latencies.len(),
+            ..Row::default()
+        };
+        eprintln!("  done: {label} in {:.1}s", wall.as_secs_f64());
+        (r, p95)
+    }
+}
+
+/// pgbench in back-to-back 2 s chunks until `stop` (each chunk's
+/// per-transaction log is complete); returns every latency.
+fn spawn_load(
+    sandbox: &Sandbox,
+    dir: &Path,
+    label: &str,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<Duration>> {
+    let pgbench = sandbox.bin.join("pgbench");
+    let port = sandbox.primary.port.to_string();
+    let dir = dir.join(
+        label
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>(),
+    );
+    std::fs::create_dir_all(&dir).expect("log dir");
+    let script = dir.parent().expect("parent").join("load.sql");
+    tokio::task::spawn_blocking(move || {
+        let mut chunk = 0;
+        while !stop.load(Ordering::Relaxed) {
+            chunk += 1;
+            let out = Command::new(&pgbench)
+                .args([
+                    "-n",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port,
+                    "-U",
+                    "postgres",
+                    "-R",
+                    "300",
+                    "-c",
+                    "4",
+                    "-j",
+                    "2",
+                    "-T",
+                    "2",
+                    "-l",
+                ])
+                .arg(format!("--log-prefix={}/c{chunk}", dir.display()))
+                .arg("-f")
+                .arg(&script)
+                .arg("postgres")
+                .current_dir(&dir)
+                .output()
+                .expect("pgbench");
+            assert!(
+                out.status.success(),
+                "pgbench: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let mut latencies = Vec::new();
+        for entry in std::fs::read_dir(&dir).expect("logs").flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            for line in text.lines() {
+                // client_id transaction_no time_us script_no epoch epoch_us [lag]
+                if let Some(us) = line
+                    .split_whitespace()
+                    .nth(2)
+                    .and_then(|v| v.parse::<u64>().ok())
+                {
+                    latencies.push(Duration::from_micros(us));
+                }
+            }
+        }
+        latencies
+    })
+}
+
+/// Samples the worst replica replay lag every 100 ms until `stop`.
+fn spawn_lag_sampler(target: Target, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(i64, f64)> {
+    tokio::spawn(async move {
+        let c = Conn::connect(&target).await.expect("connect");
+        let mut tracker_lsn = String::new();
+        let mut stuck_since = Instant::now();
+        let (mut max_bytes, mut max_s) = (0i64, 0f64);
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok(Some(r)) = c
+                .client
+                .query_opt(
+                    "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint, replay_lsn::text,
+                            coalesce(extract(epoch FROM replay_lag), 0)::float8
+                     FROM pg_stat_replication LIMIT 1",
+                    &[],
+                )
+                .await
+            {
+                let bytes: i64 = r.get::<_, Option<i64>>(0).unwrap_or(0);
+                let lsn: String = r.get::<_, Option<String>>(1).unwrap_or_default();
+                let lag: f64 = r.get(2);
+                if lsn != tracker_lsn || bytes == 0 {
+                    tracker_lsn = lsn;
+                    stuck_since = Instant::now();
+                }
+                max_bytes = max_bytes.max(bytes);
+                max_s = max_s.max(lag.max(if bytes > 0 { stuck_since.elapsed().as_secs_f64() } else { 0.0 }));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        (max_bytes, max_s)
+    })
+}
+
+fn print_table(rows: &[Row], gentle_ms: f64) {
+    println!(
+        "\n{:<36} {:>7} {:>10} {:>6} {:>8} {:>8} {:>9} {:>7} {:>10} {:>7} {:>9} {:>9} {:>7}",
+        "strategy",
+        "wall s",
+        "rows/s",
+        "×upd",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "p99×",
+        "lag bytes",
+        "lag s",
+        "WAL MB",
+        "table MB",
+        "RSS MB"
+    );
+    for r in rows {
+        println!(
+            "{:<36} {:>7.1} {:>10.0} {:>6.2} {:>8.2} {:>8.2} {:>9.1} {:>7.2} {:>10} {:>7.2} {:>9.0} {:>9.0} {:>7}",
+            r.strategy,
+            r.wall_s,
+            r.rows_per_s,
+            r.speed_vs_unbatched,
+            r.app_p50_ms,
+            r.app_p99_ms,
+            r.app_max_ms,
+            r.p99_vs_baseline,
+            r.max_replay_lag_bytes,
+            r.max_replay_lag_s,
+            r.wal_bytes as f64 / 1e6,
+            r.table_bytes_after as f64 / 1e6,
+            r.cutover_peak_rss_mb
+                .map_or("-".into(), |m| format!("{m:.1}")),
+        );
+    }
+    println!("gentle mode's probe_latency: {gentle_ms:.2} ms (3× the idle probe p95)");
+}
