@@ -71,6 +71,7 @@ async fn main() {
         Sandbox::start(&SandboxOptions {
             replica: true,
             durable: true,
+            tls: false,
         })
     })
     .await

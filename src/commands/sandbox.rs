@@ -22,6 +22,7 @@ async fn start(args: SandboxStartArgs) -> color_eyre::Result<i32> {
     let opts = SandboxOptions {
         replica: !args.no_replica,
         durable: args.durable,
+        tls: false,
     };
     eprintln!(
         "starting a scratch PostgreSQL primary{}…",

@@ -78,6 +78,9 @@ pub struct SandboxOptions {
     pub replica: bool,
     /// Keep fsync on (for benchmarks that should feel like a real server).
     pub durable: bool,
+    /// Serve TLS with a certificate (for 127.0.0.1 and localhost) signed
+    /// by a scratch CA; see [`Sandbox::ca_cert`].
+    pub tls: bool,
 }
 
 impl Default for SandboxOptions {
@@ -85,6 +88,7 @@ impl Default for SandboxOptions {
         SandboxOptions {
             replica: true,
             durable: false,
+            tls: false,
         }
     }
 }
@@ -139,6 +143,9 @@ impl Sandbox {
             ],
         )?;
         write_config(&primary_dir, opts)?;
+        if opts.tls {
+            make_certificate(&primary_dir, dir.path(), run_as)?;
+        }
         let primary = start_node(&bin, "primary", primary_dir, dir.path(), run_as)?;
 
         let replica = if opts.replica {
@@ -214,6 +221,12 @@ impl Sandbox {
     /// Connection URL of a database on the replica.
     pub fn replica_url_for(&self, database: &str) -> Option<String> {
         self.replica.as_ref().map(|r| node_url(r, database))
+    }
+
+    /// The CA that signed a TLS sandbox's certificate, if any.
+    pub fn ca_cert(&self) -> Option<PathBuf> {
+        let path = self.dir.path().join("ca.crt");
+        path.is_file().then_some(path)
     }
 
     /// The sandbox's directory (data, logs, sockets).
@@ -309,6 +322,88 @@ fn write_config(data_dir: &Path, opts: &SandboxOptions) -> Result<(), SandboxErr
     let conf = data_dir.join("postgresql.conf");
     let mut text = std::fs::read_to_string(&conf).map_err(|e| SandboxError::io(&conf, e))?;
     text.push_str(&settings);
+    std::fs::write(&conf, text).map_err(|e| SandboxError::io(&conf, e))
+}
+
+/// A scratch CA and a server certificate it signs (for 127.0.0.1 and
+/// localhost), and `ssl = on`.
+fn make_certificate(data_dir: &Path, dir: &Path, run_as: RunAs) -> Result<(), SandboxError> {
+    let f = |name: &str| dir.join(name).display().to_string();
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .map_err(|e| SandboxError::io(dir, e))?;
+    let steps: [Vec<String>; 3] = [
+        vec![
+            "req",
+            "-x509",
+            "-new",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=cutover sandbox CA",
+        ]
+        .into_iter()
+        .map(String::from)
+        .chain(["-keyout".into(), f("ca.key"), "-out".into(), f("ca.crt")])
+        .collect(),
+        vec!["req", "-new", "-nodes", "-subj", "/CN=localhost"]
+            .into_iter()
+            .map(String::from)
+            .chain([
+                "-keyout".into(),
+                f("server.key"),
+                "-out".into(),
+                f("server.csr"),
+            ])
+            .collect(),
+        vec!["x509", "-req", "-days", "2", "-CAcreateserial"]
+            .into_iter()
+            .map(String::from)
+            .chain([
+                "-in".into(),
+                f("server.csr"),
+                "-CA".into(),
+                f("ca.crt"),
+                "-CAkey".into(),
+                f("ca.key"),
+                "-extfile".into(),
+                f("server.ext"),
+                "-out".into(),
+                f("server.crt"),
+            ])
+            .collect(),
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(&args)
+            .output()
+            .map_err(|e| SandboxError::io(Path::new("openssl"), e))?;
+        if !out.status.success() {
+            return Err(SandboxError::Setup {
+                program: format!("openssl {}", args[0]),
+                status: out.status.to_string(),
+                output: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        }
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let (crt, key) = (dir.join("server.crt"), dir.join("server.key"));
+    for file in [&crt, &key] {
+        run_as.chown(file).map_err(|e| SandboxError::io(file, e))?;
+    }
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| SandboxError::io(&key, e))?;
+    let conf = data_dir.join("postgresql.conf");
+    let mut text = std::fs::read_to_string(&conf).map_err(|e| SandboxError::io(&conf, e))?;
+    text.push_str(&format!(
+        "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+        crt.display(),
+        key.display()
+    ));
     std::fs::write(&conf, text).map_err(|e| SandboxError::io(&conf, e))
 }
 

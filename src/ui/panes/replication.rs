@@ -112,6 +112,18 @@ impl Widget for ReplicationPane<'_> {
                     .data(&throttle_line),
             );
         }
+        let abort_line;
+        if let Some(al) = secs(a.replication_lag) {
+            ymax = ymax.max(al * 1.1);
+            abort_line = [(xmin, al), (0.0, al)];
+            sets.push(
+                Dataset::default()
+                    .name("abort")
+                    .graph_type(GraphType::Line)
+                    .style(ratatui::style::Style::default().fg(Color::Red))
+                    .data(&abort_line),
+            );
+        }
         Chart::new(sets)
             .x_axis(Axis::default().bounds([xmin, 0.0]))
             .y_axis(
