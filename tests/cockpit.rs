@@ -206,7 +206,7 @@ fn demo_runs_end_to_end_headless() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
-    assert!(stderr.contains("seeded 20000 rows"), "{stderr}");
+    assert!(stderr.contains("users: 20000 rows seeded"), "{stderr}");
     assert!(stdout.contains("step \"backfill users\" done"), "{stdout}");
     assert!(stdout.contains("finished in"), "{stdout}");
     assert!(stderr.contains("stopping the sandbox"), "{stderr}");

@@ -15,7 +15,7 @@ use crate::db::{Conn, Source, Target};
 use crate::engine::driver::{RunOptions, spawn_run};
 use crate::plan::{self, LoadedPlan};
 use crate::report::{self, HeadlessOptions};
-use crate::sandbox::{Sandbox, SandboxOptions, seed};
+use crate::sandbox::{Sandbox, SandboxOptions};
 
 /// The plan the demo runs unless `--plan` says otherwise.
 const DEFAULT_PLAN: &str = include_str!("../../plans/rename_column_with_trigger.toml");
@@ -46,17 +46,8 @@ pub async fn run(args: DemoArgs) -> color_eyre::Result<i32> {
         .wrap_err("sandbox start-up task failed")??;
     let target = Target::parse(&sandbox.primary_url(), Source::Flag)?;
     let setup = Conn::connect(&target).await?;
+    super::sandbox::seed_with_progress(&setup, args.rows, false).await?;
     let rows = args.rows;
-    let mut report = |done: i64| {
-        use std::io::Write;
-        eprint!("\rdemo: seeding users: {done}/{rows} rows");
-        let _ = std::io::stderr().flush();
-    };
-    let took = seed::seed_users(&setup.client, rows, false, &mut report).await?;
-    eprintln!(
-        "\rdemo: seeded {rows} rows in {:.1}s            ",
-        took.as_secs_f64()
-    );
     let stop = Arc::new(AtomicBool::new(false));
     let traffic = spawn_traffic(&target, rows, args.rate, stop.clone());
     eprintln!(

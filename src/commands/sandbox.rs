@@ -102,7 +102,8 @@ async fn seed_target(args: SandboxSeedArgs, database_url: Option<&str>) -> color
     Ok(exit::OK)
 }
 
-async fn seed_with_progress(conn: &Conn, rows: i64, replace: bool) -> color_eyre::Result<()> {
+/// Seeds `users`, showing progress on stderr.
+pub async fn seed_with_progress(conn: &Conn, rows: i64, replace: bool) -> color_eyre::Result<()> {
     if rows < 1 {
         color_eyre::eyre::bail!("--rows must be at least 1 (got {rows})");
     }

@@ -216,12 +216,7 @@ async fn rollback(
         }
         let step = plan.phases[item.phase].steps[item.step].get_ref();
         out.progress(|p| p.position = Some((item.phase, item.step)));
-        let mark = format!(
-            "UPDATE cutover.steps SET status = 'rolled_back', finished_at = now(), \
-             checkpoint = NULL, rows_done = 0, rows_updated = 0 \
-             WHERE run_id = {} AND phase = {} AND step = {}",
-            run.id, item.phase, item.step
-        );
+        let mark = steps::mark_sql(run.id, item.phase, item.step, StepStatus::RolledBack);
         let cancel = control.abort.token().clone();
         let detail = match &item.action {
             UndoAction::CleanUp => {

@@ -17,7 +17,7 @@ use super::control::{Control, Stop};
 use super::emitter::Emitter;
 use super::events::EventKind;
 use crate::db::{Conn, DbError, RetryNotice, RetryPolicy};
-use crate::journal::StepRow;
+use crate::journal::{StepRow, StepStatus};
 use crate::plan::{Plan, Step};
 
 /// Why a step did not finish.
@@ -103,22 +103,23 @@ impl Ctx<'_> {
     /// SQL that marks this step done in the journal, appended to a
     /// transactional step so the work and its record commit together.
     pub fn mark_done_sql(&self) -> String {
-        format!(
-            "UPDATE cutover.steps SET status = 'done', finished_at = now() \
-             WHERE run_id = {} AND phase = {} AND step = {}",
-            self.run_id, self.phase, self.step
-        )
+        mark_sql(self.run_id, self.phase, self.step, StepStatus::Done)
     }
+}
 
-    /// SQL that marks this step rolled back, for the same reason.
-    pub fn mark_rolled_back_sql(&self) -> String {
-        format!(
-            "UPDATE cutover.steps SET status = 'rolled_back', finished_at = now(), \
-             checkpoint = NULL, rows_done = 0, rows_updated = 0 \
-             WHERE run_id = {} AND phase = {} AND step = {}",
-            self.run_id, self.phase, self.step
-        )
-    }
+/// SQL that records a step's new status (done, or rolled back with its
+/// checkpoint cleared), for appending to the statement that did the work.
+pub fn mark_sql(run_id: i64, phase: usize, step: usize, status: StepStatus) -> String {
+    let reset = if status == StepStatus::RolledBack {
+        ", checkpoint = NULL, rows_done = 0, rows_updated = 0"
+    } else {
+        ""
+    };
+    format!(
+        "UPDATE cutover.steps SET status = '{}', finished_at = now(){reset} \
+         WHERE run_id = {run_id} AND phase = {phase} AND step = {step}",
+        status.as_str()
+    )
 }
 
 /// Runs a step; returns a one-line account of what it did.
