@@ -49,6 +49,8 @@ struct Row {
     table_bytes_after: i64,
     cutover_peak_rss_mb: Option<f64>,
     app_transactions: usize,
+    checkpoints: i64,
+    buffers_written_by_backends: i64,
 }
 
 struct Bench {
@@ -333,6 +335,7 @@ impl Bench {
             )
             .await
             .expect("wal");
+        let (ckpt1, backend1) = bg(c).await;
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let p95 = percentile(&latencies, 0.95);
         let r = Row {
@@ -352,6 +355,8 @@ impl Bench {
             table_bytes_after: row.get(1),
             cutover_peak_rss_mb: rss,
             app_transactions: latencies.len(),
+            checkpoints: ckpt1 - ckpt0,
+            buffers_written_by_backends: backend1 - backend0,
             ..Row::default()
         };
         eprintln!("  done: {label} in {:.1}s", wall.as_secs_f64());
@@ -484,7 +489,7 @@ fn print_table(rows: &[Row], gentle_ms: f64) {
     );
     for r in rows {
         println!(
-            "{:<36} {:>7.1} {:>10.0} {:>6.2} {:>8.2} {:>8.2} {:>9.1} {:>7.2} {:>10} {:>7.2} {:>9.0} {:>9.0} {:>7}",
+            "{:<36} {:>7.1} {:>10.0} {:>6.2} {:>8.2} {:>8.2} {:>9.1} {:>7.2} {:>10} {:>7.2} {:>9.0} {:>9.0} {:>7} {:>5} {:>9}",
             r.strategy,
             r.wall_s,
             r.rows_per_s,
