@@ -222,6 +222,18 @@ async fn main() {
     b.sandbox.stop();
 }
 
+/// Checkpoints so far, and buffers backends had to write themselves.
+async fn bgwriter(c: &tokio_postgres::Client) -> (i64, i64) {
+    let r = c
+        .query_one(
+            "SELECT checkpoints_timed + checkpoints_req, buffers_backend FROM pg_stat_bgwriter",
+            &[],
+        )
+        .await
+        .expect("bgwriter");
+    (r.get(0), r.get(1))
+}
+
 /// Runs `cutover run` headless; returns its peak RSS in MB.
 fn run_cutover(url: &str, plan: &Path) -> f64 {
     let child = Command::new(env!("CARGO_BIN_EXE_cutover"))
@@ -317,6 +329,7 @@ impl Bench {
             .await
             .expect("lsn")
             .get(0);
+        let (ckpt0, backend0) = bgwriter(c).await;
         let stop = Arc::new(AtomicBool::new(false));
         let load = spawn_load(&self.sandbox, &self.dir, label, stop.clone());
         let lag = spawn_lag_sampler(self.target.clone(), stop.clone());
@@ -335,7 +348,7 @@ impl Bench {
             )
             .await
             .expect("wal");
-        let (ckpt1, backend1) = bg(c).await;
+        let (ckpt1, backend1) = bgwriter(c).await;
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let p95 = percentile(&latencies, 0.95);
         let r = Row {
@@ -472,7 +485,7 @@ fn spawn_lag_sampler(target: Target, stop: Arc<AtomicBool>) -> tokio::task::Join
 
 fn print_table(rows: &[Row], gentle_ms: f64) {
     println!(
-        "\n{:<36} {:>7} {:>10} {:>6} {:>8} {:>8} {:>9} {:>7} {:>10} {:>7} {:>9} {:>9} {:>7}",
+        "\n{:<36} {:>7} {:>10} {:>6} {:>8} {:>8} {:>9} {:>7} {:>10} {:>7} {:>9} {:>9} {:>7} {:>5} {:>9}",
         "strategy",
         "wall s",
         "rows/s",
@@ -485,7 +498,9 @@ fn print_table(rows: &[Row], gentle_ms: f64) {
         "lag s",
         "WAL MB",
         "table MB",
-        "RSS MB"
+        "RSS MB",
+        "ckpt",
+        "bk bufs"
     );
     for r in rows {
         println!(
@@ -504,6 +519,8 @@ fn print_table(rows: &[Row], gentle_ms: f64) {
             r.table_bytes_after as f64 / 1e6,
             r.cutover_peak_rss_mb
                 .map_or("-".into(), |m| format!("{m:.1}")),
+            r.checkpoints,
+            r.buffers_written_by_backends,
         );
     }
     println!("gentle mode's probe_latency: {gentle_ms:.2} ms (3× the idle probe p95)");
