@@ -131,6 +131,25 @@ batch_size = 1000
     }
     tmux.keys(&["n"]);
     tmux.wait_for("rows/s", Duration::from_secs(30));
+    // The pane appears before the first batch commits: abort only once
+    // some batches are in, so it lands mid-backfill.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n: i64 = scalar(
+            &conn,
+            "SELECT count(*) FROM users WHERE nickname IS NOT NULL",
+        )
+        .await;
+        if n > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no batch committed:\n{}",
+            tmux.screen()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     tmux.keys(&["a"]);
     tmux.wait_for("Abort the run? (y/n)", Duration::from_secs(10));
     tmux.keys(&["y"]);
