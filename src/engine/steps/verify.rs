@@ -172,74 +172,90 @@ async fn compare(c: &Compare, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
     let mut last: Option<String> = None;
     let (mut rows, mut chunks) = (0i64, 0u64);
     let mut mismatches: Vec<String> = Vec::new();
-    loop {
-        ctx.control.safe_point(ctx.out).await?;
-        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = match &last {
-            None => vec![&chunk],
-            Some(lo) => vec![&chunk, lo],
-        };
-        let statement = if last.is_some() { &next } else { &first };
-        let fut = ctx.conn.client.query_one(statement, &params);
-        let row = ctx
-            .conn
-            .cancellable(fut, &cancel, || {
-                format!("comparing {} with {}", c.left, c.right)
-            })
-            .await
-            .map_err(|e| ctx.db_error(e))?;
-        let hi: Option<String> = row.get(0);
-        let Some(hi) = hi else { break };
-        let n: i64 = row.get(1);
-        let (lsum, rsum): (Option<String>, Option<String>) = (row.get(2), row.get(3));
-        let rn: i64 = row.get(4);
-        if lsum != rsum || n != rn {
-            let lo = last
-                .as_deref()
-                .map_or("start".to_string(), |l| format!("{l} (exclusive)"));
-            mismatches.push(format!("{} {lo} to {hi}: {n} rows left, {rn} right", c.key));
+    // Rows inserted while the walk runs (on both sides, by a sync trigger)
+    // can land past the last key between statements: the tail is checked on
+    // both sides in one statement, and the walk resumes if `left` grew.
+    let mut tails = 0;
+    'walk: loop {
+        loop {
+            ctx.control.safe_point(ctx.out).await?;
+            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = match &last {
+                None => vec![&chunk],
+                Some(lo) => vec![&chunk, lo],
+            };
+            let statement = if last.is_some() { &next } else { &first };
+            let fut = ctx.conn.client.query_one(statement, &params);
+            let row = ctx
+                .conn
+                .cancellable(fut, &cancel, || {
+                    format!("comparing {} with {}", c.left, c.right)
+                })
+                .await
+                .map_err(|e| ctx.db_error(e))?;
+            let hi: Option<String> = row.get(0);
+            let Some(hi) = hi else { break };
+            let n: i64 = row.get(1);
+            let (lsum, rsum): (Option<String>, Option<String>) = (row.get(2), row.get(3));
+            let rn: i64 = row.get(4);
+            if lsum != rsum || n != rn {
+                let lo = last
+                    .as_deref()
+                    .map_or("start".to_string(), |l| format!("{l} (exclusive)"));
+                mismatches.push(format!("{} {lo} to {hi}: {n} rows left, {rn} right", c.key));
+            }
+            rows += n;
+            chunks += 1;
+            last = Some(hi);
+            let progress = BatchProgress {
+                table: format!("{} vs {}", c.left, c.right),
+                rows_done: rows,
+                rows_total: total.map(|t| t.max(rows)),
+                batch_size: chunk as u64,
+                batches: chunks,
+                ..BatchProgress::default()
+            };
+            ctx.out.progress(|p| p.batch = Some(progress));
         }
-        rows += n;
-        chunks += 1;
-        last = Some(hi);
-        let progress = BatchProgress {
-            table: format!("{} vs {}", c.left, c.right),
-            rows_done: rows,
-            rows_total: total.map(|t| t.max(rows)),
-            batch_size: chunk as u64,
-            batches: chunks,
-            ..BatchProgress::default()
+        let rk = quote_ident(c.right_key.as_deref().unwrap_or(&c.key));
+        let k = quote_ident(&c.key);
+        let (left_past, right_past) = match &last {
+            Some(_) => (
+                format!("{k} > $1::text::{}", key.sql_type),
+                format!("{rk} > $1::text::{}", key.sql_type),
+            ),
+            None => (
+                "$1::text IS NULL".to_string(),
+                "$1::text IS NULL".to_string(),
+            ),
         };
-        ctx.out.progress(|p| p.batch = Some(progress));
+        let tail_sql = format!(
+            "SELECT (SELECT count(*) FROM {} WHERE {left_past}), (SELECT count(*) FROM {} WHERE {right_past})",
+            quote_qualified(&c.left),
+            quote_qualified(&c.right)
+        );
+        let tail = ctx
+            .conn
+            .client
+            .query_one(&tail_sql, &[&last])
+            .await
+            .map_err(|e| ctx.db_error(DbError::sql("checking the rows past the last key", e)))?;
+        let (more_left, more_right): (i64, i64) = (tail.get(0), tail.get(1));
+        if more_left > 0 && tails < 10 {
+            tails += 1;
+            continue 'walk;
+        }
+        if more_right != more_left {
+            mismatches.push(format!(
+                "{} after {}: {more_left} rows in {}, {more_right} in {}",
+                c.key,
+                last.as_deref().unwrap_or("start"),
+                c.left,
+                c.right
+            ));
+        }
+        break;
     }
     ctx.out.progress(|p| p.batch = None);
-    // Rows only `right` has, past `left`'s last key.
-    let rk = quote_ident(c.right_key.as_deref().unwrap_or(&c.key));
-    let extra_sql = match &last {
-        Some(_) => format!(
-            "SELECT count(*) FROM {} WHERE {rk} > $1::text::{}",
-            quote_qualified(&c.right),
-            key.sql_type
-        ),
-        None => format!(
-            "SELECT count(*) FROM {} WHERE $1::text IS NULL",
-            quote_qualified(&c.right)
-        ),
-    };
-    let extra: i64 = ctx
-        .conn
-        .client
-        .query_one(&extra_sql, &[&last])
-        .await
-        .map_err(|e| ctx.db_error(DbError::sql("counting rows only the right side has", e)))?
-        .get(0);
-    if extra > 0 {
-        mismatches.push(format!(
-            "{} after {}: {extra} rows only in {}",
-            c.key,
-            last.as_deref().unwrap_or("start"),
-            c.right
-        ));
-    }
     if mismatches.is_empty() {
         return Ok(format!(
             "{} and {} match: {rows} rows in {chunks} chunks",
