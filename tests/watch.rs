@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::process::{Running, cutover, events};
-use common::{TestDb, connect, fresh_db_with_replica, scalar, write_plan};
+use common::{connect, scalar, seeded_db_with_replica, write_plan};
 use cutover::monitor::{Focus, Sampler};
 use serde_json::Value;
 
@@ -18,15 +18,6 @@ const LONG: Duration = Duration::from_secs(90);
 /// database: tests here pause replay or produce heavy WAL, so they take
 /// turns.
 static CLUSTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn seeded_with_replica(test: &str, rows: i64) -> TestDb {
-    let db = fresh_db_with_replica(test).await;
-    let conn = db.connect().await;
-    cutover::sandbox::seed::seed_users(&conn.client, rows, false, &mut |_| {})
-        .await
-        .unwrap();
-    db
-}
 
 /// Slows every batch by 50 ms so the backfill lasts long enough to act on.
 const SLOW: &str = "
@@ -64,7 +55,7 @@ async fn rows_done(conn: &cutover::db::Conn) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttles_on_replica_lag() {
     let _turn = CLUSTER.lock().await;
-    let db = seeded_with_replica("throttle_lag", 300_000).await;
+    let db = seeded_db_with_replica("throttle_lag", 300_000).await;
     let conn = db.connect().await;
     conn.client.batch_execute(SLOW).await.unwrap();
     let replica = db.connect_replica().await;
@@ -114,7 +105,7 @@ async fn throttles_on_replica_lag() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aborts_on_replica_lag() {
     let _turn = CLUSTER.lock().await;
-    let db = seeded_with_replica("abort_lag", 300_000).await;
+    let db = seeded_db_with_replica("abort_lag", 300_000).await;
     let conn = db.connect().await;
     conn.client.batch_execute(SLOW).await.unwrap();
     let replica = db.connect_replica().await;
@@ -185,7 +176,7 @@ async fn aborts_on_replica_lag() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aborts_on_blocked_sessions() {
     let _turn = CLUSTER.lock().await;
-    let db = seeded_with_replica("abort_blocked", 1_000).await;
+    let db = seeded_db_with_replica("abort_blocked", 1_000).await;
     let holder = db.connect().await;
     holder
         .client
@@ -264,7 +255,7 @@ rollback = "ALTER TABLE users DROP COLUMN x"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gentle_mode_holds_probe_latency() {
     let _turn = CLUSTER.lock().await;
-    let db = seeded_with_replica("gentle", 400_000).await;
+    let db = seeded_db_with_replica("gentle", 400_000).await;
     // Synthetic application load: point reads by random id, ~100/s.
     let stop = Arc::new(AtomicBool::new(false));
     let measuring = Arc::new(AtomicBool::new(false));
@@ -339,7 +330,7 @@ async fn gentle_mode_holds_probe_latency() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_size_converges() {
     let _turn = CLUSTER.lock().await;
-    let db = seeded_with_replica("converge", 1_000_000).await;
+    let db = seeded_db_with_replica("converge", 1_000_000).await;
     let (_dir, plan) = write_plan(&backfill_plan("[throttle]\ntarget_batch_time = \"100ms\""));
     let (code, out, err) = cutover(&db.url, &["run", &plan, "--yes", "--json"]);
     assert_eq!(code, 0, "{out}{err}");
@@ -368,7 +359,7 @@ async fn batch_size_converges() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn monitor_sees_replicas_lock_waits_and_activity() {
     let _turn = CLUSTER.lock().await;
-    let db = seeded_with_replica("monitor", 1_000).await;
+    let db = seeded_db_with_replica("monitor", 1_000).await;
     let ours = db.connect().await;
     let holder = db.connect().await;
     holder

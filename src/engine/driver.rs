@@ -84,7 +84,8 @@ pub(crate) struct Session {
     pub notifications: mpsc::UnboundedReceiver<tokio_postgres::Notification>,
 }
 
-type BoxedDriver = std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send>>;
+type BoxedDriver =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Outcome, String>> + Send>>;
 
 /// Everything a driver is handed by [`spawn_with`].
 pub(crate) struct Wiring {
@@ -109,6 +110,7 @@ pub(crate) fn spawn_with(
     let journal_conn = Arc::new(OnceCell::new());
     let (emitter, forwarder) = Emitter::new(ev_tx, prog_tx, journal_conn.clone());
     let control = Control::new(cmd_rx, abort.clone(), auto_advance);
+    let out = emitter.clone();
     let fut = drive(Wiring {
         control,
         out: emitter,
@@ -118,8 +120,10 @@ pub(crate) fn spawn_with(
         monitor_rx: mon_rx.clone(),
     });
     let task = tokio::spawn(async move {
-        let outcome = fut.await;
-        // Every event is delivered and journaled before the task ends.
+        let outcome = finish(fut.await, &out);
+        // Every event is delivered and journaled before the task ends (the
+        // forwarder stops once the last emitter is gone).
+        drop(out);
         let _ = forwarder.await;
         outcome
     });
@@ -234,33 +238,12 @@ fn spawn_guard(
 /// Starts (or resumes) a run of a plan in a background task.
 pub fn spawn_run(plan: LoadedPlan, target: Target, opts: RunOptions) -> EngineHandle {
     spawn_with(opts.yes, move |wiring| {
-        Box::pin(async move {
-            let Wiring {
-                mut control,
-                out,
-                journal,
-                remote,
-                monitor_tx,
-                monitor_rx,
-            } = wiring;
-            let result = drive(
-                &plan,
-                &target,
-                &opts,
-                &mut control,
-                &out,
-                &journal,
-                remote,
-                (monitor_tx, monitor_rx),
-            )
-            .await;
-            finish(result, &out)
-        })
+        Box::pin(async move { drive(&plan, &target, &opts, wiring).await })
     })
 }
 
 /// Turns a driver's result into the outcome, announcing a setup failure.
-pub(crate) fn finish(result: Result<Outcome, String>, out: &Emitter) -> Outcome {
+fn finish(result: Result<Outcome, String>, out: &Emitter) -> Outcome {
     match result {
         Ok(outcome) => outcome,
         Err(error) => {
@@ -511,23 +494,24 @@ async fn find_or_create_run(
     Ok(Ok((run, false)))
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn drive(
     loaded: &LoadedPlan,
     target: &Target,
     opts: &RunOptions,
-    control: &mut Control,
-    out: &Emitter,
-    cell: &OnceCell<Arc<Conn>>,
-    remote: mpsc::Sender<Command>,
-    (monitor_tx, monitor_rx): (
-        watch::Sender<Arc<MonitorState>>,
-        watch::Receiver<Arc<MonitorState>>,
-    ),
+    wiring: Wiring,
 ) -> Result<Outcome, String> {
+    let Wiring {
+        mut control,
+        out,
+        journal: cell,
+        remote,
+        monitor_tx,
+        monitor_rx,
+    } = wiring;
+    let (control, out) = (&mut control, &out);
     let started = Instant::now();
     let plan = &loaded.plan;
-    let session = open_session(loaded, target, out, cell).await?;
+    let session = open_session(loaded, target, out, &cell).await?;
     let (run, resumed) = match find_or_create_run(loaded, opts, &session.side).await? {
         Ok(found) => found,
         Err(outcome) => {

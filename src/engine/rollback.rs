@@ -2,16 +2,10 @@
 //! each step's `rollback` SQL or its kind's built-in inverse. A completed
 //! irreversible phase is never undone.
 
-use std::sync::Arc;
-
-use tokio::sync::{OnceCell, mpsc};
-
-use super::control::{Command, Control};
 use super::driver::{
-    EngineHandle, Outcome, Wiring, clean_up_step, finish, open_session, retry_policy,
-    spawn_listener, spawn_with, start_watch, statuses,
+    EngineHandle, Outcome, Wiring, clean_up_step, open_session, retry_policy, spawn_listener,
+    spawn_with, start_watch, statuses,
 };
-use super::emitter::Emitter;
 use super::events::EventKind;
 use super::progress::RunState;
 use super::steps::{self, Inverse, StepError, needs_autocommit};
@@ -23,28 +17,7 @@ use crate::plan::{LoadedPlan, Plan};
 /// (or everything).
 pub fn spawn_rollback(plan: LoadedPlan, target: Target, to: Option<String>) -> EngineHandle {
     spawn_with(false, move |wiring| {
-        Box::pin(async move {
-            let Wiring {
-                mut control,
-                out,
-                journal,
-                remote,
-                monitor_tx,
-                monitor_rx,
-            } = wiring;
-            let result = rollback(
-                &plan,
-                &target,
-                to,
-                &mut control,
-                &out,
-                &journal,
-                remote,
-                (monitor_tx, monitor_rx),
-            )
-            .await;
-            finish(result, &out)
-        })
+        Box::pin(async move { rollback(&plan, &target, to, wiring).await })
     })
 }
 
@@ -154,26 +127,27 @@ async fn find_run(plan: &LoadedPlan, side: &Conn) -> Result<RunRow, String> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn rollback(
     loaded: &LoadedPlan,
     target: &Target,
     to: Option<String>,
-    control: &mut Control,
-    out: &Emitter,
-    cell: &OnceCell<Arc<Conn>>,
-    remote: mpsc::Sender<Command>,
-    (monitor_tx, monitor_rx): (
-        tokio::sync::watch::Sender<Arc<crate::monitor::MonitorState>>,
-        tokio::sync::watch::Receiver<Arc<crate::monitor::MonitorState>>,
-    ),
+    wiring: Wiring,
 ) -> Result<Outcome, String> {
+    let Wiring {
+        mut control,
+        out,
+        journal: cell,
+        remote,
+        monitor_tx,
+        monitor_rx,
+    } = wiring;
+    let (control, out) = (&mut control, &out);
     let plan = &loaded.plan;
     let to_phase = match &to {
         Some(name) => phase_index(plan, name)?,
         None => 0,
     };
-    let mut session = open_session(loaded, target, out, cell).await?;
+    let mut session = open_session(loaded, target, out, &cell).await?;
     let run = find_run(loaded, &session.side).await?;
     out.set_run_id(run.id);
     let rows = journal::steps(&session.side.client, run.id)

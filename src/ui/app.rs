@@ -141,8 +141,6 @@ pub struct App {
     pub quitting: bool,
     /// Ctrl-C presses so far.
     pub interrupts: u32,
-    /// A rollback is (or was) driving the engine.
-    pub rolling_back: bool,
 }
 
 impl App {
@@ -166,7 +164,6 @@ impl App {
             engine_exit: None,
             quitting: false,
             interrupts: 0,
-            rolling_back: false,
         }
     }
 
@@ -315,7 +312,6 @@ impl App {
                 if refused.is_none() && *typed == self.confirm_word =>
             {
                 self.modal = Modal::None;
-                self.rolling_back = true;
                 return Some(Effect::StartRollback);
             }
             (Modal::ConfirmIrreversible { typed }, Action::Confirm)

@@ -208,6 +208,16 @@ pub async fn seeded_db(test: &str, rows: i64) -> TestDb {
     db
 }
 
+/// A fresh sandbox database (with its replica) holding `users` of `rows` rows.
+pub async fn seeded_db_with_replica(test: &str, rows: i64) -> TestDb {
+    let db = fresh_db_with_replica(test).await;
+    let conn = db.connect().await;
+    cutover::sandbox::seed::seed_users(&conn.client, rows, false, &mut |_| {})
+        .await
+        .expect("seed users");
+    db
+}
+
 /// Path of a shipped plan.
 pub fn shipped_plan(name: &str) -> String {
     format!("{}/plans/{name}", env!("CARGO_MANIFEST_DIR"))
