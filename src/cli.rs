@@ -17,7 +17,9 @@ Connection: --database-url, else DATABASE_URL, else libpq's PGHOST, PGPORT, PGUS
 PGDATABASE, PGPASSWORD (and ~/.pgpass); sslmode=require|verify-ca|verify-full use TLS.
 
 Try it without a database:   cutover demo
-Exit codes: 0 done, 1 failed, 2 usage error or not available, 3 aborted.")]
+Before a run: cutover lint PLAN, cutover plan PLAN, cutover check PLAN.
+Exit codes: 0 done, 1 failed (or lint/check found something), 2 usage error or
+refused by the check, 3 aborted.")]
 pub struct Cli {
     /// Database to migrate (postgres://user@host:port/db?sslmode=require).
     #[arg(long, global = true, value_name = "URL")]
@@ -34,11 +36,30 @@ pub enum Command {
     /// Run a plan: the cockpit on a terminal, one line per event otherwise.
     Run(RunArgs),
     /// Lint a plan and run read-only preflight checks against the database.
-    Check(PlanArg),
-    /// Lint SQL files or plans offline: lock levels and unsafe DDL.
+    ///
+    /// Lints with the server's version and catalog (current column types,
+    /// validated checks), then checks: the tables and columns steps name
+    /// exist (or an earlier step makes them), backfill keys are unique and
+    /// indexed, replicas are visible, no other run of the plan is live, no
+    /// long transaction would stall a concurrent index build, and estimates
+    /// rows per table. `cutover run` does the same first and refuses to start
+    /// on an error. Exit 0 ready, 1 not ready.
+    Check(CheckArgs),
+    /// Lint SQL files or plans offline: unsafe DDL, with the safe alternative.
+    ///
+    /// Every statement is parsed with PostgreSQL's grammar; a statement that
+    /// cannot be parsed is unsafe. Findings print like a compiler's
+    /// (file:line:col, rule, message, help). A plan's `sql` step may carry
+    /// `allow_unsafe = "reason"` to run a flagged statement. Exit 0 clean,
+    /// 1 when anything unsafe is not allowed, 2 when a file cannot be read.
     Lint(LintArgs),
-    /// Show every statement a plan will run, with its lock level; runs nothing.
-    Plan(PlanArg),
+    /// The dry run: every statement a plan will run, its locks, and findings.
+    ///
+    /// For each phase and step: the exact SQL (backfill batch statements with
+    /// their placeholders), the lock each statement takes and on what, whether
+    /// it scans or rewrites the table and what it blocks, whether the step can
+    /// be rolled back, and lint findings inline. Offline: nothing is executed.
+    Plan(PlanViewArgs),
     /// Show the runs recorded in the database and where each stands.
     Status(StatusArgs),
     /// Release the gate a run is waiting at (from another terminal).
@@ -84,12 +105,55 @@ pub struct RunArgs {
     pub force_changed_plan: bool,
 }
 
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// For people.
+    Text,
+    /// For programs.
+    Json,
+}
+
 /// `cutover lint`.
 #[derive(Debug, Args)]
 pub struct LintArgs {
-    /// SQL files or plans to lint.
+    /// `.sql` files or plans (`.toml`) to lint.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// The PostgreSQL major version the rules assume (e.g. 11: non-volatile
+    /// defaults add without a rewrite from 11 on).
+    #[arg(long, value_name = "MAJOR", default_value_t = crate::lint::DEFAULT_PG_MAJOR)]
+    pub pg_version: u32,
+}
+
+/// `cutover plan`.
+#[derive(Debug, Args)]
+pub struct PlanViewArgs {
+    /// The plan file (TOML).
+    pub plan: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// The PostgreSQL major version the rules assume.
+    #[arg(long, value_name = "MAJOR", default_value_t = crate::lint::DEFAULT_PG_MAJOR)]
+    pub pg_version: u32,
+}
+
+/// `cutover check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The plan file (TOML).
+    pub plan: PathBuf,
+    /// Warn about transactions open longer than this (they stall concurrent
+    /// index builds and validations).
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub long_transaction: std::time::Duration,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// `cutover status`.

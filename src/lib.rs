@@ -7,6 +7,7 @@ pub mod commands;
 pub mod db;
 pub mod engine;
 pub mod journal;
+pub mod lint;
 pub mod monitor;
 pub mod plan;
 pub mod report;
@@ -19,7 +20,7 @@ pub mod exit {
     pub const OK: i32 = 0;
     /// Failed (a step, a check, or cutover itself).
     pub const FAILED: i32 = 1;
-    /// Usage error, or a command that is not available yet.
+    /// Usage error: bad flags, a bad plan, or a run its check refused.
     pub const USAGE: i32 = 2;
     /// The run was aborted (by the operator or an abort criterion).
     pub const ABORTED: i32 = 3;

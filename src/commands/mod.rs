@@ -1,13 +1,22 @@
 //! One handler per subcommand; each returns the process exit code.
 
+pub mod check;
 pub mod demo;
+pub mod lint;
 pub mod remote;
 pub mod run;
 pub mod sandbox;
 
 use crate::cli::{Cli, Command};
-use crate::exit;
 use crate::journal::RemoteCommand;
+
+/// Prints to stdout; a closed pipe (`cutover plan … | head`) is not an
+/// error worth a crash.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
 
 /// Runs the parsed command line.
 pub async fn dispatch(cli: Cli) -> color_eyre::Result<i32> {
@@ -22,19 +31,8 @@ pub async fn dispatch(cli: Cli) -> color_eyre::Result<i32> {
         Command::Abort(a) => remote::send(RemoteCommand::Abort, &a.plan, url).await,
         Command::Sandbox(cmd) => return sandbox::run(cmd, url).await,
         Command::Demo(args) => return demo::run(args).await,
-        other => not_available(&other),
+        Command::Check(args) => check::run(args, url).await,
+        Command::Lint(args) => lint::lint(args),
+        Command::Plan(args) => lint::plan(args),
     })
-}
-
-fn not_available(cmd: &Command) -> i32 {
-    let name = format!("{cmd:?}")
-        .split(['(', ' '])
-        .next()
-        .unwrap_or_default()
-        .to_lowercase();
-    eprintln!(
-        "cutover {name}: not available yet in this version; \
-         see README.md (\"Status\") for what works today"
-    );
-    exit::USAGE
 }

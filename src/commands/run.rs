@@ -42,6 +42,9 @@ pub async fn run(args: RunArgs, database_url: Option<&str>) -> i32 {
         Ok(t) => t,
         Err(code) => return code,
     };
+    if let Err(code) = preflight(&loaded, &target).await {
+        return code;
+    }
     let opts = RunOptions {
         yes: args.yes,
         force_changed_plan: args.force_changed_plan,
@@ -65,6 +68,46 @@ pub async fn run(args: RunArgs, database_url: Option<&str>) -> i32 {
         },
     )
     .await
+}
+
+/// The same check as `cutover check`, before anything runs: errors (unsafe
+/// statements no `allow_unsafe` covers, missing tables or keys) refuse the
+/// run; warnings are printed and the run goes on.
+async fn preflight(loaded: &plan::LoadedPlan, target: &Target) -> Result<(), i32> {
+    let result =
+        match super::check::connect_and_check(loaded, target, true, super::check::LONG_TRANSACTION)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: the preflight check failed: {e}");
+                return Err(exit::FAILED);
+            }
+        };
+    if result.errors() > 0 {
+        eprint!("{}", super::check::text(&result, loaded, target));
+        eprintln!(
+            "cutover run: refusing to start {}: the check above found {} error(s); nothing was \
+             executed",
+            loaded.path.display(),
+            result.errors()
+        );
+        return Err(exit::USAGE);
+    }
+    for item in &result.items {
+        if item.level == super::check::Level::Warning {
+            eprintln!("warning: {}: {}", item.subject, item.message);
+        }
+    }
+    for f in result.findings.iter().filter(|f| !f.is_error()) {
+        eprintln!(
+            "allowed: [{}] in step `{}`: {}",
+            f.rule_name,
+            f.step.as_deref().unwrap_or("?"),
+            f.allowed.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
 }
 
 /// `cutover rollback PLAN [--to PHASE]`.

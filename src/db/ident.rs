@@ -50,6 +50,30 @@ pub fn split_qualified(name: &str) -> Vec<String> {
     parts
 }
 
+/// Splits a name as SQL text would mean it: unquoted parts fold to lower
+/// case, quoted parts are kept exactly (`Public."Users"` → `public`, `Users`).
+pub fn fold_qualified(name: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut chars = name.trim().chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                current.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(std::mem::take(&mut current)),
+            c if c.is_whitespace() && !quoted => {}
+            c if quoted => current.push(c),
+            c => current.extend(c.to_lowercase()),
+        }
+    }
+    parts.push(current);
+    parts
+}
+
 /// Quotes a string literal (for the rare places a value cannot be a bind
 /// parameter, such as `SET lock_timeout`).
 pub fn quote_literal(value: &str) -> String {
@@ -75,6 +99,11 @@ mod tests {
         assert_eq!(quote_qualified("app.users"), r#""app"."users""#);
         assert_eq!(quote_qualified(r#""odd.name""#), r#""odd.name""#);
         assert_eq!(split_qualified(r#"s."a""b""#), vec!["s", r#"a"b"#]);
+        assert_eq!(
+            fold_qualified(r#"Public."Us""ers""#),
+            vec!["public", r#"Us"ers"#]
+        );
+        assert_eq!(fold_qualified("USERS"), vec!["users"]);
     }
 
     #[test]

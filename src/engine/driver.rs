@@ -15,7 +15,7 @@ use super::steps::{self, Ctx, StepError};
 use crate::db::{Conn, RetryPolicy, Target, quote_literal};
 use crate::journal::{self, NewStep, RunRow, RunStatus, StepRow, StepStatus};
 use crate::monitor::{self, Focus, MonitorHandle, MonitorState};
-use crate::plan::model::GateMode;
+use crate::plan::model::{GateMode, SqlStep, Step};
 use crate::plan::{LoadedPlan, Plan};
 
 /// How a run is started.
@@ -658,6 +658,17 @@ async fn drive_run(
                 name: name.clone(),
                 kind: step.kind().into(),
             });
+            if let Step::Sql(SqlStep {
+                allow_unsafe: Some(reason),
+                ..
+            }) = step
+            {
+                out.emit(EventKind::Notice {
+                    message: format!(
+                        "step \"{name}\" runs a statement the linter flags; allowed because: {reason}"
+                    ),
+                });
+            }
             let t0 = Instant::now();
             let journal_row = rows
                 .iter()

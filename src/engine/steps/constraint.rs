@@ -32,6 +32,38 @@ fn index_spec(spec: &ConstraintStep, columns: String) -> CreateIndexStep {
     }
 }
 
+/// CHECK / FOREIGN KEY, first statement: added NOT VALID (no scan).
+pub fn add_sql(spec: &ConstraintStep) -> String {
+    format!(
+        "ALTER TABLE {} ADD CONSTRAINT {} {} NOT VALID",
+        quote_qualified(&spec.table),
+        quote_ident(&spec.name),
+        spec.definition.trim()
+    )
+}
+
+/// CHECK / FOREIGN KEY, second: validation under SHARE UPDATE EXCLUSIVE.
+pub fn validate_sql(spec: &ConstraintStep) -> String {
+    format!(
+        "ALTER TABLE {} VALIDATE CONSTRAINT {}",
+        quote_qualified(&spec.table),
+        quote_ident(&spec.name)
+    )
+}
+
+/// UNIQUE: the concurrent index build, then attaching it.
+pub fn unique_sql(spec: &ConstraintStep) -> Option<(String, String)> {
+    let columns = unique_columns(spec)?;
+    Some((
+        create_index::build_sql(&index_spec(spec, columns)),
+        format!(
+            "ALTER TABLE {} ADD CONSTRAINT {1} UNIQUE USING INDEX {1}",
+            quote_qualified(&spec.table),
+            quote_ident(&spec.name)
+        ),
+    ))
+}
+
 /// (exists, validated)
 async fn state(conn: &Conn, spec: &ConstraintStep) -> Result<(bool, bool), DbError> {
     let row = conn
@@ -51,21 +83,16 @@ async fn state(conn: &Conn, spec: &ConstraintStep) -> Result<(bool, bool), DbErr
 /// Adds (and validates) the constraint, resuming where an earlier session
 /// stopped.
 pub async fn run(spec: &ConstraintStep, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
-    let table = quote_qualified(&spec.table);
-    let name = quote_ident(&spec.name);
     let cancel = ctx.control.abort.token().clone();
     let (exists, validated) = state(ctx.conn, spec).await.map_err(|e| ctx.db_error(e))?;
     let mut report = ctx.retry_reporter();
-    if let Some(columns) = unique_columns(spec) {
+    if let (Some(columns), Some((_, attach))) = (unique_columns(spec), unique_sql(spec)) {
         if exists {
             return Ok(format!("constraint {} exists", spec.name));
         }
         create_index::run(&index_spec(spec, columns), ctx).await?;
         ctx.control.safe_point(ctx.out).await?;
-        let attach = format!(
-            "ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE USING INDEX {name};\n{}",
-            ctx.mark_done_sql()
-        );
+        let attach = format!("{attach};\n{}", ctx.mark_done_sql());
         execute_with_retry(ctx.conn, &attach, &ctx.policy, &cancel, &mut report)
             .await
             .map_err(|e| ctx.db_error(e))?;
@@ -75,20 +102,13 @@ pub async fn run(spec: &ConstraintStep, ctx: &mut Ctx<'_>) -> Result<String, Ste
         ));
     }
     if !exists {
-        let add = format!(
-            "ALTER TABLE {table} ADD CONSTRAINT {name} {} NOT VALID",
-            spec.definition.trim()
-        );
-        execute_with_retry(ctx.conn, &add, &ctx.policy, &cancel, &mut report)
+        execute_with_retry(ctx.conn, &add_sql(spec), &ctx.policy, &cancel, &mut report)
             .await
             .map_err(|e| ctx.db_error(e))?;
     }
     if !validated {
         ctx.control.safe_point(ctx.out).await?;
-        let validate = format!(
-            "ALTER TABLE {table} VALIDATE CONSTRAINT {name};\n{}",
-            ctx.mark_done_sql()
-        );
+        let validate = format!("{};\n{}", validate_sql(spec), ctx.mark_done_sql());
         execute_with_retry(ctx.conn, &validate, &ctx.policy, &cancel, &mut report)
             .await
             .map_err(|e| ctx.db_error(e))?;

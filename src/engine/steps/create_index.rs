@@ -126,17 +126,21 @@ pub async fn run(spec: &CreateIndexStep, ctx: &mut Ctx<'_>) -> Result<String, St
     }
 }
 
+/// The rollback (and clean-up) statement.
+pub fn drop_sql(spec: &CreateIndexStep) -> String {
+    format!(
+        "DROP INDEX CONCURRENTLY IF EXISTS {}",
+        qualified_index_name(spec)
+    )
+}
+
 async fn drop_index(
     conn: &Conn,
     spec: &CreateIndexStep,
     policy: &RetryPolicy,
     cancel: &CancellationToken,
 ) -> Result<(), DbError> {
-    let sql = format!(
-        "DROP INDEX CONCURRENTLY IF EXISTS {}",
-        qualified_index_name(spec)
-    );
-    execute_with_retry(conn, &sql, policy, cancel, &mut |_| {}).await?;
+    execute_with_retry(conn, &drop_sql(spec), policy, cancel, &mut |_| {}).await?;
     Ok(())
 }
 

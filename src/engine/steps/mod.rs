@@ -195,20 +195,9 @@ pub enum Inverse {
 /// Statements PostgreSQL refuses inside a transaction block; they cannot
 /// commit together with their journal record.
 pub fn needs_autocommit(sql: &str) -> bool {
-    let upper = sql.to_uppercase();
-    let words: Vec<&str> = upper.split_whitespace().collect();
-    upper.contains("CONCURRENTLY")
-        || words.first() == Some(&"VACUUM")
-        || words.windows(2).any(|w| {
-            matches!(
-                (w[0], w[1]),
-                ("CREATE", "DATABASE")
-                    | ("DROP", "DATABASE")
-                    | ("ALTER", "SYSTEM")
-                    | ("CREATE", "TABLESPACE")
-                    | ("DROP", "TABLESPACE")
-            )
-        })
+    crate::lint::sql::parse(sql)
+        .iter()
+        .any(crate::lint::sql::Statement::needs_autocommit)
 }
 
 #[cfg(test)]

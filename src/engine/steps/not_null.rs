@@ -23,6 +23,37 @@ pub fn check_name(spec: &NotNullStep) -> String {
     name
 }
 
+/// The first statement: the check, NOT VALID (brief lock, no scan).
+pub fn add_sql(spec: &NotNullStep) -> String {
+    format!(
+        "ALTER TABLE {} ADD CONSTRAINT {} CHECK ({} IS NOT NULL) NOT VALID",
+        quote_qualified(&spec.table),
+        quote_ident(&check_name(spec)),
+        quote_ident(&spec.column)
+    )
+}
+
+/// The second: validation (scans under SHARE UPDATE EXCLUSIVE).
+pub fn validate_sql(spec: &NotNullStep) -> String {
+    format!(
+        "ALTER TABLE {} VALIDATE CONSTRAINT {}",
+        quote_qualified(&spec.table),
+        quote_ident(&check_name(spec))
+    )
+}
+
+/// The last two, in one transaction: SET NOT NULL (proved by the check,
+/// no scan) and dropping the check.
+pub fn finish_sql(spec: &NotNullStep) -> String {
+    format!(
+        "ALTER TABLE {0} ALTER COLUMN {1} SET NOT NULL;\n\
+         ALTER TABLE {0} DROP CONSTRAINT IF EXISTS {2}",
+        quote_qualified(&spec.table),
+        quote_ident(&spec.column),
+        quote_ident(&check_name(spec))
+    )
+}
+
 /// (column is NOT NULL, the check exists, the check is validated)
 async fn state(conn: &Conn, spec: &NotNullStep) -> Result<(bool, bool, bool), DbError> {
     let row = conn
@@ -47,9 +78,6 @@ async fn state(conn: &Conn, spec: &NotNullStep) -> Result<(bool, bool, bool), Db
 
 /// Runs the four statements, resuming wherever an earlier session stopped.
 pub async fn run(spec: &NotNullStep, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
-    let table = quote_qualified(&spec.table);
-    let column = quote_ident(&spec.column);
-    let check = quote_ident(&check_name(spec));
     let cancel = ctx.control.abort.token().clone();
     let (already, exists, validated) = state(ctx.conn, spec).await.map_err(|e| ctx.db_error(e))?;
     if already && !exists {
@@ -60,36 +88,34 @@ pub async fn run(spec: &NotNullStep, ctx: &mut Ctx<'_>) -> Result<String, StepEr
     }
     let mut report = ctx.retry_reporter();
     if !exists && !already {
-        let add = format!(
-            "ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({column} IS NOT NULL) NOT VALID"
-        );
-        execute_with_retry(ctx.conn, &add, &ctx.policy, &cancel, &mut report)
+        execute_with_retry(ctx.conn, &add_sql(spec), &ctx.policy, &cancel, &mut report)
             .await
             .map_err(|e| ctx.db_error(e))?;
     }
     if !validated && !already {
         ctx.control.safe_point(ctx.out).await?;
-        let validate = format!("ALTER TABLE {table} VALIDATE CONSTRAINT {check}");
-        execute_with_retry(ctx.conn, &validate, &ctx.policy, &cancel, &mut report)
-            .await
-            .map_err(|e| match e {
-                DbError::Sql { ref source, .. }
-                    if source.code() == Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION) =>
-                {
-                    StepError::Failed(format!(
-                        "{}.{} still has NULLs; backfill them before this step",
-                        spec.table, spec.column
-                    ))
-                }
-                other => ctx.db_error(other),
-            })?;
+        execute_with_retry(
+            ctx.conn,
+            &validate_sql(spec),
+            &ctx.policy,
+            &cancel,
+            &mut report,
+        )
+        .await
+        .map_err(|e| match e {
+            DbError::Sql { ref source, .. }
+                if source.code() == Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION) =>
+            {
+                StepError::Failed(format!(
+                    "{}.{} still has NULLs; backfill them before this step",
+                    spec.table, spec.column
+                ))
+            }
+            other => ctx.db_error(other),
+        })?;
     }
     ctx.control.safe_point(ctx.out).await?;
-    let finish = format!(
-        "ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL;\n\
-         ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {check};\n{}",
-        ctx.mark_done_sql()
-    );
+    let finish = format!("{};\n{}", finish_sql(spec), ctx.mark_done_sql());
     execute_with_retry(ctx.conn, &finish, &ctx.policy, &cancel, &mut report)
         .await
         .map_err(|e| ctx.db_error(e))?;

@@ -1,0 +1,518 @@
+//! Safety before the first statement: the lock table checked against a live
+//! server's pg_locks, `lint` / `plan` / `check` from the command line, and
+//! `run` refusing an unsafe plan.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::process::cutover;
+use common::{
+    TestDb, connect, fresh_db, scalar, seeded_db, seeded_db_with_replica, shipped_plan, write_plan,
+};
+use cutover::db::Conn;
+use cutover::lint::locks::{LockMode, effects};
+use cutover::lint::{Schema, sql};
+
+fn unsafe_plan() -> String {
+    format!("{}/tests/plans/unsafe.toml", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `users` (seeded) plus what the statements below act on.
+async fn lock_db(test: &str) -> TestDb {
+    let db = seeded_db(test, 200).await;
+    db.connect()
+        .await
+        .client
+        .batch_execute(
+            "CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint);
+             CREATE INDEX users_email_idx ON users (email);
+             CREATE UNIQUE INDEX users_email_uq ON users (email);
+             ALTER TABLE users ADD CONSTRAINT users_age_nonneg CHECK (age >= 0) NOT VALID;
+             CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
+             CREATE TRIGGER users_noop BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION noop();",
+        )
+        .await
+        .expect("set up");
+    db
+}
+
+async fn oid(conn: &Conn, rel: &str) -> u32 {
+    scalar::<u32>(conn, &format!("SELECT '{rel}'::regclass::oid")).await
+}
+
+/// The strongest mode this backend holds (or waits for) on a relation.
+async fn strongest(conn: &Conn, pid: i32, rel_oid: u32, granted: bool) -> Option<LockMode> {
+    conn.client
+        .query(
+            "SELECT mode FROM pg_locks WHERE pid = $1 AND locktype = 'relation'
+               AND relation = $2 AND granted = $3",
+            &[&pid, &rel_oid, &granted],
+        )
+        .await
+        .expect("pg_locks")
+        .iter()
+        .filter_map(|r| LockMode::parse(r.get::<_, &str>(0)))
+        .max()
+}
+
+/// What cutover's lock table says about `relation` for `statement`.
+fn predicted(statement: &str, relation: &str) -> LockMode {
+    let stmts = sql::parse(statement);
+    assert_eq!(stmts.len(), 1, "{statement}");
+    let effects = effects(&stmts[0], &Schema::new(15))
+        .unwrap_or_else(|| panic!("no lock-table entry for {statement}"));
+    effects
+        .iter()
+        .find(|e| e.relation.split(' ').next() == Some(relation))
+        .unwrap_or_else(|| panic!("{statement}: no entry for {relation}: {effects:?}"))
+        .mode
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lock_table_matches_pg_locks_inside_a_rolled_back_transaction() {
+    let db = lock_db("locks_tx").await;
+    let conn = db.connect().await;
+    let pid: i32 = scalar(&conn, "SELECT pg_backend_pid()").await;
+    // (statement, relations whose lock is predicted and observed)
+    let cases: &[(&str, &[&str])] = &[
+        ("ALTER TABLE users ADD COLUMN c int", &["users"]),
+        (
+            "ALTER TABLE users ADD COLUMN c int DEFAULT random()",
+            &["users"],
+        ),
+        ("ALTER TABLE users DROP COLUMN street", &["users"]),
+        ("ALTER TABLE users ALTER COLUMN age TYPE bigint", &["users"]),
+        (
+            "ALTER TABLE users ALTER COLUMN email SET NOT NULL",
+            &["users"],
+        ),
+        (
+            "ALTER TABLE users ALTER COLUMN age SET DEFAULT 0",
+            &["users"],
+        ),
+        (
+            "ALTER TABLE users ALTER COLUMN age SET STATISTICS 500",
+            &["users"],
+        ),
+        ("ALTER TABLE users SET (fillfactor = 90)", &["users"]),
+        (
+            "ALTER TABLE users ADD CONSTRAINT c CHECK (age < 200) NOT VALID",
+            &["users"],
+        ),
+        (
+            "ALTER TABLE users ADD CONSTRAINT c CHECK (age < 200)",
+            &["users"],
+        ),
+        (
+            "ALTER TABLE users VALIDATE CONSTRAINT users_age_nonneg",
+            &["users"],
+        ),
+        (
+            "ALTER TABLE orders ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID",
+            &["orders", "users"],
+        ),
+        (
+            "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_uq",
+            &["users"],
+        ),
+        ("ALTER TABLE users RENAME COLUMN city TO town", &["users"]),
+        ("ALTER TABLE users RENAME TO people", &["users"]),
+        ("ALTER TABLE users DISABLE TRIGGER users_noop", &["users"]),
+        ("CREATE INDEX users_age_idx ON users (age)", &["users"]),
+        ("DROP INDEX users_email_idx", &["users_email_idx"]),
+        (
+            "CREATE TRIGGER t2 BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION noop()",
+            &["users"],
+        ),
+        ("DROP TRIGGER users_noop ON users", &["users"]),
+        ("UPDATE users SET age = age WHERE id = 1", &["users"]),
+        ("DELETE FROM users WHERE id = 2", &["users"]),
+        (
+            "INSERT INTO orders (id, user_id) VALUES (1, 1)",
+            &["orders"],
+        ),
+        ("TRUNCATE orders", &["orders"]),
+        ("LOCK TABLE users IN SHARE MODE", &["users"]),
+        ("CLUSTER users USING users_pkey", &["users"]),
+        ("REINDEX TABLE users", &["users"]),
+        ("DROP TABLE orders", &["orders"]),
+    ];
+    let mut checked = 0;
+    for (statement, relations) in cases {
+        let mut oids = Vec::new();
+        for rel in *relations {
+            oids.push((rel, oid(&conn, rel).await));
+        }
+        conn.client.batch_execute("BEGIN").await.expect("begin");
+        conn.client
+            .batch_execute(statement)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        for (rel, rel_oid) in &oids {
+            let seen = strongest(&conn, pid, *rel_oid, true).await;
+            assert_eq!(
+                seen,
+                Some(predicted(statement, rel)),
+                "{statement}: pg_locks on {rel} shows {seen:?}"
+            );
+            checked += 1;
+        }
+        conn.client
+            .batch_execute("ROLLBACK")
+            .await
+            .expect("rollback");
+    }
+    assert!(checked >= 28, "{checked} locks compared");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_that_cannot_run_in_a_transaction_request_the_predicted_lock() {
+    // Session A holds SHARE UPDATE EXCLUSIVE on users: session B's statement
+    // gets its ACCESS SHARE look-ups, then waits at its main lock, and
+    // pg_locks shows the mode it asks for.
+    let db = lock_db("locks_wait").await;
+    let holder = db.connect().await;
+    let observer = db.connect().await;
+    let users = oid(&observer, "users").await;
+    for statement in [
+        "CREATE INDEX CONCURRENTLY users_age_idx ON users (age)",
+        "REINDEX TABLE CONCURRENTLY users",
+        "VACUUM users",
+        "VACUUM FULL users",
+        "CLUSTER users USING users_pkey",
+    ] {
+        holder
+            .client
+            .batch_execute("BEGIN; LOCK TABLE users IN SHARE UPDATE EXCLUSIVE MODE")
+            .await
+            .expect("hold");
+        let worker = db.connect().await;
+        let pid: i32 = scalar(&worker, "SELECT pg_backend_pid()").await;
+        let task = tokio::spawn(async move {
+            let r = worker.client.batch_execute(statement).await;
+            drop(worker);
+            r.map_err(|e| e.to_string())
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let requested = loop {
+            if let Some(m) = strongest(&observer, pid, users, false).await {
+                break m;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{statement} never waited on users"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(requested, predicted(statement, "users"), "{statement}");
+        holder
+            .client
+            .batch_execute("ROLLBACK")
+            .await
+            .expect("release");
+        let done = tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("statement finished")
+            .expect("task");
+        assert!(done.is_ok(), "{statement}: {done:?}");
+        if statement.starts_with("CREATE INDEX") {
+            observer
+                .client
+                .batch_execute("DROP INDEX users_age_idx")
+                .await
+                .expect("drop");
+        }
+    }
+}
+
+#[test]
+fn every_shipped_plan_lints_clean() {
+    let plans: Vec<String> = std::fs::read_dir(format!("{}/plans", env!("CARGO_MANIFEST_DIR")))
+        .expect("plans/")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().display().to_string())
+        .filter(|p| p.ends_with(".toml"))
+        .collect();
+    assert!(plans.len() >= 8, "{plans:?}");
+    let mut args = vec!["lint"];
+    args.extend(plans.iter().map(String::as_str));
+    let (code, out, err) = cutover("postgres://unused@127.0.0.1:1/none", &args);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("no unsafe statements in {} files", plans.len())),
+        "{out}"
+    );
+}
+
+#[test]
+fn lint_prints_findings_like_a_compiler_and_fails() {
+    let plan = unsafe_plan();
+    let (code, out, err) = cutover("postgres://unused@127.0.0.1:1/none", &["lint", &plan]);
+    assert_eq!(code, 1, "{out}{err}");
+    // file:line:col of the statement inside the TOML string, rule, help.
+    assert!(
+        out.contains("error[create-index-not-concurrently]"),
+        "{out}"
+    );
+    assert!(out.contains("unsafe.toml:11:8 (phase `expand`"), "{out}");
+    assert!(out.contains("error[update-without-where]"), "{out}");
+    assert!(out.contains("unsafe.toml:19:1"), "{out}");
+    assert!(out.contains("help: use a `backfill` step"), "{out}");
+    assert!(out.contains("allowed[vacuum-full]"), "{out}");
+    assert!(out.contains("allowed by the step: users is 8 kB"), "{out}");
+
+    let (code, json, _) = cutover(
+        "postgres://unused@127.0.0.1:1/none",
+        &["lint", "--format", "json", &plan],
+    );
+    assert_eq!(code, 1);
+    let doc: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(doc["errors"], 3, "{doc:#}");
+    assert_eq!(doc["allowed"], 1, "{doc:#}");
+    let first = &doc["findings"][0];
+    assert_eq!(first["rule_name"], "create-index-not-concurrently");
+    assert_eq!(
+        (first["line"].as_u64(), first["column"].as_u64()),
+        (Some(11), Some(8))
+    );
+
+    // A .sql file, and the version switch.
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("m.sql");
+    std::fs::write(
+        &file,
+        "-- add a flag\nALTER TABLE users ADD COLUMN flag boolean DEFAULT false;\n",
+    )
+    .expect("write");
+    let f = file.display().to_string();
+    let (code, out, _) = cutover("postgres://unused@127.0.0.1:1/none", &["lint", &f]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = cutover(
+        "postgres://unused@127.0.0.1:1/none",
+        &["lint", "--pg-version", "10", &f],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("m.sql:2:1"), "{out}");
+    assert!(out.contains("add-column-rewrites"), "{out}");
+}
+
+#[test]
+fn plan_shows_every_statement_with_its_locks_and_runs_nothing() {
+    let (code, out, err) = cutover(
+        "postgres://unused@127.0.0.1:1/none",
+        &["plan", &shipped_plan("rename_column_with_trigger.toml")],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    for expected in [
+        "== phase expand",
+        "ALTER TABLE users ADD COLUMN full_name text",
+        "lock: ACCESS EXCLUSIVE on users — brief (catalog only), blocks reads and writes",
+        "CREATE TRIGGER \"cutover_sync_users_full_name\"",
+        "lock: SHARE ROW EXCLUSIVE on users",
+        "-- each batch ($1 batch size",
+        "UPDATE \"users\" SET full_name = name",
+        "LIMIT $1",
+        "lock: ROW EXCLUSIVE on users — the rows it matches, blocks no reads or writes",
+        "VALIDATE CONSTRAINT \"users_full_name_not_null\"",
+        "lock: SHARE UPDATE EXCLUSIVE on users — scans the table, blocks no reads or writes",
+        "reversible: no — phase `contract` is irreversible",
+        "no unsafe statements",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    let (code, out, _) = cutover(
+        "postgres://unused@127.0.0.1:1/none",
+        &["plan", &unsafe_plan()],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("allow_unsafe: users is 8 kB in this test database"),
+        "{out}"
+    );
+    assert!(
+        out.contains("UNSAFE [create-index-not-concurrently]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("lock: SHARE on users — scans the table, blocks writes"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_the_database_and_passes_a_shipped_plan() {
+    let db = seeded_db_with_replica("check_ok", 5_000).await;
+    let (code, out, err) = cutover(&db.url, &["check", &shipped_plan("rename_column.toml")]);
+    assert_eq!(code, 0, "{out}{err}");
+    for expected in [
+        "PostgreSQL 15",
+        "replica",
+        "no runs recorded yet",
+        "long transactions: none",
+        "table users: about 5000 rows",
+        "ready: no errors",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    let (code, json, _) = cutover(
+        &db.url,
+        &[
+            "check",
+            "--format",
+            "json",
+            &shipped_plan("rename_column.toml"),
+        ],
+    );
+    assert_eq!(code, 0);
+    let doc: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(doc["pg_major"], 15);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_finds_missing_objects_bad_keys_and_long_transactions() {
+    let db = seeded_db("check_bad", 100).await;
+    let conn = db.connect().await;
+    conn.client
+        .batch_execute("CREATE TABLE logs (n int, msg text); INSERT INTO logs VALUES (1, 'a')")
+        .await
+        .expect("logs");
+    let (_dir, plan) = write_plan(
+        r#"
+name = "broken"
+[[phases]]
+name = "migrate"
+[[phases.steps]]
+kind = "backfill"
+table = "users"
+key = "id"
+set = "nickname = name"
+[[phases.steps]]
+kind = "backfill"
+table = "accounts"
+key = "id"
+set = "x = 1"
+[[phases.steps]]
+kind = "backfill"
+table = "logs"
+key = "n"
+set = "msg = 'b'"
+[[phases.steps]]
+kind = "not_null"
+table = "users"
+column = "nickname"
+"#,
+    );
+    let (code, out, err) = cutover(&db.url, &["check", &plan]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("table accounts (backfill `table`) does not exist"),
+        "{out}"
+    );
+    assert!(
+        out.contains("column users.nickname (not_null `column`) does not exist"),
+        "{out}"
+    );
+    assert!(
+        out.contains("backfill key logs.n has no valid unique index"),
+        "{out}"
+    );
+    assert!(out.contains("not ready: 3 error(s)"), "{out}");
+
+    // A column an earlier step adds is fine.
+    let (_dir2, plan2) = write_plan(
+        r#"
+name = "adds first"
+[[phases]]
+name = "expand"
+[[phases.steps]]
+kind = "sql"
+sql = "ALTER TABLE users ADD COLUMN nickname text"
+rollback = "ALTER TABLE users DROP COLUMN nickname"
+[[phases.steps]]
+kind = "not_null"
+table = "users"
+column = "nickname"
+"#,
+    );
+    let (code, out, err) = cutover(&db.url, &["check", &plan2]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_warns_about_a_long_transaction() {
+    let db = seeded_db("check_long", 100).await;
+    let plan = shipped_plan("rename_column.toml");
+    let (code, out, _) = cutover(&db.url, &["check", &plan]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("long transactions: none open for more than 1m"),
+        "{out}"
+    );
+    let idle = connect(&db.url).await;
+    idle.client
+        .batch_execute("SET application_name = 'forgotten_psql'; BEGIN; SELECT 1")
+        .await
+        .expect("open");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (code, out, _) = cutover(&db.url, &["check", "--long-transaction", "1s", &plan]);
+    assert_eq!(code, 0, "a warning, not an error: {out}");
+    assert!(out.contains("warning  long transaction: pid"), "{out}");
+    assert!(
+        out.contains("(forgotten_psql) has been in a transaction for"),
+        "{out}"
+    );
+    drop(idle);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_refuses_an_unsafe_plan_and_executes_nothing() {
+    let db = seeded_db("run_refuses", 1_000).await;
+    let (code, out, err) = cutover(&db.url, &["run", &unsafe_plan(), "--yes", "--headless"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("error[create-index-not-concurrently]"),
+        "{err}"
+    );
+    assert!(err.contains("unsafe.toml:11:8"), "{err}");
+    assert!(err.contains("refusing to start"), "{err}");
+    let conn = db.connect().await;
+    let journal: bool = scalar(&conn, "SELECT to_regclass('cutover.runs') IS NOT NULL").await;
+    assert!(!journal, "nothing ran, not even the journal");
+    let index: bool = scalar(&conn, "SELECT to_regclass('users_email_idx') IS NOT NULL").await;
+    assert!(!index);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowed_statement_runs_and_its_reason_is_journaled() {
+    let db = fresh_db("allowed").await;
+    let conn = db.connect().await;
+    conn.client
+        .batch_execute("CREATE TABLE scratch (id int PRIMARY KEY); INSERT INTO scratch VALUES (1)")
+        .await
+        .expect("scratch");
+    let (_dir, plan) = write_plan(
+        r#"
+name = "allowed"
+[[phases]]
+name = "tidy"
+[[phases.steps]]
+kind = "sql"
+name = "compact scratch"
+sql = "VACUUM FULL scratch"
+allow_unsafe = "scratch is a one-row table nobody reads"
+"#,
+    );
+    let (code, out, err) = cutover(&db.url, &["run", &plan, "--yes", "--headless"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("allowed: [vacuum-full] in step `compact scratch`"),
+        "{err}"
+    );
+    let journaled: i64 = scalar(
+        &conn,
+        "SELECT count(*) FROM cutover.events WHERE message LIKE '%allowed because: scratch is a one-row table nobody reads%'",
+    )
+    .await;
+    assert_eq!(journaled, 1);
+}
