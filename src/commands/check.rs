@@ -367,9 +367,10 @@ pub async fn preflight(
         columns: HashSet::new(),
         db_columns: HashSet::new(),
     };
-    for table in tables_named(loaded) {
-        if let Some(cols) = table_columns(conn, &table).await? {
-            let rel = Rel::from_plan(&table);
+    let named = tables_named(loaded);
+    for table in &named {
+        if let Some(cols) = table_columns(conn, table).await? {
+            let rel = Rel::from_plan(table);
             known.tables.insert(rel.name.clone());
             for (c, ty) in cols {
                 schema.set_column_type(&rel, &c, &ty);
@@ -381,7 +382,7 @@ pub async fn preflight(
                 .query(
                     "SELECT pg_get_constraintdef(oid) FROM pg_constraint
                      WHERE conrelid = to_regclass($1) AND contype = 'c' AND convalidated",
-                    &[&quote_qualified(&table)],
+                    &[&quote_qualified(table)],
                 )
                 .await
                 .map_err(|e| DbError::sql("reading check constraints", e))?;
@@ -635,7 +636,7 @@ pub async fn preflight(
     }
 
     // Estimated rows of each existing table the plan names.
-    for table in tables_named(loaded) {
+    for table in &named {
         let row = conn
             .client
             .query_opt(
@@ -647,7 +648,7 @@ pub async fn preflight(
                                                  WHERE x.indrelid = c.oid), 0))
                          * current_setting('block_size')::bigint)::bigint
                  FROM pg_class c WHERE c.oid = to_regclass($1)",
-                &[&quote_qualified(&table)],
+                &[&quote_qualified(table)],
             )
             .await
             .map_err(|e| DbError::sql("reading table statistics", e))?;

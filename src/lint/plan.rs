@@ -12,7 +12,7 @@ use super::locks::{self, LockEffect, LockMode, Work};
 use super::sql::Rel;
 use super::{Hit, Role, Rule, Schema, Scope, lint_sql};
 use crate::engine::steps::{self, Inverse, batch};
-use crate::plan::{LoadedPlan, Step};
+use crate::plan::{LoadedPlan, Step, line_col};
 
 /// A rule that matched, located in its file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -282,9 +282,8 @@ pub fn analyze(loaded: &LoadedPlan, schema: &mut Schema) -> PlanReport {
                                         h,
                                         &loaded.path,
                                         &loaded.text,
-                                        &span,
-                                        phase.name(),
-                                        &step.display_name(),
+                                        value_offset(&loaded.text, &span, h.offset),
+                                        Some((phase.name(), &step.display_name())),
                                         allow.clone(),
                                     ));
                                     report.findings.len() - 1
@@ -418,12 +417,10 @@ fn locate(
     hit: &Hit,
     path: &Path,
     text: &str,
-    span: &Range<usize>,
-    phase: &str,
-    step: &str,
+    at: usize,
+    place: Option<(&str, &str)>,
     allowed: Option<String>,
 ) -> Finding {
-    let at = value_offset(text, span, hit.offset);
     let (line, column) = line_col(text, at);
     Finding {
         rule: hit.rule,
@@ -434,8 +431,8 @@ fn locate(
         line,
         column,
         line_text: text.lines().nth(line - 1).unwrap_or("").to_string(),
-        phase: Some(phase.to_string()),
-        step: Some(step.to_string()),
+        phase: place.map(|(p, _)| p.to_string()),
+        step: place.map(|(_, s)| s.to_string()),
         statement: hit.statement.clone(),
         allowed,
     }
@@ -451,33 +448,8 @@ pub fn lint_sql_file(path: &Path, text: &str, schema: &mut Schema) -> Vec<Findin
     };
     let (_, hits) = lint_sql(text, schema, &scope);
     hits.iter()
-        .map(|h| {
-            let (line, column) = line_col(text, h.offset);
-            Finding {
-                rule: h.rule,
-                rule_name: h.rule.name(),
-                message: h.message.clone(),
-                help: h.help.clone(),
-                file: path.to_path_buf(),
-                line,
-                column,
-                line_text: text.lines().nth(line - 1).unwrap_or("").to_string(),
-                phase: None,
-                step: None,
-                statement: h.statement.clone(),
-                allowed: None,
-            }
-        })
+        .map(|h| locate(h, path, text, h.offset, None, None))
         .collect()
-}
-
-/// 1-based line and column of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
 }
 
 /// The file offset of byte `offset` of a TOML string value whose source is
