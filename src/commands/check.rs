@@ -12,9 +12,9 @@ use crate::db::{Conn, DbError, Target, quote_qualified};
 use crate::engine::steps::batch;
 use crate::exit;
 use crate::journal::{self, StepStatus};
-use crate::lint::plan::{Finding, PlanReport, analyze};
+use crate::lint::plan::{Finding, analyze};
 use crate::lint::render;
-use crate::lint::sql::{Action, Kind, Rel};
+use crate::lint::sql::{Kind, Rel};
 use crate::lint::{Schema, sql};
 use crate::plan::{LoadedPlan, Step};
 
@@ -50,9 +50,6 @@ pub struct Preflight {
     pub items: Vec<Item>,
     /// Lint findings (with the server's version and catalog).
     pub findings: Vec<Finding>,
-    /// The dry run.
-    #[serde(skip)]
-    pub report: PlanReport,
 }
 
 impl Preflight {
@@ -229,34 +226,31 @@ fn needs(step: &Step) -> Vec<(String, Option<String>, &'static str)> {
     }
 }
 
-/// Tables and columns: in the database, or made by an earlier step.
+/// Tables and columns: in the database, renamed into place by a swap, or
+/// made by an earlier step (`made` learns them from the steps' SQL).
 struct Known {
     tables: HashSet<String>,
     columns: HashSet<(String, String)>,
     /// Columns that exist in the database now.
     db_columns: HashSet<(String, String)>,
+    made: Schema,
 }
 
 impl Known {
     fn learn_sql(&mut self, text: &str) {
         for stmt in sql::parse(text) {
-            match &stmt.kind {
-                Kind::CreateTable { table, columns, .. } => {
-                    self.tables.insert(table.name.clone());
-                    for (c, _) in columns {
-                        self.columns.insert((table.name.clone(), c.clone()));
-                    }
-                }
-                Kind::AlterTable { table, actions } => {
-                    for a in actions {
-                        if let Action::AddColumn { column, .. } = a {
-                            self.columns.insert((table.name.clone(), column.clone()));
-                        }
-                    }
-                }
-                _ => {}
-            }
+            self.made.learn(&stmt);
         }
+    }
+
+    fn has_table(&self, rel: &Rel) -> bool {
+        self.tables.contains(&rel.name) || self.made.created(rel)
+    }
+
+    fn has_column(&self, rel: &Rel, column: &str) -> bool {
+        self.columns
+            .contains(&(rel.name.clone(), column.to_string()))
+            || self.made.column_type(rel, column).is_some()
     }
 }
 
@@ -330,21 +324,14 @@ pub async fn preflight(
     long_transaction: Duration,
 ) -> Result<Preflight, DbError> {
     let plan = &loaded.plan;
-    let version: String = conn
-        .client
-        .query_one("SHOW server_version_num", &[])
-        .await
-        .map_err(|e| DbError::sql("reading server_version_num", e))?
-        .get(0);
-    let pg_major = version.parse::<u32>().unwrap_or(150000) / 10000;
+    let pg_major = match conn.server_version_num().await? {
+        0 => crate::lint::DEFAULT_PG_MAJOR,
+        v => v / 10000,
+    };
     let mut p = Preflight {
         pg_major,
         items: Vec::new(),
         findings: Vec::new(),
-        report: PlanReport {
-            steps: Vec::new(),
-            findings: Vec::new(),
-        },
     };
     p.push(
         if pg_major >= 12 { Level::Info } else { Level::Warning },
@@ -366,6 +353,7 @@ pub async fn preflight(
         tables: HashSet::new(),
         columns: HashSet::new(),
         db_columns: HashSet::new(),
+        made: Schema::new(pg_major),
     };
     let named = tables_named(loaded);
     for table in &named {
@@ -401,9 +389,7 @@ pub async fn preflight(
             }
         }
     }
-    let report = analyze(loaded, &mut schema);
-    p.findings = report.findings.clone();
-    p.report = report;
+    p.findings = analyze(loaded, &mut schema).findings;
 
     // The journal: an unfinished run resumes; its finished steps are not
     // checked again (their objects may be renamed or gone by now).
@@ -500,11 +486,8 @@ pub async fn preflight(
                 for (table, column, field) in needs(step) {
                     let rel = Rel::from_plan(&table);
                     let present = match &column {
-                        None => known.tables.contains(&rel.name),
-                        Some(c) => {
-                            !known.tables.contains(&rel.name)
-                                || known.columns.contains(&(rel.name.clone(), c.clone()))
-                        }
+                        None => known.has_table(&rel),
+                        Some(c) => !known.has_table(&rel) || known.has_column(&rel, c),
                     };
                     if !present {
                         missing.push(match column {

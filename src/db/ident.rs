@@ -31,6 +31,16 @@ pub fn quote_qualified(name: &str) -> String {
 
 /// Splits `schema.name` into its parts, honouring double-quoted parts.
 pub fn split_qualified(name: &str) -> Vec<String> {
+    split(name, false)
+}
+
+/// Splits a name as SQL text would mean it: unquoted parts fold to lower
+/// case, quoted parts are kept exactly (`Public."Users"` → `public`, `Users`).
+pub fn fold_qualified(name: &str) -> Vec<String> {
+    split(name.trim(), true)
+}
+
+fn split(name: &str, fold: bool) -> Vec<String> {
     let mut parts = Vec::new();
     let mut current = String::new();
     let mut chars = name.chars().peekable();
@@ -43,31 +53,9 @@ pub fn split_qualified(name: &str) -> Vec<String> {
             }
             '"' => quoted = !quoted,
             '.' if !quoted => parts.push(std::mem::take(&mut current)),
-            _ => current.push(c),
-        }
-    }
-    parts.push(current);
-    parts
-}
-
-/// Splits a name as SQL text would mean it: unquoted parts fold to lower
-/// case, quoted parts are kept exactly (`Public."Users"` → `public`, `Users`).
-pub fn fold_qualified(name: &str) -> Vec<String> {
-    let mut parts = Vec::new();
-    let mut current = String::new();
-    let mut chars = name.trim().chars().peekable();
-    let mut quoted = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                current.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            '.' if !quoted => parts.push(std::mem::take(&mut current)),
-            c if c.is_whitespace() && !quoted => {}
-            c if quoted => current.push(c),
-            c => current.extend(c.to_lowercase()),
+            c if fold && !quoted && c.is_whitespace() => {}
+            c if fold && !quoted => current.extend(c.to_lowercase()),
+            c => current.push(c),
         }
     }
     parts.push(current);

@@ -125,6 +125,17 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// `server_version_num` (150004 for 15.4).
+    pub async fn server_version_num(&self) -> Result<u32, DbError> {
+        let text: String = self
+            .client
+            .query_one("SHOW server_version_num", &[])
+            .await
+            .map_err(|e| DbError::sql("reading server_version_num", e))?
+            .get(0);
+        Ok(text.parse().unwrap_or(0))
+    }
+
     /// Connects with the target's TLS mode and `application_name = 'cutover'`.
     pub async fn connect(target: &Target) -> Result<Conn, DbError> {
         Self::connect_inner(target, None).await

@@ -96,14 +96,7 @@ pub struct Sampler {
 
 impl Sampler {
     async fn prepare(conn: &Conn) -> Result<Prepared, DbError> {
-        let version: i32 = conn
-            .client
-            .query_one("SHOW server_version_num", &[])
-            .await
-            .map_err(|e| DbError::sql("reading server_version_num", e))?
-            .get::<_, String>(0)
-            .parse()
-            .unwrap_or(0);
+        let version = conn.server_version_num().await? as i32;
         let c = &conn.client;
         let ctx = |e| DbError::sql("preparing the monitor's queries", e);
         let replicas = replication::sql(replication::REPLICAS);
