@@ -51,6 +51,11 @@ struct Row {
     app_transactions: usize,
     checkpoints: i64,
     buffers_written_by_backends: i64,
+    /// What the application's backends were doing, sampled every 10 ms
+    /// while active: wait event (or "CPU") and its share of the samples.
+    app_waits: Vec<(String, f64)>,
+    /// The same for cutover's own sessions.
+    cutover_waits: Vec<(String, f64)>,
 }
 
 struct Bench {
@@ -63,11 +68,17 @@ struct Bench {
 
 #[tokio::main]
 async fn main() {
-    let rows: i64 = std::env::args()
-        .skip_while(|a| a != "--rows")
-        .nth(1)
+    let rows: i64 = flag("--rows")
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
+    // `--only 2,5`: run just these strategies (the baseline always runs:
+    // gentle mode's setting and every p99× come from it).
+    let only: Option<Vec<char>> =
+        flag("--only").map(|v| v.chars().filter(char::is_ascii_digit).collect());
+    let wanted = |label: &str| {
+        only.as_ref()
+            .is_none_or(|o| label.chars().next().is_some_and(|c| o.contains(&c)))
+    };
     let started = Instant::now();
     let sandbox = tokio::task::spawn_blocking(|| {
         Sandbox::start(&SandboxOptions {
@@ -133,21 +144,26 @@ async fn main() {
     let probe_p95 = percentile(&probe.lock().expect("probe"), 0.95);
     results.push(base);
     // 2. One unbatched UPDATE.
-    b.fresh_table(false).await;
-    let (r, _) = b
-        .measure("2 unbatched UPDATE", async {
-            conn.client
-                .batch_execute("UPDATE users SET full_name = name")
-                .await
-                .expect("update");
-            None
-        })
-        .await;
-    results.push(r);
+    const UNBATCHED: &str = "2 unbatched UPDATE";
+    if wanted(UNBATCHED) {
+        b.fresh_table(false).await;
+        let (r, _) = b
+            .measure(UNBATCHED, async {
+                conn.client
+                    .batch_execute("UPDATE users SET full_name = name")
+                    .await
+                    .expect("update");
+                None
+            })
+            .await;
+        results.push(r);
+    }
     // 3. The articles' loop.
-    b.fresh_table(false).await;
-    let (r, _) = b
-        .measure("3 1,000-row batches + 50 ms sleep", async {
+    const ARTICLES: &str = "3 1,000-row batches + 50 ms sleep";
+    if wanted(ARTICLES) {
+        b.fresh_table(false).await;
+        let (r, _) = b
+            .measure(ARTICLES, async {
             let mut last: i64 = 0;
             loop {
                 let row = conn
@@ -169,7 +185,8 @@ async fn main() {
             None
         })
         .await;
-    results.push(r);
+        results.push(r);
+    }
     // 4–6. cutover.
     let gentle_ms = (probe_p95.as_secs_f64() * 1000.0 * 3.0).max(1.0);
     for (label, throttle, trigger) in [
@@ -184,6 +201,9 @@ async fn main() {
         ),
         ("6 cutover + sync trigger", String::new(), true),
     ] {
+        if !wanted(label) {
+            continue;
+        }
         b.fresh_table(trigger).await;
         let plan = b.dir.join(format!("plan{}.toml", &label[..1]));
         std::fs::write(
@@ -195,13 +215,18 @@ async fn main() {
         )
         .expect("plan");
         let url = b.sandbox.primary_url();
+        let log = b.dir.join(format!("cutover{}.log", &label[..1]));
         let (r, _) = b
-            .measure(label, async move { Some(run_cutover(&url, &plan)) })
+            .measure(label, async move { Some(run_cutover(&url, &plan, &log)) })
             .await;
         results.push(r);
     }
 
-    let unbatched = results[1].rows_per_s;
+    // Without strategy 2 in this run there is nothing to divide by.
+    let unbatched = results
+        .iter()
+        .find(|r| r.strategy == UNBATCHED)
+        .map_or(f64::NAN, |r| r.rows_per_s);
     let base_p99 = results[0].app_p99_ms;
     for r in results.iter_mut().skip(1) {
         r.speed_vs_unbatched = r.rows_per_s / unbatched;
@@ -222,6 +247,11 @@ async fn main() {
     b.sandbox.stop();
 }
 
+/// The value after `name` on the command line.
+fn flag(name: &str) -> Option<String> {
+    std::env::args().skip_while(|a| a != name).nth(1)
+}
+
 /// Checkpoints so far, and buffers backends had to write themselves.
 async fn bgwriter(c: &tokio_postgres::Client) -> (i64, i64) {
     let r = c
@@ -235,12 +265,14 @@ async fn bgwriter(c: &tokio_postgres::Client) -> (i64, i64) {
 }
 
 /// Runs `cutover run` headless; returns its peak RSS in MB.
-fn run_cutover(url: &str, plan: &Path) -> f64 {
+/// Its progress lines (throttle and gentle-mode reasons included) go to
+/// `log`.
+fn run_cutover(url: &str, plan: &Path, log: &Path) -> f64 {
     let child = Command::new(env!("CARGO_BIN_EXE_cutover"))
         .args(["run", "--yes", "--headless"])
         .arg(plan)
         .env("DATABASE_URL", url)
-        .stdout(Stdio::null())
+        .stdout(std::fs::File::create(log).expect("cutover log"))
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn cutover");
@@ -314,6 +346,21 @@ impl Bench {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // Start from a quiet disk: the replica's restartpoint writes out
+        // what replaying the seed dirtied, and sync(2) flushes the rest, so
+        // no strategy (the baseline least of all) pays for the seeding's
+        // writeback.
+        if let Some(url) = self.sandbox.replica_url() {
+            let t = Target::parse(&url, Source::Flag).expect("replica url");
+            let r = Conn::connect(&t).await.expect("connect replica");
+            r.client
+                .batch_execute("CHECKPOINT")
+                .await
+                .expect("restartpoint");
+        }
+        tokio::task::spawn_blocking(|| unsafe { libc::sync() })
+            .await
+            .expect("sync");
     }
 
     /// Runs `work` under the pgbench load, sampling replica lag; returns the
@@ -333,6 +380,7 @@ impl Bench {
         let stop = Arc::new(AtomicBool::new(false));
         let load = spawn_load(&self.sandbox, &self.dir, label, stop.clone());
         let lag = spawn_lag_sampler(self.target.clone(), stop.clone());
+        let waits = spawn_wait_sampler(self.target.clone(), stop.clone());
         tokio::time::sleep(Duration::from_millis(500)).await;
         let t0 = Instant::now();
         let rss = work.await;
@@ -341,6 +389,7 @@ impl Bench {
         stop.store(true, Ordering::Relaxed);
         let latencies = load.await.expect("load task");
         let (lag_bytes, lag_s) = lag.await.expect("lag task");
+        let (app_waits, cutover_waits) = waits.await.expect("wait task");
         let row = c
             .query_one(
                 "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::text::pg_lsn)::bigint, pg_total_relation_size('users')",
@@ -370,6 +419,8 @@ impl Bench {
             app_transactions: latencies.len(),
             checkpoints: ckpt1 - ckpt0,
             buffers_written_by_backends: backend1 - backend0,
+            app_waits,
+            cutover_waits,
             ..Row::default()
         };
         eprintln!("  done: {label} in {:.1}s", wall.as_secs_f64());
@@ -483,6 +534,56 @@ fn spawn_lag_sampler(target: Target, stop: Arc<AtomicBool>) -> tokio::task::Join
     })
 }
 
+/// Samples what active sessions wait on every 10 ms until `stop`; returns
+/// the application's (pgbench) and cutover's top waits with their shares.
+type Waits = Vec<(String, f64)>;
+fn spawn_wait_sampler(
+    target: Target,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<(Waits, Waits)> {
+    tokio::spawn(async move {
+        let c = Conn::connect(&target).await.expect("connect");
+        let mut app = std::collections::BTreeMap::<String, u64>::new();
+        let mut ours = std::collections::BTreeMap::<String, u64>::new();
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok(rows) = c
+                .client
+                .query(
+                    "SELECT application_name, coalesce(wait_event_type || ':' || wait_event, 'CPU')
+                     FROM pg_stat_activity
+                     WHERE state = 'active' AND pid <> pg_backend_pid()
+                       AND application_name IN ('pgbench', 'cutover')",
+                    &[],
+                )
+                .await
+            {
+                for r in rows {
+                    let who: String = r.get(0);
+                    let what: String = r.get(1);
+                    let map = if who == "pgbench" {
+                        &mut app
+                    } else {
+                        &mut ours
+                    };
+                    *map.entry(what).or_default() += 1;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let top = |m: std::collections::BTreeMap<String, u64>| {
+            let total: u64 = m.values().sum();
+            let mut v: Vec<(String, f64)> = m
+                .into_iter()
+                .map(|(k, n)| (k, n as f64 / total.max(1) as f64))
+                .collect();
+            v.sort_by(|a, b| b.1.total_cmp(&a.1));
+            v.truncate(5);
+            v
+        };
+        (top(app), top(ours))
+    })
+}
+
 fn print_table(rows: &[Row], gentle_ms: f64) {
     println!(
         "\n{:<36} {:>7} {:>10} {:>6} {:>8} {:>8} {:>9} {:>7} {:>10} {:>7} {:>9} {:>9} {:>7} {:>5} {:>9}",
@@ -524,4 +625,17 @@ fn print_table(rows: &[Row], gentle_ms: f64) {
         );
     }
     println!("gentle mode's probe_latency: {gentle_ms:.2} ms (3× the idle probe p95)");
+    println!("\nwhat active sessions waited on (share of 10 ms samples):");
+    let show = |w: &[(String, f64)]| {
+        w.iter()
+            .map(|(k, f)| format!("{k} {:.0}%", f * 100.0))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for r in rows {
+        println!("  {:<36} app: {}", r.strategy, show(&r.app_waits));
+        if !r.cutover_waits.is_empty() {
+            println!("  {:<36} cutover: {}", "", show(&r.cutover_waits));
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Dynamic batch sizing: the batch size follows the measured batch time
 //! toward `target_batch_time`, like pt-online-schema-change's chunk-time.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Weight of the newest batch in the decayed rate average.
 const DECAY: f64 = 0.25;
@@ -191,73 +191,111 @@ pub fn hold_reason(
 pub const STALE_AFTER: Duration = Duration::from_secs(4);
 
 /// Gentle mode: keeps the canary probe's p95 under `probe_latency` by
-/// capping the batch size and pausing between batches — only as much as
-/// needed (multiplicative decrease when over, gentle release when well
-/// under).
+/// pacing the backfill to a rows-per-second ceiling that it learns — AIMD,
+/// like TCP: it starts at a quarter of the speed the first batches show,
+/// grows slowly while the probe is within budget and is cut at once
+/// when the probe goes over.
+///
+/// Pacing a steady rate, rather than racing and then pausing, matters on
+/// tables larger than `shared_buffers`: the pages a batch dirties reach the
+/// disk seconds later (evicted by backends, then written back by the
+/// kernel), and that write-back is what slows the application's commits. A
+/// controller that runs flat out until the probe complains has by then
+/// dirtied far more than the disk absorbs quietly.
 #[derive(Debug, Clone)]
 pub struct Gentle {
     target: Duration,
-    pause: Duration,
-    cap: Option<u64>,
+    ceiling: Option<f64>,
+    last_cut: Option<Instant>,
 }
 
-/// Longest pause gentle mode inserts between batches.
-const MAX_PAUSE: Duration = Duration::from_secs(5);
+/// Gentle mode starts at this fraction of the first measured speed.
+const START_FRACTION: f64 = 0.25;
+/// Growth of the ceiling per probe sample (about one a second) while the
+/// probe is within budget: doubling takes about 15 s, so the ceiling
+/// does not run far ahead of harm that shows up late.
+const GROWTH: f64 = 1.05;
+/// The ceiling never goes below this many rows per second.
+const MIN_RATE: f64 = 10.0;
+/// Gentle mode steers by the probe's p95 over its whole window (about 100
+/// probes): a true 95th percentile, which background noise alone rarely
+/// pushes over budget — unlike a 2-second window's p95, which is nearly
+/// its maximum. After a cut the window still holds the probes that caused
+/// it, so there is no second cut until it has turned over.
+const CUT_HOLD: Duration = crate::monitor::probe::WINDOW;
 
 impl Gentle {
     /// A controller aiming at `target` p95.
     pub fn new(target: Duration) -> Gentle {
         Gentle {
             target,
-            pause: Duration::ZERO,
-            cap: None,
+            ceiling: None,
+            last_cut: None,
         }
     }
 
-    /// Adjusts to the probe's recent p95 after a batch of `size` rows.
-    pub fn observe(&mut self, p95: Duration, size: u64, min: u64) {
+    /// Adjusts the ceiling to the probe's recent p95, given the rows/s the
+    /// backfill achieved recently.
+    pub fn observe(&mut self, p95: Duration, achieved: f64, now: Instant) {
+        if achieved <= 0.0 && self.ceiling.is_none() {
+            return;
+        }
+        let ceiling = *self
+            .ceiling
+            .get_or_insert((achieved * START_FRACTION).max(MIN_RATE));
         if p95 > self.target {
+            if self
+                .last_cut
+                .is_some_and(|t| now.saturating_duration_since(t) < CUT_HOLD)
+            {
+                return;
+            }
             let over = p95.as_secs_f64() / self.target.as_secs_f64();
             // The further over, the harder the cut.
-            let factor = if over > 2.0 { 0.5 } else { 0.75 };
-            self.cap = Some(((size as f64 * factor) as u64).max(min));
-            self.pause = (self.pause.mul_f64(1.5) + Duration::from_millis(20)).min(MAX_PAUSE);
-        } else if p95 < self.target.mul_f64(0.7) {
-            self.pause = self.pause.mul_f64(0.7);
-            if self.pause < Duration::from_millis(5) {
-                self.pause = Duration::ZERO;
-            }
-            self.cap = self.cap.map(|c| (c as f64 * 1.25) as u64 + 1);
+            let factor = if over > 2.0 { 0.5 } else { 0.7 };
+            let base = if achieved > 0.0 {
+                ceiling.min(achieved)
+            } else {
+                ceiling
+            };
+            self.ceiling = Some((base * factor).max(MIN_RATE));
+            self.last_cut = Some(now);
+        } else {
+            self.ceiling = Some(ceiling * GROWTH);
         }
     }
 
-    /// The most rows the next batch may have.
-    pub fn cap(&self) -> Option<u64> {
-        self.cap
+    /// The most rows per second the backfill may move now (None until the
+    /// first probe sample).
+    pub fn ceiling(&self) -> Option<f64> {
+        self.ceiling
     }
 
-    /// The pause before the next batch.
-    pub fn pause(&self) -> Duration {
-        self.pause
-    }
-
-    /// What gentle mode is doing, when it is doing anything.
+    /// What gentle mode is doing.
     pub fn reason(&self, p95: Duration) -> Option<String> {
         use crate::engine::events::short_duration;
-        if self.pause.is_zero() && p95 <= self.target {
-            return None;
-        }
+        let ceiling = self.ceiling?;
         Some(format!(
-            "gentle: probe p95 {} (target {}){}, pausing {} between batches",
+            "gentle: probe p95 {} (target {}), pacing ≤ {:.0} rows/s",
             short_duration(p95),
             short_duration(self.target),
-            self.cap
-                .map(|c| format!(", batch ≤ {c}"))
-                .unwrap_or_default(),
-            short_duration(self.pause)
+            ceiling
         ))
     }
 }
+
+/// Rows per second the backfill may move: the lower of the plan's
+/// `max_rows_per_second` and gentle mode's ceiling.
+pub fn pace_limit(max_rows_per_second: Option<u64>, gentle: Option<f64>) -> Option<f64> {
+    match (max_rows_per_second.map(|r| r as f64), gentle) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Under a rate limit, a batch holds at most this much of a second's rows,
+/// so the pause after it stays short and the pace smooth.
+pub const PACE_SLICE: f64 = 0.25;
 
 #[cfg(test)]
 mod lag_tests {
@@ -336,40 +374,59 @@ mod lag_tests {
     }
 
     #[test]
-    fn gentle_mode_backs_off_then_releases() {
+    fn gentle_mode_starts_at_a_quarter_grows_slowly_and_cuts_at_once() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
         let mut g = Gentle::new(Duration::from_millis(10));
-        g.observe(Duration::from_millis(30), 10_000, 100);
-        assert_eq!(g.cap(), Some(5_000), "3× over: halve");
-        assert_eq!(g.pause(), Duration::from_millis(20));
-        g.observe(Duration::from_millis(12), 5_000, 100);
-        assert_eq!(g.cap(), Some(3_750));
-        assert!(g.pause() > Duration::from_millis(20));
-        assert!(
-            g.reason(Duration::from_millis(12))
-                .unwrap()
-                .contains("batch ≤ 3750")
+        assert_eq!(g.ceiling(), None, "no ceiling before the first sample");
+        g.observe(Duration::from_millis(2), 100_000.0, at(1));
+        assert_eq!(
+            g.ceiling(),
+            Some(25_000.0 * GROWTH),
+            "a quarter, then grown"
         );
-        for _ in 0..30 {
-            g.observe(Duration::from_millis(2), 3_750, 100);
+        for s in 2..12 {
+            g.observe(Duration::from_millis(2), 25_000.0, at(s));
         }
-        assert_eq!(g.pause(), Duration::ZERO, "well under target: no pause");
-        assert_eq!(g.reason(Duration::from_millis(2)), None);
-        // In the band between 70 % and 100 % of target it holds steady.
-        let mut h = Gentle::new(Duration::from_millis(10));
-        h.observe(Duration::from_millis(20), 1000, 100);
-        let (cap, pause) = (h.cap(), h.pause());
-        h.observe(Duration::from_millis(8), 1000, 100);
-        assert_eq!((h.cap(), h.pause()), (cap, pause));
+        let grown = g.ceiling().unwrap();
+        // 25,000 × 1.05^11.
+        assert!((42_700.0..42_800.0).contains(&grown), "{grown}");
+        // Within budget it keeps growing.
+        g.observe(Duration::from_millis(10), 40_000.0, at(12));
+        assert_eq!(g.ceiling(), Some(grown * GROWTH));
+        // Over: cut from what was achieved (here, below the ceiling).
+        g.observe(Duration::from_millis(15), 30_000.0, at(13));
+        assert_eq!(g.ceiling(), Some(30_000.0 * 0.7));
+        // The same probes still in the window: no second cut.
+        g.observe(Duration::from_millis(15), 21_000.0, at(20));
+        assert_eq!(g.ceiling(), Some(30_000.0 * 0.7));
+        // More than 2× over, once the window has turned over: halve.
+        g.observe(Duration::from_millis(25), 21_000.0, at(24));
+        assert_eq!(g.ceiling(), Some(21_000.0 * 0.5));
+        let reason = g.reason(Duration::from_millis(25)).unwrap();
+        assert!(reason.contains("pacing ≤ 10500 rows/s"), "{reason}");
     }
 
     #[test]
-    fn gentle_pause_is_bounded() {
+    fn gentle_ceiling_has_a_floor() {
         let mut g = Gentle::new(Duration::from_millis(1));
-        for _ in 0..100 {
-            let size = g.cap().unwrap_or(1000);
-            g.observe(Duration::from_secs(1), size, 100);
+        let t0 = Instant::now();
+        for s in 0..100 {
+            g.observe(
+                Duration::from_secs(1),
+                50.0,
+                t0 + Duration::from_secs(11 * s),
+            );
         }
-        assert_eq!(g.pause(), MAX_PAUSE);
-        assert_eq!(g.cap(), Some(100));
+        assert_eq!(g.ceiling(), Some(MIN_RATE));
+    }
+
+    #[test]
+    fn the_lower_limit_paces() {
+        assert_eq!(pace_limit(None, None), None);
+        assert_eq!(pace_limit(Some(5000), None), Some(5000.0));
+        assert_eq!(pace_limit(None, Some(700.0)), Some(700.0));
+        assert_eq!(pace_limit(Some(5000), Some(700.0)), Some(700.0));
+        assert_eq!(pace_limit(Some(500), Some(700.0)), Some(500.0));
     }
 }

@@ -247,7 +247,7 @@ async fn sample_loop(
             }
         };
         let now = Instant::now();
-        sample.probe = window.lock().ok().and_then(|w| w.stats(now));
+        sample.probe = window.lock().ok().and_then(|w| w.stats());
         record(&mut history, &sample, now);
         publish.send_replace(Arc::new(MonitorState {
             sample,

@@ -17,8 +17,6 @@ use crate::db::{Conn, Target, quote_ident, quote_qualified};
 pub const PERIOD: Duration = Duration::from_millis(100);
 /// The window the displayed distribution covers.
 pub const WINDOW: Duration = Duration::from_secs(10);
-/// The window gentle mode steers by.
-pub const RECENT: Duration = Duration::from_secs(2);
 
 /// Probe latencies of the last [`WINDOW`].
 #[derive(Debug, Default)]
@@ -45,26 +43,15 @@ impl ProbeWindow {
     }
 
     /// The distribution, if there is any data.
-    pub fn stats(&self, now: Instant) -> Option<ProbeStats> {
+    pub fn stats(&self) -> Option<ProbeStats> {
         let all: Vec<Duration> = self.points.iter().filter_map(|(_, l)| *l).collect();
         if all.is_empty() {
             return None;
         }
-        let recent: Vec<Duration> = self
-            .points
-            .iter()
-            .filter(|(t, _)| now.saturating_duration_since(*t) <= RECENT)
-            .filter_map(|(_, l)| *l)
-            .collect();
         Some(ProbeStats {
             p50: percentile(&all, 0.50),
             p95: percentile(&all, 0.95),
             max: all.iter().copied().max().unwrap_or_default(),
-            recent_p95: if recent.is_empty() {
-                percentile(&all, 0.95)
-            } else {
-                percentile(&recent, 0.95)
-            },
             samples: all.len(),
             errors: self.points.iter().filter(|(_, l)| l.is_none()).count(),
         })
@@ -216,19 +203,19 @@ mod tests {
     }
 
     #[test]
-    fn window_keeps_ten_seconds_and_a_recent_view() {
+    fn window_keeps_ten_seconds() {
         let t0 = Instant::now();
         let mut w = ProbeWindow::default();
         for i in 0..200u64 {
-            // Slow at first, fast for the last 2 s.
+            // Slow at first, fast for the last 2 s: the window still holds
+            // the slow ones.
             let lat = if i < 180 { ms(50) } else { ms(1) };
             w.record(t0 + ms(i * 100), Some(lat));
         }
         w.record(t0 + ms(19_950), None);
-        let s = w.stats(t0 + ms(19_950)).unwrap();
+        let s = w.stats().unwrap();
         assert_eq!(s.samples, 100, "10 s at 10 probes/s");
         assert_eq!(s.p95, ms(50));
-        assert_eq!(s.recent_p95, ms(1));
         assert_eq!(s.errors, 1);
     }
 }

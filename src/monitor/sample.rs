@@ -110,12 +110,10 @@ pub struct TableStats {
 pub struct ProbeStats {
     /// Median over the display window.
     pub p50: Duration,
-    /// 95th percentile over the display window.
+    /// 95th percentile over the display window (what gentle mode steers by).
     pub p95: Duration,
     /// Slowest in the display window.
     pub max: Duration,
-    /// 95th percentile of the last couple of seconds (what gentle mode steers by).
-    pub recent_p95: Duration,
     /// Probes in the display window.
     pub samples: usize,
     /// Probes that failed (timeouts, errors) in the window.

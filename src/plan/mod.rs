@@ -153,6 +153,14 @@ fn validate(plan: &Plan) -> Result<(), Invalid> {
             "the plan has no phases; add at least one [[phases]]".into(),
         ));
     }
+    if plan.throttle.max_rows_per_second == Some(0) {
+        return Err((
+            None,
+            "[throttle] max_rows_per_second = 0 would never move a row; \
+             remove it for no limit, or give the most rows per second the backfill may move"
+                .into(),
+        ));
+    }
     let mut seen = std::collections::HashSet::new();
     let mut seen_irreversible: Option<&str> = None;
     let mut step_names = std::collections::HashMap::new();

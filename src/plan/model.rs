@@ -71,6 +71,8 @@ pub struct Throttle {
     pub min_batch_size: u64,
     /// Keep the canary probe's p95 under this (gentle mode); unset = full speed.
     pub probe_latency: Option<HumanDuration>,
+    /// Never move more rows per second than this (pauses between batches).
+    pub max_rows_per_second: Option<u64>,
 }
 
 impl Default for Throttle {
@@ -82,6 +84,7 @@ impl Default for Throttle {
             max_batch_size: 100_000,
             min_batch_size: 100,
             probe_latency: None,
+            max_rows_per_second: None,
         }
     }
 }

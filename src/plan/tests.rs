@@ -210,3 +210,16 @@ fn plan_hash_changes_with_the_file() {
     assert_ne!(a, b);
     assert_eq!(a.len(), 64);
 }
+
+#[test]
+fn a_zero_rate_limit_is_refused_and_named() {
+    let plan = "name = \"x\"\n[throttle]\nmax_rows_per_second = 0\n\
+                [[phases]]\nname = \"a\"\n[[phases.steps]]\nkind = \"sql\"\nsql = \"SELECT 1\"\n";
+    let e = err(plan);
+    assert!(
+        e.to_string().contains("[throttle] max_rows_per_second = 0"),
+        "{e}"
+    );
+    let ok = parse(Path::new("p.toml"), &plan.replace("= 0", "= 25000")).unwrap();
+    assert_eq!(ok.throttle.max_rows_per_second, Some(25_000));
+}

@@ -11,7 +11,7 @@ use super::{Ctx, StepError};
 use crate::db::{Conn, DbError, quote_ident, quote_qualified};
 use crate::engine::events::EventKind;
 use crate::engine::progress::{BatchProgress, RateWindow};
-use crate::engine::throttle::{BatchSizer, Gentle, hold_reason};
+use crate::engine::throttle::{BatchSizer, Gentle, PACE_SLICE, hold_reason, pace_limit};
 
 /// First batch size when the plan gives none.
 pub const DEFAULT_BATCH: u64 = 1000;
@@ -254,6 +254,7 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
     let _focus = FocusOn::new(ctx, &spec.table, &spec.key);
     let mut gentle = throttle.probe_latency.map(|t| Gentle::new(t.0));
     let mut gentle_seq = 0;
+    let mut next_start: Option<Instant> = None;
     let mut held: Option<Instant> = None;
     let started = Instant::now();
     let mut rate = RateWindow::new(Duration::from_secs(10));
@@ -275,21 +276,26 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
     loop {
         ctx.control.safe_point(ctx.out).await?;
         hold_while_throttled(ctx, &mut held).await?;
-        if let Some(g) = &gentle
-            && !g.pause().is_zero()
+        // Pacing: the previous batch's rows at the allowed rate set when
+        // the next may start.
+        if let Some(at) = next_start
+            && at > Instant::now()
         {
             tokio::select! {
-                _ = tokio::time::sleep(g.pause()) => {}
+                _ = tokio::time::sleep_until(at.into()) => {}
                 _ = cancel.cancelled() => {}
             }
             ctx.control.safe_point(ctx.out).await?;
         }
-        let size = match (
-            ctx.control.batch_override,
-            gentle.as_ref().and_then(Gentle::cap),
-        ) {
+        let limit = pace_limit(
+            throttle.max_rows_per_second,
+            gentle.as_ref().and_then(Gentle::ceiling),
+        );
+        let size = match (ctx.control.batch_override, limit) {
             (Some(operator), _) => operator,
-            (None, Some(cap)) => sizer.size().min(cap),
+            (None, Some(rate)) => sizer
+                .size()
+                .min(((rate * PACE_SLICE) as u64).max(throttle.min_batch_size)),
             (None, None) => sizer.size(),
         } as i64;
         let t0 = Instant::now();
@@ -341,16 +347,22 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
         batches += 1;
         rate.record(Instant::now(), rows_done);
         sizer.observe(n as u64, elapsed);
+        next_start = limit.map(|r| t0 + Duration::from_secs_f64(n as f64 / r));
         if let Some(g) = gentle.as_mut() {
             let state = ctx.monitor.borrow().clone();
             if let Some(probe) = &state.sample.probe
                 && state.sample.seq != gentle_seq
             {
                 gentle_seq = state.sample.seq;
-                g.observe(probe.recent_p95, size as u64, throttle.min_batch_size);
-                let reason = g.reason(probe.recent_p95);
+                g.observe(probe.p95, rate.rate(), Instant::now());
+                let reason = match throttle.max_rows_per_second {
+                    Some(r) if g.ceiling().is_some_and(|c| (r as f64) < c) => Some(paced(r)),
+                    _ => g.reason(probe.p95),
+                };
                 ctx.out.progress(|p| p.throttle = reason);
             }
+        } else if let Some(r) = throttle.max_rows_per_second {
+            ctx.out.progress(|p| p.throttle = Some(paced(r)));
         }
         publish(
             ctx,
@@ -434,6 +446,11 @@ async fn hold_while_throttled(
             }
         }
     }
+}
+
+/// Why batches are paced by the plan's rate limit.
+fn paced(rows_per_second: u64) -> String {
+    format!("paced: ≤ {rows_per_second} rows/s (max_rows_per_second)")
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -144,7 +144,6 @@ fn backfilling_throttled() -> App {
             p50: Duration::from_millis(1),
             p95: Duration::from_millis(3),
             max: Duration::from_millis(9),
-            recent_p95: Duration::from_millis(3),
             samples: 100,
             errors: 0,
         }),
