@@ -20,6 +20,7 @@ pub struct BatchSizer {
     max: u64,
     size: u64,
     avg_rate: Option<f64>,
+    cap: Option<u64>,
 }
 
 impl BatchSizer {
@@ -33,12 +34,20 @@ impl BatchSizer {
             max,
             size: initial.clamp(min, max),
             avg_rate: None,
+            cap: None,
         }
     }
 
     /// The size of the next batch.
     pub fn size(&self) -> u64 {
-        self.size
+        self.cap.map_or(self.size, |cap| self.size.min(cap))
+    }
+
+    /// Under a rate limit, a batch holds at most [`PACE_SLICE`] of a
+    /// second's rows (never fewer than the minimum), so the pause after it
+    /// stays short and the pace smooth.
+    pub fn pace(&mut self, rows_per_second: Option<f64>) {
+        self.cap = rows_per_second.map(|r| ((r * PACE_SLICE) as u64).max(self.min));
     }
 
     /// What sizing aims at.
@@ -126,6 +135,17 @@ mod tests {
         assert_eq!(s.size(), 5_000);
         simulate(&mut s, 10.0, 30);
         assert_eq!(s.size(), 100);
+    }
+
+    #[test]
+    fn a_rate_limit_caps_the_batch_but_not_what_sizing_learned() {
+        let mut s = BatchSizer::new(20_000, ms(200), 100, 1_000_000);
+        s.pace(Some(10_000.0));
+        assert_eq!(s.size(), 2_500, "a quarter of a second's rows");
+        s.pace(Some(40.0));
+        assert_eq!(s.size(), 100, "never below the minimum");
+        s.pace(None);
+        assert_eq!(s.size(), 20_000);
     }
 
     #[test]
@@ -293,8 +313,7 @@ pub fn pace_limit(max_rows_per_second: Option<u64>, gentle: Option<f64>) -> Opti
     }
 }
 
-/// Under a rate limit, a batch holds at most this much of a second's rows,
-/// so the pause after it stays short and the pace smooth.
+/// The share of a second's rows a paced batch may hold.
 pub const PACE_SLICE: f64 = 0.25;
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use super::{Ctx, StepError};
 use crate::db::{Conn, DbError, quote_ident, quote_qualified};
 use crate::engine::events::EventKind;
 use crate::engine::progress::{BatchProgress, RateWindow};
-use crate::engine::throttle::{BatchSizer, Gentle, PACE_SLICE, hold_reason, pace_limit};
+use crate::engine::throttle::{BatchSizer, Gentle, hold_reason, pace_limit};
 
 /// First batch size when the plan gives none.
 pub const DEFAULT_BATCH: u64 = 1000;
@@ -291,13 +291,8 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
             throttle.max_rows_per_second,
             gentle.as_ref().and_then(Gentle::ceiling),
         );
-        let size = match (ctx.control.batch_override, limit) {
-            (Some(operator), _) => operator,
-            (None, Some(rate)) => sizer
-                .size()
-                .min(((rate * PACE_SLICE) as u64).max(throttle.min_batch_size)),
-            (None, None) => sizer.size(),
-        } as i64;
+        sizer.pace(limit);
+        let size = ctx.control.batch_override.unwrap_or(sizer.size()) as i64;
         let t0 = Instant::now();
         let statement = if last_key.is_some() { &next } else { &first };
         let query = ctx
@@ -364,6 +359,10 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
         } else if let Some(r) = throttle.max_rows_per_second {
             ctx.out.progress(|p| p.throttle = Some(paced(r)));
         }
+        sizer.pace(pace_limit(
+            throttle.max_rows_per_second,
+            gentle.as_ref().and_then(Gentle::ceiling),
+        ));
         publish(
             ctx,
             spec,
