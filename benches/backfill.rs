@@ -534,9 +534,11 @@ fn spawn_lag_sampler(target: Target, stop: Arc<AtomicBool>) -> tokio::task::Join
     })
 }
 
-/// Samples what active sessions wait on every 10 ms until `stop`; returns
-/// the application's (pgbench) and cutover's top waits with their shares.
+/// Wait events (or "CPU") with their share of the samples, largest first.
 type Waits = Vec<(String, f64)>;
+
+/// Samples what active sessions wait on every 10 ms until `stop`; returns
+/// the application's (pgbench) and cutover's top waits.
 fn spawn_wait_sampler(
     target: Target,
     stop: Arc<AtomicBool>,

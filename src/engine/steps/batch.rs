@@ -255,6 +255,10 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
     let mut gentle = throttle.probe_latency.map(|t| Gentle::new(t.0));
     let mut gentle_seq = 0;
     let mut next_start: Option<Instant> = None;
+    // The pace the next batch runs at: the plan's limit until gentle mode
+    // has its first probe sample, then updated after every batch.
+    let mut limit = pace_limit(throttle.max_rows_per_second, None);
+    sizer.pace(limit);
     let mut held: Option<Instant> = None;
     let started = Instant::now();
     let mut rate = RateWindow::new(Duration::from_secs(10));
@@ -287,11 +291,6 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
             }
             ctx.control.safe_point(ctx.out).await?;
         }
-        let limit = pace_limit(
-            throttle.max_rows_per_second,
-            gentle.as_ref().and_then(Gentle::ceiling),
-        );
-        sizer.pace(limit);
         let size = ctx.control.batch_override.unwrap_or(sizer.size()) as i64;
         let t0 = Instant::now();
         let statement = if last_key.is_some() { &next } else { &first };
@@ -359,10 +358,11 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
         } else if let Some(r) = throttle.max_rows_per_second {
             ctx.out.progress(|p| p.throttle = Some(paced(r)));
         }
-        sizer.pace(pace_limit(
+        limit = pace_limit(
             throttle.max_rows_per_second,
             gentle.as_ref().and_then(Gentle::ceiling),
-        ));
+        );
+        sizer.pace(limit);
         publish(
             ctx,
             spec,
