@@ -42,26 +42,23 @@ async fn start(args: SandboxStartArgs) -> color_eyre::Result<i32> {
         let conn = Conn::connect(&target).await?;
         seed_with_progress(&conn, rows, false).await?;
     }
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "sandbox up in {:.1}s", elapsed.as_secs_f64())?;
-    writeln!(out, "  primary  {}", sandbox.primary_url())?;
+    // The banner goes out whole; a reader that stops listening (`| head`)
+    // must not stop the servers it was told about.
+    let mut banner = format!(
+        "sandbox up in {:.1}s\n  primary  {}\n",
+        elapsed.as_secs_f64(),
+        sandbox.primary_url()
+    );
     if let Some(url) = sandbox.replica_url() {
-        writeln!(out, "  replica  {url}")?;
+        banner += &format!("  replica  {url}\n");
     }
-    writeln!(
-        out,
-        "  data     {} (removed when the sandbox stops)",
-        sandbox.dir().display()
-    )?;
-    writeln!(out)?;
-    writeln!(out, "  export DATABASE_URL='{}'", sandbox.primary_url())?;
-    writeln!(out)?;
-    writeln!(
-        out,
-        "Press Ctrl-C to stop both servers and remove the data."
-    )?;
-    out.flush()?;
-    drop(out);
+    banner += &format!(
+        "  data     {} (removed when the sandbox stops)\n\n  export DATABASE_URL='{}'\n\n\
+         Press Ctrl-C to stop both servers and remove the data.\n",
+        sandbox.dir().display(),
+        sandbox.primary_url()
+    );
+    super::emit(&banner);
     signals.recv().await;
     eprintln!("stopping the sandbox…");
     tokio::task::spawn_blocking(move || sandbox.stop())
