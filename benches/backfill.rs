@@ -14,6 +14,10 @@
 //!   6. cutover's backfill with a sync trigger on the table
 //!
 //! Prints a table and writes target/bench/backfill-<rows>.json.
+//!
+//! For experiments: `--only 2,5` runs just those strategies (and the
+//! baseline); `BENCH_PRIMARY_SETTINGS` / `BENCH_REPLICA_SETTINGS` =
+//! `name=value,…` are set with ALTER SYSTEM on that server first.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -25,6 +29,12 @@ use cutover::db::{Conn, Source, Target};
 use cutover::monitor::probe::percentile;
 use cutover::sandbox::{Sandbox, SandboxOptions, seed};
 use serde::Serialize;
+
+/// How long the load runs alone. This machine's disk stalls a commit for
+/// 30–60 ms every 5–10 s even with nothing else running, so a short
+/// baseline's p99 depends on how many stalls it happens to catch (5–29 ms
+/// over 10 s); 30 s catches several.
+const BASELINE: Duration = Duration::from_secs(30);
 
 const LOAD_SCRIPT: &str = "\\set id random(1, :rows)
 BEGIN;
@@ -100,6 +110,27 @@ async fn main() {
         LOAD_SCRIPT.replace(":rows", &rows.to_string()),
     )
     .expect("script");
+    for (var, url) in [
+        ("BENCH_PRIMARY_SETTINGS", Some(sandbox.primary_url())),
+        ("BENCH_REPLICA_SETTINGS", sandbox.replica_url()),
+    ] {
+        if let (Ok(list), Some(url)) = (std::env::var(var), url) {
+            let t = Target::parse(&url, Source::Flag).expect("url");
+            let c = Conn::connect(&t).await.expect("connect");
+            for kv in list.split(',').filter(|s| !s.is_empty()) {
+                let (k, v) = kv.split_once('=').expect("name=value");
+                c.client
+                    .batch_execute(&format!("ALTER SYSTEM SET {k} = '{v}'"))
+                    .await
+                    .expect("alter system");
+                println!("{var}: {k} = {v}");
+            }
+            c.client
+                .batch_execute("SELECT pg_reload_conf()")
+                .await
+                .expect("reload");
+        }
+    }
     let b = Bench {
         sandbox,
         target,
@@ -120,7 +151,7 @@ async fn main() {
     let (base, _) = b
         .measure("1 load only (baseline)", async {
             let t = Instant::now();
-            while t.elapsed() < Duration::from_secs(10) {
+            while t.elapsed() < BASELINE {
                 let id = (t.elapsed().as_micros() as i64 % b.rows) + 1;
                 let q = Instant::now();
                 // What cutover's probe does: a point read and a committed

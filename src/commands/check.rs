@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::cli::CheckArgs;
 use crate::db::{Conn, DbError, Target, quote_qualified};
-use crate::engine::steps::batch;
+use crate::engine::steps::{batch, vacuum_behind};
 use crate::exit;
 use crate::journal::{self, StepStatus};
 use crate::lint::plan::{Finding, analyze};
@@ -519,6 +519,22 @@ pub async fn preflight(
                     {
                         p.push(Level::Error, subject.clone(), e);
                     }
+                }
+                if let Step::Backfill(s) = step
+                    && s.vacuum_behind
+                    && known
+                        .db_columns
+                        .contains(&(Rel::from_plan(&s.table).name, s.key.clone()))
+                    && let Some(why) = vacuum_behind::unavailable(conn, &s.table).await
+                {
+                    p.push(
+                        Level::Warning,
+                        subject.clone(),
+                        format!(
+                            "no vacuum behind this backfill: {why}; the table will grow by the \
+                             rows rewritten — VACUUM it afterwards, or set vacuum_behind = false"
+                        ),
+                    );
                 }
             }
             // Later steps may use what this one makes.

@@ -251,6 +251,15 @@ pub struct BackfillStep {
     pub where_: Option<String>,
     /// First batch size (dynamic afterwards).
     pub batch_size: Option<u64>,
+    /// VACUUM the table behind the batches (default on), so later batches
+    /// reuse the space of the rows already rewritten instead of extending
+    /// the table.
+    #[serde(default = "yes")]
+    pub vacuum_behind: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `kind = "verify"`.

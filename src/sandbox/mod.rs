@@ -175,10 +175,18 @@ impl Sandbox {
             )?;
             // The walreceiver reports cluster_name as its application_name,
             // so pg_stat_replication shows "replica1".
+            //
+            // The replica shares the primary's disk here, which a real
+            // replica does not: left to the kernel, the pages its replay
+            // evicts reach that disk in bursts every 30 s and stall the
+            // primary's commits (measured: a 4M-row backfill paced at 35k
+            // rows/s, vacuum behind it, app p99 107 ms without this setting
+            // and 15–31 ms with it). Writing them back as it goes keeps the
+            // replica's share of the disk steady.
             let auto_conf = replica_dir.join("postgresql.auto.conf");
             let mut conf =
                 std::fs::read_to_string(&auto_conf).map_err(|e| SandboxError::io(&auto_conf, e))?;
-            conf.push_str("cluster_name = 'replica1'\n");
+            conf.push_str("cluster_name = 'replica1'\nbackend_flush_after = '256kB'\n");
             std::fs::write(&auto_conf, conf).map_err(|e| SandboxError::io(&auto_conf, e))?;
             Some(start_node(
                 &bin,

@@ -15,6 +15,7 @@ pub fn job(spec: &BackfillStep) -> BatchJob {
             set: spec.set.clone(),
         },
         batch_size: spec.batch_size,
+        vacuum_behind: spec.vacuum_behind,
     }
 }
 

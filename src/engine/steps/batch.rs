@@ -13,6 +13,8 @@ use crate::engine::events::EventKind;
 use crate::engine::progress::{BatchProgress, RateWindow};
 use crate::engine::throttle::{BatchSizer, Gentle, hold_reason, pace_limit};
 
+use super::vacuum_behind::{VacuumBehind, start_writeback_early};
+
 /// First batch size when the plan gives none.
 pub const DEFAULT_BATCH: u64 = 1000;
 
@@ -47,6 +49,8 @@ pub struct BatchJob {
     pub work: Work,
     /// First batch size.
     pub batch_size: Option<u64>,
+    /// VACUUM the table behind the batches (updates only).
+    pub vacuum_behind: bool,
 }
 
 impl Work {
@@ -237,6 +241,13 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
     };
     let first = prepare(false).await?;
     let next = prepare(true).await?;
+    bulk_session(ctx.conn, true).await;
+    let mut vacuum = match spec.work {
+        Work::Update { .. } if spec.vacuum_behind => {
+            VacuumBehind::start(ctx, &spec.table, rows_updated).await
+        }
+        _ => None,
+    };
 
     let throttle = &ctx.plan.throttle;
     let mut sizer = BatchSizer::new(
@@ -374,12 +385,70 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
             elapsed,
             batches,
         );
+        if let Some(v) = vacuum.as_mut()
+            && let Err(e) = v.tick(rows_updated).await
+        {
+            ctx.out.emit(EventKind::Notice {
+                message: format!(
+                    "vacuum behind the backfill stopped: {e}; the backfill goes on, and the table \
+                     grows by the rows it rewrites from here — VACUUM it afterwards"
+                ),
+            });
+            vacuum = None;
+        }
     }
     ctx.out.progress(|p| p.batch = None);
+    bulk_session(ctx.conn, false).await;
+    let mut vacuumed = String::new();
+    if let Some(mut v) = vacuum {
+        if let Err(e) = v.finish().await {
+            ctx.out.emit(EventKind::Notice {
+                message: format!("the last vacuum behind the backfill failed: {e}"),
+            });
+        }
+        if v.passes > 0 {
+            vacuumed = format!(
+                "; {} vacuum passes behind it took {:.1}s",
+                v.passes,
+                v.took.as_secs_f64()
+            );
+        }
+    }
     Ok(format!(
-        "{rows_updated} rows {} ({rows_done} keys in {batches} batches this session)",
+        "{rows_updated} rows {} ({rows_done} keys in {batches} batches this session{vacuumed})",
         spec.work.verb()
     ))
+}
+
+/// Sets up (or resets) the migration session for the batches:
+///
+/// - `synchronous_commit = off`: a batch's commit does not wait for its
+///   WAL to reach the disk; the WAL writer flushes it in the background.
+///   A synchronous batch commit flushes megabytes of WAL at once while the
+///   application's commits queue behind it (measured at 45k rows/s on a
+///   4M-row table: app p99 75 ms synchronous, 15 ms without). Safe: a batch
+///   and its checkpoint are one transaction, so a server crash can take
+///   back only the last moments' batches *with* their checkpoints, and the
+///   resumed run does them again; the step's own completion record is
+///   committed synchronously and flushes every batch before it.
+/// - `backend_flush_after`: see [`start_writeback_early`].
+async fn bulk_session(conn: &Conn, on: bool) {
+    if on {
+        if let Err(e) = conn
+            .client
+            .batch_execute("SET synchronous_commit = off")
+            .await
+        {
+            tracing::debug!("synchronous_commit not set: {e}");
+        }
+        start_writeback_early(conn).await;
+    } else if let Err(e) = conn
+        .client
+        .batch_execute("RESET synchronous_commit; RESET backend_flush_after")
+        .await
+    {
+        tracing::debug!("session settings not reset: {e}");
+    }
 }
 
 /// Points the monitor's probe and table statistics at the backfilled
@@ -497,6 +566,7 @@ mod tests {
                 set: "full_name = name".into(),
             },
             batch_size: None,
+            vacuum_behind: false,
         }
     }
 
@@ -518,6 +588,7 @@ mod tests {
                 ],
             },
             batch_size: None,
+            vacuum_behind: false,
         };
         let sql = batch_sql(&job, &key, true);
         assert!(

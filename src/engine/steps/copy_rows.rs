@@ -17,6 +17,8 @@ pub fn job(spec: &CopyRowsStep) -> BatchJob {
             columns: spec.columns.pairs(),
         },
         batch_size: spec.batch_size,
+        // A copy leaves no dead rows behind in its source.
+        vacuum_behind: false,
     }
 }
 

@@ -11,6 +11,7 @@ pub mod not_null;
 pub mod sql;
 pub mod swap;
 pub mod sync_trigger;
+pub mod vacuum_behind;
 pub mod verify;
 
 use super::control::{Control, Stop};
