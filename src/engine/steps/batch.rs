@@ -352,6 +352,10 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
         batches += 1;
         rate.record(Instant::now(), rows_done);
         sizer.observe(n as u64, elapsed);
+        if let Some(g) = gentle.as_mut() {
+            g.start_from(n as f64 / elapsed.as_secs_f64().max(1e-6));
+            limit = pace_limit(throttle.max_rows_per_second, g.ceiling());
+        }
         next_start = limit.map(|r| t0 + Duration::from_secs_f64(n as f64 / r));
         if let Some(g) = gentle.as_mut() {
             let state = ctx.monitor.borrow().clone();
