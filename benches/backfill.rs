@@ -12,6 +12,8 @@
 //!   4. cutover's backfill, default settings
 //!   5. cutover's backfill, gentle mode (probe_latency ≈ 3× idle probe p95)
 //!   6. cutover's backfill with a sync trigger on the table
+//!   7. cutover's backfill, default settings but `vacuum_behind = false`
+//!      (what vacuum behind costs at full speed, and what it saves)
 //!
 //! Prints a table and writes target/bench/backfill-<rows>.json.
 //!
@@ -220,8 +222,8 @@ async fn main() {
     }
     // 4–6. cutover.
     let gentle_ms = (probe_p95.as_secs_f64() * 1000.0 * 3.0).max(1.0);
-    for (label, throttle, trigger) in [
-        ("4 cutover, default", String::new(), false),
+    for (label, throttle, trigger, step) in [
+        ("4 cutover, default", String::new(), false, ""),
         (
             "5 cutover, gentle",
             format!(
@@ -229,8 +231,15 @@ async fn main() {
                 (gentle_ms * 1000.0) as u64
             ),
             false,
+            "",
         ),
-        ("6 cutover + sync trigger", String::new(), true),
+        ("6 cutover + sync trigger", String::new(), true, ""),
+        (
+            "7 cutover, no vacuum behind",
+            String::new(),
+            false,
+            "vacuum_behind = false\n",
+        ),
     ] {
         if !wanted(label) {
             continue;
@@ -241,7 +250,7 @@ async fn main() {
             &plan,
             format!(
                 "name = \"bench {label}\"\n{throttle}[[phases]]\nname = \"migrate\"\ngate = \"auto\"\n\
-                 [[phases.steps]]\nkind = \"backfill\"\ntable = \"users\"\nkey = \"id\"\nset = \"full_name = name\"\n"
+                 [[phases.steps]]\nkind = \"backfill\"\ntable = \"users\"\nkey = \"id\"\nset = \"full_name = name\"\n{step}"
             ),
         )
         .expect("plan");
