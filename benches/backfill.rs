@@ -12,8 +12,8 @@
 //!   4. cutover's backfill, default settings
 //!   5. cutover's backfill, gentle mode (probe_latency ≈ 3× idle probe p95)
 //!   6. cutover's backfill with a sync trigger on the table
-//!   7. cutover's backfill, default settings but `vacuum_behind = false`
-//!      (what vacuum behind costs at full speed, and what it saves)
+//!   7. gentle mode with `vacuum_behind = false` (what vacuum behind
+//!      saves, and what it costs)
 //!
 //! Prints a table and writes target/bench/backfill-<rows>.json.
 //!
@@ -222,21 +222,17 @@ async fn main() {
     }
     // 4–6. cutover.
     let gentle_ms = (probe_p95.as_secs_f64() * 1000.0 * 3.0).max(1.0);
+    let gentle = format!(
+        "[throttle]\nprobe_latency = \"{}us\"\n",
+        (gentle_ms * 1000.0) as u64
+    );
     for (label, throttle, trigger, step) in [
         ("4 cutover, default", String::new(), false, ""),
-        (
-            "5 cutover, gentle",
-            format!(
-                "[throttle]\nprobe_latency = \"{}us\"\n",
-                (gentle_ms * 1000.0) as u64
-            ),
-            false,
-            "",
-        ),
+        ("5 cutover, gentle", gentle.clone(), false, ""),
         ("6 cutover + sync trigger", String::new(), true, ""),
         (
-            "7 cutover, no vacuum behind",
-            String::new(),
+            "7 cutover, gentle, no vacuum behind",
+            gentle,
             false,
             "vacuum_behind = false\n",
         ),

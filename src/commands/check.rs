@@ -522,6 +522,7 @@ pub async fn preflight(
                 }
                 if let Step::Backfill(s) = step
                     && s.vacuum_behind
+                    && plan.throttle.paces()
                     && known
                         .db_columns
                         .contains(&(Rel::from_plan(&s.table).name, s.key.clone()))

@@ -233,6 +233,9 @@ pub struct Gentle {
     recent: std::collections::VecDeque<(Instant, f64)>,
     /// The last growth was held back by [`RAMP_STEP`].
     ramp_held: bool,
+    /// The highest ceiling that ran a whole [`HARM_DELAY`] without a cut
+    /// after it (lowered by later cuts): climbing back to it is not held.
+    proven: f64,
 }
 
 /// Gentle mode starts at this fraction of the first measured speed.
@@ -277,6 +280,7 @@ impl Gentle {
             last_cut: None,
             recent: std::collections::VecDeque::new(),
             ramp_held: false,
+            proven: 0.0,
         }
     }
 
@@ -306,6 +310,18 @@ impl Gentle {
         let ceiling = *self
             .ceiling
             .get_or_insert((achieved * START_FRACTION).max(MIN_RATE));
+        if self.recent.is_empty() {
+            self.recent.push_back((now, ceiling));
+        }
+        while let Some(&(t, c)) = self.recent.front() {
+            if now.saturating_duration_since(t) <= HARM_DELAY {
+                break;
+            }
+            self.recent.pop_front();
+            if self.last_cut.is_none_or(|cut| cut <= t) {
+                self.proven = self.proven.max(c);
+            }
+        }
         if p95 > self.target {
             if self
                 .last_cut
@@ -322,6 +338,7 @@ impl Gentle {
                 ceiling
             };
             self.ceiling = Some((base * factor).max(MIN_RATE));
+            self.proven = self.proven.min(base);
             self.last_cut = Some(now);
         } else {
             let growth = if p95.as_secs_f64() < self.target.as_secs_f64() * ROOMY {
@@ -329,22 +346,14 @@ impl Gentle {
             } else {
                 GROWTH
             };
-            if self.recent.is_empty() {
-                self.recent.push_back((now, ceiling));
-            }
             // A rate counts as harmless only once it has run for the whole
-            // delay with which harm shows: the ceiling may rise at most
-            // RAMP_STEP above the lowest it was over that time.
-            while self
-                .recent
-                .front()
-                .is_some_and(|(t, _)| now.saturating_duration_since(*t) > HARM_DELAY)
-            {
-                self.recent.pop_front();
-            }
-            let proven = self.recent.iter().map(|(_, c)| *c).fold(ceiling, f64::min);
+            // delay with which harm shows: above the proven rate, the
+            // ceiling may rise at most RAMP_STEP above the lowest it was
+            // over that time. Back up to the proven rate (after a cut that
+            // noise on the probe caused) it climbs at its normal pace.
+            let lowest = self.recent.iter().map(|(_, c)| *c).fold(ceiling, f64::min);
             let grown = ceiling * growth;
-            let cap = (proven * RAMP_STEP).max(ceiling);
+            let cap = (lowest * RAMP_STEP).max(self.proven).max(ceiling);
             self.ramp_held = grown > cap;
             self.ceiling = Some(grown.min(cap));
         }
@@ -501,6 +510,34 @@ mod lag_tests {
     }
 
     #[test]
+    fn gentle_mode_climbs_back_to_a_proven_rate_after_a_cut() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut g = Gentle::new(Duration::from_millis(10));
+        g.start_from(80_000.0);
+        // 40 s without harm: 20,000 rising to 30,000 in the first 30 s
+        // proves 30,000.
+        for s in 1..=40 {
+            g.observe(Duration::from_millis(1), 20_000.0, at(s));
+        }
+        assert!(g.ceiling().unwrap() > 30_000.0);
+        // Noise: one spike, a halving from what was achieved.
+        g.observe(Duration::from_millis(50), 28_000.0, at(41));
+        assert_eq!(g.ceiling(), Some(14_000.0));
+        // Back up to the proven 28,000 at 10 % a second, not 1.5× per 30 s.
+        for s in 42..=50 {
+            g.observe(Duration::from_millis(1), 14_000.0, at(s));
+        }
+        let c = g.ceiling().unwrap();
+        assert!((28_000.0..=28_000.0 * 1.1).contains(&c), "{c}");
+        // Above it, held: at most 1.5× the lowest of the last 30 s.
+        for s in 51..=60 {
+            g.observe(Duration::from_millis(1), c, at(s));
+        }
+        assert_eq!(g.ceiling(), Some(28_000.0_f64.max(14_000.0 * 1.5)));
+    }
+
+    #[test]
     fn gentle_mode_grows_faster_far_within_budget() {
         let mut g = Gentle::new(Duration::from_millis(10));
         g.start_from(40_000.0);
@@ -555,13 +592,14 @@ mod lag_tests {
         }
         let c = g.ceiling().unwrap();
         assert!(c > 15_000.0 && c <= 10_000.0 * 1.1_f64.powi(5) * 1.5, "{c}");
-        // A cut: for the next 30 s it rises at most 1.5× the cut value.
+        // A cut: for the next 30 s it rises back to the proven rate (here
+        // what was achieved when it came, 12,000), not beyond.
         g.observe(Duration::from_millis(30), 12_000.0, at(46));
         assert_eq!(g.ceiling(), Some(6_000.0));
         for s in 47..=75 {
             g.observe(Duration::from_millis(1), 6_000.0, at(s));
         }
-        assert_eq!(g.ceiling(), Some(9_000.0));
+        assert_eq!(g.ceiling(), Some(12_000.0));
     }
 
     #[test]

@@ -89,6 +89,13 @@ impl Default for Throttle {
     }
 }
 
+impl Throttle {
+    /// Backfills are paced to a rate: gentle mode or `max_rows_per_second`.
+    pub fn paces(&self) -> bool {
+        self.probe_latency.is_some() || self.max_rows_per_second.is_some()
+    }
+}
+
 /// `[abort]`: any one trips → the run aborts.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -251,9 +258,9 @@ pub struct BackfillStep {
     pub where_: Option<String>,
     /// First batch size (dynamic afterwards).
     pub batch_size: Option<u64>,
-    /// VACUUM the table behind the batches (default on), so later batches
-    /// reuse the space of the rows already rewritten instead of extending
-    /// the table.
+    /// VACUUM the table behind the batches while they are paced (default
+    /// on), so later batches reuse the space of the rows already rewritten
+    /// instead of extending the table.
     #[serde(default = "yes")]
     pub vacuum_behind: bool,
 }
