@@ -236,6 +236,9 @@ pub struct Gentle {
     /// The highest ceiling that ran a whole [`HARM_DELAY`] without a cut
     /// after it (lowered by later cuts): climbing back to it is not held.
     proven: f64,
+    /// A quarter of the fastest batch seen: where gentle mode starts, and
+    /// so never held back by the ramp limit.
+    start_rate: f64,
 }
 
 /// Gentle mode starts at this fraction of the first measured speed.
@@ -281,6 +284,7 @@ impl Gentle {
             recent: std::collections::VecDeque::new(),
             ramp_held: false,
             proven: 0.0,
+            start_rate: 0.0,
         }
     }
 
@@ -291,11 +295,20 @@ impl Gentle {
     /// fastest, not the first: a first batch on a cold cache ran at a tenth
     /// of the speed of the next (4M rows). Once the probe has spoken, batch
     /// speeds no longer set the ceiling.
+    ///
+    /// Every batch is seen here: a quarter of the fastest one is also the
+    /// rate the ramp limit never holds back (a first batch of 625 ms on a
+    /// cold cache at 4M rows seeded 400 rows/s, and 1.5× per 30 s never
+    /// climbed out of it).
     pub fn start_from(&mut self, batch_rate: f64) {
-        if batch_rate <= 0.0 || (self.ceiling.is_some() && !self.seeded) {
+        if batch_rate <= 0.0 {
             return;
         }
         let start = (batch_rate * START_FRACTION).max(MIN_RATE);
+        self.start_rate = self.start_rate.max(start);
+        if self.ceiling.is_some() && !self.seeded {
+            return;
+        }
         self.ceiling = Some(self.ceiling.map_or(start, |c| c.max(start)));
         self.seeded = true;
     }
@@ -353,7 +366,10 @@ impl Gentle {
             // noise on the probe caused) it climbs at its normal pace.
             let lowest = self.recent.iter().map(|(_, c)| *c).fold(ceiling, f64::min);
             let grown = ceiling * growth;
-            let cap = (lowest * RAMP_STEP).max(self.proven).max(ceiling);
+            let cap = (lowest * RAMP_STEP)
+                .max(self.proven)
+                .max(self.start_rate)
+                .max(ceiling);
             self.ramp_held = grown > cap;
             self.ceiling = Some(grown.min(cap));
         }
@@ -535,6 +551,24 @@ mod lag_tests {
             g.observe(Duration::from_millis(1), c, at(s));
         }
         assert_eq!(g.ceiling(), Some(28_000.0_f64.max(14_000.0 * 1.5)));
+    }
+
+    #[test]
+    fn a_slow_first_batch_does_not_hold_gentle_mode_down() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut g = Gentle::new(Duration::from_millis(10));
+        // A cold first batch: 1,000 rows in 625 ms.
+        g.start_from(1_600.0);
+        assert_eq!(g.ceiling(), Some(400.0));
+        g.observe(Duration::from_millis(1), 400.0, at(1));
+        // The next batches show the table's real speed.
+        g.start_from(100_000.0);
+        for s in 2..=50 {
+            g.observe(Duration::from_millis(1), 400.0, at(s));
+        }
+        // Up to a quarter of it at 10 % a second, not 1.5× per 30 s.
+        assert_eq!(g.ceiling(), Some(25_000.0));
     }
 
     #[test]
