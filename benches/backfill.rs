@@ -38,6 +38,9 @@ use serde::Serialize;
 /// over 10 s); 30 s catches several.
 const BASELINE: Duration = Duration::from_secs(30);
 
+/// The longest a cutover strategy may run before the benchmark stops it.
+const STRATEGY_LIMIT: Duration = Duration::from_secs(15 * 60);
+
 const LOAD_SCRIPT: &str = "\\set id random(1, :rows)
 BEGIN;
 SELECT name FROM users WHERE id = :id;
@@ -313,11 +316,40 @@ fn run_cutover(url: &str, plan: &Path, log: &Path) -> f64 {
         .spawn()
         .expect("spawn cutover");
     let pid = child.id() as i32;
+    // The benchmark stops by itself: a strategy that runs past the limit
+    // (gentle mode crawling on a disk that stalls whatever it does) is
+    // stopped, and the run ends with a message instead of a table.
+    let finished = Arc::new(AtomicBool::new(false));
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let (finished, timed_out) = (finished.clone(), timed_out.clone());
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            while !finished.load(Ordering::Relaxed) {
+                if t.elapsed() > STRATEGY_LIMIT {
+                    timed_out.store(true, Ordering::Relaxed);
+                    // cutover detaches on SIGTERM: the run stays resumable.
+                    unsafe { libc::kill(pid, libc::SIGTERM) };
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
     let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // wait4 gives the child's own peak RSS (ru_maxrss, KB).
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    finished.store(true, Ordering::Relaxed);
+    watchdog.join().expect("watchdog");
     assert_eq!(waited, pid, "wait4");
+    assert!(
+        !timed_out.load(Ordering::Relaxed),
+        "{} did not finish within {} s; its progress is in {}",
+        plan.display(),
+        STRATEGY_LIMIT.as_secs(),
+        log.display()
+    );
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "cutover failed"
