@@ -512,20 +512,21 @@ pub async fn preflight(
                     Step::CopyRows(s) => Some((&s.from, &s.key)),
                     _ => None,
                 };
-                if let Some((table, k)) = key {
-                    let rel = Rel::from_plan(table);
-                    if known.db_columns.contains(&(rel.name.clone(), k.clone()))
-                        && let Err(e) = batch::check_key(conn, table, k).await
-                    {
-                        p.push(Level::Error, subject.clone(), e);
-                    }
+                let table_exists = key.is_some_and(|(table, k)| {
+                    known
+                        .db_columns
+                        .contains(&(Rel::from_plan(table).name, k.clone()))
+                });
+                if let Some((table, k)) = key
+                    && table_exists
+                    && let Err(e) = batch::check_key(conn, table, k).await
+                {
+                    p.push(Level::Error, subject.clone(), e);
                 }
                 if let Step::Backfill(s) = step
+                    && table_exists
                     && s.vacuum_behind
                     && plan.throttle.paces()
-                    && known
-                        .db_columns
-                        .contains(&(Rel::from_plan(&s.table).name, s.key.clone()))
                     && let Some(why) = vacuum_behind::unavailable(conn, &s.table).await
                 {
                     p.push(
