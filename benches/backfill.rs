@@ -14,6 +14,10 @@
 //!   6. cutover's backfill with a sync trigger on the table
 //!   7. gentle mode with `vacuum_behind = false` (what vacuum behind
 //!      saves, and what it costs)
+//!   8. cutover's backfill at a fixed `max_rows_per_second`: a quarter of
+//!      strategy 2's rate, gentle mode's speed target (what that rate
+//!      costs the application, whatever the controller does)
+//!   9. the same with `vacuum_behind = false`
 //!
 //! Prints a table and writes target/bench/backfill-<rows>.json.
 //!
@@ -229,13 +233,33 @@ async fn main() {
         "[throttle]\nprobe_latency = \"{}us\"\n",
         (gentle_ms * 1000.0) as u64
     );
+    // 8–9: a fixed pace at the gentle target's rate, to tell what the
+    // rate itself costs the application from what gentle mode's
+    // controller does.
+    let unbatched_rate = results
+        .iter()
+        .find(|r| r.strategy == UNBATCHED)
+        .map(|r| r.rows_per_s);
+    let paced = unbatched_rate.map(|r| {
+        format!(
+            "[throttle]\nmax_rows_per_second = {}\n",
+            (r * 0.25).max(100.0) as u64
+        )
+    });
     for (label, throttle, trigger, step) in [
-        ("4 cutover, default", String::new(), false, ""),
-        ("5 cutover, gentle", gentle.clone(), false, ""),
-        ("6 cutover + sync trigger", String::new(), true, ""),
+        ("4 cutover, default", Some(String::new()), false, ""),
+        ("5 cutover, gentle", Some(gentle.clone()), false, ""),
+        ("6 cutover + sync trigger", Some(String::new()), true, ""),
         (
             "7 cutover, gentle, no vacuum behind",
-            gentle,
+            Some(gentle),
+            false,
+            "vacuum_behind = false\n",
+        ),
+        ("8 cutover, paced at 0.25× upd", paced.clone(), false, ""),
+        (
+            "9 paced 0.25× upd, no vacuum behind",
+            paced,
             false,
             "vacuum_behind = false\n",
         ),
@@ -243,6 +267,10 @@ async fn main() {
         if !wanted(label) {
             continue;
         }
+        let Some(throttle) = throttle else {
+            println!("{label}: skipped, it needs strategy 2's rate (add 2 to --only)");
+            continue;
+        };
         b.fresh_table(trigger).await;
         let plan = b.dir.join(format!("plan{}.toml", &label[..1]));
         std::fs::write(

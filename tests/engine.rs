@@ -511,3 +511,115 @@ message = "check things"
     assert!(out.contains("resuming run #1"), "{out}");
     drop(dir);
 }
+
+/// The batches record the session settings they ran under (in `city`),
+/// and a later step records what the session was reset to (in `street`).
+const SETTINGS_PLAN: &str = r#"
+name = "bulk session settings"
+[[phases]]
+name = "migrate"
+gate = "auto"
+[[phases.steps]]
+kind = "backfill"
+table = "users"
+key = "id"
+set = "city = concat_ws(',', current_setting('synchronous_commit'), current_setting('backend_flush_after'), current_setting('wal_compression'))"
+[[phases.steps]]
+kind = "sql"
+sql = "UPDATE users SET street = concat_ws(',', current_setting('synchronous_commit'), current_setting('backend_flush_after'), current_setting('wal_compression')) WHERE id = 1"
+"#;
+
+async fn settings_seen(conn: &cutover::db::Conn) -> (Vec<String>, String) {
+    let rows = conn
+        .client
+        .query("SELECT DISTINCT city FROM users ORDER BY 1", &[])
+        .await
+        .expect("batch settings");
+    let during = rows.iter().map(|r| r.get(0)).collect();
+    let after = scalar(conn, "SELECT street FROM users WHERE id = 1").await;
+    (during, after)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_run_with_bulk_settings_and_the_session_is_reset_after() {
+    // The sandbox, whatever DATABASE_URL says: the second half logs in as
+    // a role of its own, which its trust authentication allows.
+    let db = common::fresh_db_with_replica("bulk_settings").await;
+    let conn = db.connect().await;
+    cutover::sandbox::seed::seed_users(&conn.client, 5_000, false, &mut |_| {})
+        .await
+        .expect("seed users");
+    let server = |name: &str| format!("SELECT setting FROM pg_settings WHERE name = '{name}'");
+    let flush_unit: String = scalar(&conn, &server("backend_flush_after")).await;
+    let lz4: bool = scalar(
+        &conn,
+        "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'wal_compression'",
+    )
+    .await;
+    let default_compression: String = scalar(&conn, &server("wal_compression")).await;
+    assert_eq!(flush_unit, "0", "the sandbox primary keeps the default");
+    // The server's defaults, as `current_setting` shows them.
+    let reset = format!("on,0,{default_compression}");
+
+    // A superuser: every setting takes.
+    let (_dir, plan) = write_plan(SETTINGS_PLAN);
+    let (code, out, err) = cutover(&db.url, &["run", &plan, "--yes", "--headless"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let expected = format!(
+        "off,256kB,{}",
+        if lz4 { "lz4" } else { &default_compression }
+    );
+    assert_eq!(settings_seen(&conn).await, (vec![expected], reset.clone()));
+
+    // A role that owns the table but is no superuser may not set
+    // wal_compression: the rest still takes, and the run goes on.
+    let role = format!("bulk_owner_{}", std::process::id());
+    conn.client
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN;
+             GRANT ALL ON SCHEMA public TO {role}; GRANT CREATE ON DATABASE {db} TO {role};
+             ALTER TABLE users OWNER TO {role}; ALTER SEQUENCE users_id_seq OWNER TO {role};
+             DROP SCHEMA cutover CASCADE;",
+            db = cutover::db::quote_ident(&db.name)
+        ))
+        .await
+        .expect("role");
+    let url = db
+        .url
+        .replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    assert_ne!(url, db.url, "the sandbox URL names user postgres");
+    let (code, out, err) = cutover(&url, &["run", &plan, "--yes", "--headless"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        settings_seen(&conn).await,
+        (vec![format!("off,256kB,{default_compression}")], reset)
+    );
+    // That role cannot see the replica's lag: the run above was warned,
+    // and a plan that throttles on lag is refused until it may.
+    let hidden = format!("role {role} may not see their state or lag");
+    assert!(format!("{out}{err}").contains(&hidden), "{out}{err}");
+    let (_lag_dir, lag_plan) = write_plan(&SETTINGS_PLAN.replace(
+        "[[phases]]",
+        "[throttle]\nreplication_lag = \"5s\"\n[[phases]]",
+    ));
+    let (code, out, err) = cutover(&url, &["check", &lag_plan]);
+    assert_ne!(code, 0, "{out}{err}");
+    let refused = format!("{out}{err}");
+    assert!(
+        refused.contains(&hidden) && refused.contains(&format!("GRANT pg_monitor TO {role}")),
+        "{refused}"
+    );
+    conn.client
+        .batch_execute(&format!("GRANT pg_monitor TO {role}"))
+        .await
+        .expect("grant");
+    let (code, out, err) = cutover(&url, &["check", &lag_plan]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("replay lag"), "{out}");
+    conn.client
+        .batch_execute(&format!(
+            "REASSIGN OWNED BY {role} TO postgres; DROP OWNED BY {role}; DROP ROLE {role}"
+        ))
+        .await
+        .expect("drop role");
+}

@@ -559,22 +559,25 @@ pub async fn preflight(
         }
     }
 
-    // Replicas and the settings that watch them.
+    // Replicas and the settings that watch them. A role without
+    // pg_read_all_stats sees a standby's row with its state and positions
+    // NULL.
     let replicas = conn
         .client
         .query(
-            "SELECT coalesce(application_name, ''), coalesce(client_addr::text, 'local'), state,
-                    coalesce(extract(epoch FROM replay_lag), 0)::float8
+            "SELECT coalesce(application_name, ''), coalesce(client_addr::text, 'local'),
+                    coalesce(state, ''), coalesce(extract(epoch FROM replay_lag), 0)::float8,
+                    state IS NULL, current_user::text
              FROM pg_stat_replication",
             &[],
         )
         .await
         .map_err(|e| DbError::sql("reading pg_stat_replication", e))?;
+    let watches = plan.throttle.replication_lag.is_some()
+        || plan.throttle.replication_lag_bytes.is_some()
+        || plan.abort.replication_lag.is_some()
+        || plan.abort.replication_lag_bytes.is_some();
     if replicas.is_empty() {
-        let watches = plan.throttle.replication_lag.is_some()
-            || plan.throttle.replication_lag_bytes.is_some()
-            || plan.abort.replication_lag.is_some()
-            || plan.abort.replication_lag_bytes.is_some();
         p.push(
             if watches { Level::Warning } else { Level::Info },
             "replicas",
@@ -587,7 +590,31 @@ pub async fn preflight(
             },
         );
     }
-    for r in replicas {
+    let hidden = replicas.iter().filter(|r| r.get::<_, bool>(4)).count();
+    if let Some(r) = replicas.first()
+        && hidden > 0
+    {
+        let role: String = r.get(5);
+        p.push(
+            if watches {
+                Level::Error
+            } else {
+                Level::Warning
+            },
+            "replicas",
+            format!(
+                "{hidden} replica(s) streaming, but role {role} may not see their state or lag, so \
+                 the lag on the screen{} would always read 0 — GRANT pg_monitor TO {role} (or \
+                 pg_read_all_stats)",
+                if watches {
+                    " and the plan's replication-lag throttle and abort limits"
+                } else {
+                    ""
+                }
+            ),
+        );
+    }
+    for r in replicas.iter().filter(|r| !r.get::<_, bool>(4)) {
         let (name, addr, state, lag): (String, String, String, f64) =
             (r.get(0), r.get(1), r.get(2), r.get(3));
         p.push(

@@ -13,7 +13,7 @@ use crate::engine::events::EventKind;
 use crate::engine::progress::{BatchProgress, RateWindow};
 use crate::engine::throttle::{BatchSizer, Gentle, hold_reason, pace_limit};
 
-use super::vacuum_behind::{VacuumBehind, start_writeback_early};
+use super::vacuum_behind::{VacuumBehind, bulk_io_settings};
 
 /// First batch size when the plan gives none.
 pub const DEFAULT_BATCH: u64 = 1000;
@@ -439,7 +439,7 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
 ///   back only the last moments' batches *with* their checkpoints, and the
 ///   resumed run does them again; the step's own completion record is
 ///   committed synchronously and flushes every batch before it.
-/// - `backend_flush_after`: see [`start_writeback_early`].
+/// - `backend_flush_after`, `wal_compression`: see [`bulk_io_settings`].
 async fn bulk_session(conn: &Conn, on: bool) {
     if on {
         if let Err(e) = conn
@@ -449,13 +449,19 @@ async fn bulk_session(conn: &Conn, on: bool) {
         {
             tracing::debug!("synchronous_commit not set: {e}");
         }
-        start_writeback_early(conn).await;
-    } else if let Err(e) = conn
-        .client
-        .batch_execute("RESET synchronous_commit; RESET backend_flush_after")
-        .await
-    {
-        tracing::debug!("session settings not reset: {e}");
+        bulk_io_settings(conn).await;
+    } else {
+        // One at a time: in one query string, a RESET the role may not do
+        // would roll back the others with it.
+        for setting in [
+            "synchronous_commit",
+            "backend_flush_after",
+            "wal_compression",
+        ] {
+            if let Err(e) = conn.client.batch_execute(&format!("RESET {setting}")).await {
+                tracing::debug!("{setting} not reset: {e}");
+            }
+        }
     }
 }
 
