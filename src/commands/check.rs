@@ -324,7 +324,7 @@ pub async fn preflight(
     long_transaction: Duration,
 ) -> Result<Preflight, DbError> {
     let plan = &loaded.plan;
-    let pg_major = match conn.server_version_num().await? {
+    let pg_major = match conn.server_version_num() {
         0 => crate::lint::DEFAULT_PG_MAJOR,
         v => v / 10000,
     };

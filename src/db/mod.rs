@@ -122,18 +122,13 @@ pub struct Conn {
     pub client: Client,
     target: Arc<Target>,
     pid: i32,
+    version: u32,
 }
 
 impl Conn {
-    /// `server_version_num` (150004 for 15.4).
-    pub async fn server_version_num(&self) -> Result<u32, DbError> {
-        let text: String = self
-            .client
-            .query_one("SHOW server_version_num", &[])
-            .await
-            .map_err(|e| DbError::sql("reading server_version_num", e))?
-            .get(0);
-        Ok(text.parse().unwrap_or(0))
+    /// `server_version_num` (150004 for 15.4), read when connecting.
+    pub fn server_version_num(&self) -> u32 {
+        self.version
     }
 
     /// Connects with the target's TLS mode and `application_name = 'cutover'`.
@@ -192,11 +187,18 @@ impl Conn {
             tracing::debug!("client_connection_check_interval not set: {e}");
         }
         let row = client
-            .query_one("SELECT pg_backend_pid()", &[])
+            .query_one(
+                "SELECT pg_backend_pid(), current_setting('server_version_num', true)",
+                &[],
+            )
             .await
-            .map_err(|e| DbError::sql("reading backend pid", e))?;
+            .map_err(|e| DbError::sql("reading backend pid and server version", e))?;
         Ok(Conn {
             pid: row.get(0),
+            version: row
+                .get::<_, Option<String>>(1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
             client,
             target,
         })

@@ -96,7 +96,7 @@ pub struct Sampler {
 
 impl Sampler {
     async fn prepare(conn: &Conn) -> Result<Prepared, DbError> {
-        let version = conn.server_version_num().await? as i32;
+        let version = conn.server_version_num() as i32;
         let c = &conn.client;
         let ctx = |e| DbError::sql("preparing the monitor's queries", e);
         let replicas = replication::sql(replication::REPLICAS);

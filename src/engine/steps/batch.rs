@@ -269,9 +269,14 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
     let _focus = FocusOn::new(ctx, &spec.table, &spec.key);
     let mut gentle = throttle.probe_latency.map(|t| Gentle::new(t.0));
     let mut gentle_seq = 0;
-    let mut next_start: Option<Instant> = None;
+    let mut samples = ctx.monitor.clone();
+    let mut listening = true;
+    // When the last batch started, and its rows: at the pace limit they
+    // set when the next may start.
+    let mut last_batch: Option<(Instant, f64)> = None;
     // The pace the next batch runs at: the plan's limit until gentle mode
-    // has its first probe sample, then updated after every batch.
+    // has its first batch, then updated after every batch and every probe
+    // sample.
     let mut limit = pace_limit(throttle.max_rows_per_second, None);
     sizer.pace(limit);
     let mut held: Option<Instant> = None;
@@ -296,16 +301,30 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
         ctx.control.safe_point(ctx.out).await?;
         hold_while_throttled(ctx, &mut held).await?;
         // Pacing: the previous batch's rows at the allowed rate set when
-        // the next may start.
-        if let Some(at) = next_start
+        // the next may start. Gentle mode keeps steering meanwhile: at a
+        // low rate one batch of the smallest size is a pause of seconds,
+        // and a ceiling that may rise only after each batch would climb
+        // 10 % per pause (measured at 4M rows: from 10 rows/s, one step per
+        // 10 s, for minutes after the probe was back at 1 ms).
+        while let Some((t0, n)) = last_batch
+            && let Some(r) = limit
+            && let at = t0 + Duration::from_secs_f64(n / r)
             && at > Instant::now()
         {
             tokio::select! {
-                _ = tokio::time::sleep_until(at.into()) => {}
-                _ = cancel.cancelled() => {}
+                _ = tokio::time::sleep_until(at.into()) => break,
+                _ = cancel.cancelled() => break,
+                changed = samples.changed(), if gentle.is_some() && listening => {
+                    listening = changed.is_ok();
+                }
             }
-            ctx.control.safe_point(ctx.out).await?;
+            if let Some(g) = gentle.as_mut() {
+                steer(ctx, g, &mut gentle_seq, rate.rate());
+                limit = pace_limit(throttle.max_rows_per_second, g.ceiling());
+                sizer.pace(limit);
+            }
         }
+        ctx.control.safe_point(ctx.out).await?;
         let size = ctx.control.batch_override.unwrap_or(sizer.size()) as i64;
         let t0 = Instant::now();
         let statement = if last_key.is_some() { &next } else { &first };
@@ -358,30 +377,16 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
         sizer.observe(n as u64, elapsed);
         if let Some(g) = gentle.as_mut() {
             g.start_from(n as f64 / elapsed.as_secs_f64().max(1e-6));
-            limit = pace_limit(throttle.max_rows_per_second, g.ceiling());
-        }
-        next_start = limit.map(|r| t0 + Duration::from_secs_f64(n as f64 / r));
-        if let Some(g) = gentle.as_mut() {
-            let state = ctx.monitor.borrow().clone();
-            if let Some(probe) = &state.sample.probe
-                && state.sample.seq != gentle_seq
-            {
-                gentle_seq = state.sample.seq;
-                g.observe(probe.p95, rate.rate(), Instant::now());
-                let reason = match throttle.max_rows_per_second {
-                    Some(r) if g.ceiling().is_some_and(|c| (r as f64) < c) => Some(paced(r)),
-                    _ => g.reason(probe.p95),
-                };
-                ctx.out.progress(|p| p.throttle = reason);
-            }
+            steer(ctx, g, &mut gentle_seq, rate.rate());
         } else if let Some(r) = throttle.max_rows_per_second {
-            ctx.out.progress(|p| p.throttle = Some(paced(r)));
+            ctx.out.progress(|p| p.throttle = Some(paced_by_plan(r)));
         }
         limit = pace_limit(
             throttle.max_rows_per_second,
             gentle.as_ref().and_then(Gentle::ceiling),
         );
         sizer.pace(limit);
+        last_batch = Some((t0, n as f64));
         publish(
             ctx,
             spec,
@@ -531,8 +536,28 @@ async fn hold_while_throttled(
 }
 
 /// Why batches are paced by the plan's rate limit.
-fn paced(rows_per_second: u64) -> String {
+fn paced_by_plan(rows_per_second: u64) -> String {
     format!("paced: ≤ {rows_per_second} rows/s (max_rows_per_second)")
+}
+
+/// Gentle mode learns from the monitor's newest probe sample, if it has
+/// not seen it yet (about one a second), given the rows/s achieved
+/// recently, and shows what paces the batches.
+fn steer(ctx: &Ctx<'_>, g: &mut Gentle, seen: &mut u64, achieved: f64) {
+    let state = ctx.monitor.borrow().clone();
+    let Some(probe) = &state.sample.probe else {
+        return;
+    };
+    if state.sample.seq == *seen {
+        return;
+    }
+    *seen = state.sample.seq;
+    g.observe(probe.p95, achieved, Instant::now());
+    let reason = match ctx.plan.throttle.max_rows_per_second {
+        Some(r) if g.ceiling().is_some_and(|c| (r as f64) < c) => Some(paced_by_plan(r)),
+        _ => g.reason(probe.p95),
+    };
+    ctx.out.progress(|p| p.throttle = reason);
 }
 
 #[allow(clippy::too_many_arguments)]
