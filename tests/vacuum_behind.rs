@@ -163,7 +163,7 @@ async fn a_role_that_may_not_vacuum_is_told_why() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_paced_plan_vacuums_behind_only_when_asked() {
+async fn a_paced_plan_vacuums_behind_unless_told_not_to() {
     let db = common::seeded_db("vb_plan", 36_000).await;
     let plan = |vacuum: &str| {
         format!(
@@ -175,22 +175,21 @@ async fn a_paced_plan_vacuums_behind_only_when_asked() {
     let conn = db.connect().await;
     let vacuums = "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'users'";
     let before: i64 = scalar(&conn, vacuums).await;
-    // Asked: 12 s at 3,000 rows/s, so a pass after 10 s.
-    let (_dir, asked) = common::write_plan(&plan("vacuum_behind = true\n"));
+    // The default: 12 s at 3,000 rows/s, so a pass after 10 s.
+    let (_dir, default) = common::write_plan(&plan(""));
     let (code, out, err) =
-        common::process::cutover(&db.url, &["run", &asked, "--yes", "--headless"]);
+        common::process::cutover(&db.url, &["run", &default, "--yes", "--headless"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("vacuum passes behind it took"), "{out}");
     let after: i64 = scalar(&conn, vacuums).await;
     assert!(after > before, "vacuum_count {before} → {after}");
-    // Not asked (the default): no pass.
+    // Turned off: no pass.
     conn.client
         .batch_execute("DROP SCHEMA cutover CASCADE")
         .await
         .expect("forget the run");
-    let (_dir, default) = common::write_plan(&plan(""));
-    let (code, out, err) =
-        common::process::cutover(&db.url, &["run", &default, "--yes", "--headless"]);
+    let (_dir, off) = common::write_plan(&plan("vacuum_behind = false\n"));
+    let (code, out, err) = common::process::cutover(&db.url, &["run", &off, "--yes", "--headless"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("rows updated"), "{out}");
     assert!(!out.contains("vacuum passes"), "{out}");

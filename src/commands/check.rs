@@ -534,7 +534,7 @@ pub async fn preflight(
                         subject.clone(),
                         format!(
                             "no vacuum behind this backfill: {why}; the table will grow by the \
-                             rows rewritten — VACUUM it afterwards, or drop vacuum_behind = true"
+                             rows rewritten — VACUUM it afterwards, or set vacuum_behind = false"
                         ),
                     );
                 }

@@ -83,24 +83,24 @@ fn the_design_example_parses() {
         Step::Backfill(b) => {
             assert_eq!(b.where_.as_deref(), Some("full_name IS NULL"));
             assert_eq!(b.batch_size, Some(5000));
-            assert!(!b.vacuum_behind, "vacuum behind is off by default");
+            assert!(b.vacuum_behind, "vacuum behind is on by default");
         }
         other => panic!("{other:?}"),
     }
 }
 
 #[test]
-fn vacuum_behind_can_be_turned_on() {
+fn vacuum_behind_can_be_turned_off() {
     let plan = parse(
         Path::new("p.toml"),
         &GOOD.replace(
             "batch_size = 5000",
-            "batch_size = 5000\nvacuum_behind = true",
+            "batch_size = 5000\nvacuum_behind = false",
         ),
     )
     .unwrap();
     match plan.phases[1].steps[0].get_ref() {
-        Step::Backfill(b) => assert!(b.vacuum_behind),
+        Step::Backfill(b) => assert!(!b.vacuum_behind),
         other => panic!("{other:?}"),
     }
 }

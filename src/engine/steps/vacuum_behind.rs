@@ -13,14 +13,6 @@
 //! the next ordinary vacuum), `TRUNCATE OFF` never takes the exclusive lock
 //! a truncation needs, and `SKIP_LOCKED` skips a pass rather than wait
 //! behind autovacuum or DDL.
-//!
-//! Opt-in (`vacuum_behind = true`), and only while the backfill is paced:
-//! the passes read and rewrite the pages just done, on the same disk the
-//! application's commits wait on. In eight benchmark pairs (gentle mode,
-//! and a fixed pace at a quarter of the unbatched UPDATE's rate, at 1M and
-//! 4M rows) the application's p99 was higher with it every time: 11.0 vs
-//! 7.5 ms, 306 vs 98 ms, 557 vs 131 ms at the same rate. What it saves is
-//! space: 806 MB instead of 1.18 GB at 4M rows.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -103,8 +95,8 @@ impl VacuumBehind {
                 ctx.out.emit(EventKind::Notice {
                     message: format!(
                         "backfill of {table} runs without vacuum behind it: {why}; the table will \
-                         grow by the rows rewritten — VACUUM it afterwards, or drop \
-                         vacuum_behind = true from the step to silence this"
+                         grow by the rows rewritten — VACUUM it afterwards, or set \
+                         vacuum_behind = false on the step to silence this"
                     ),
                 });
                 None
