@@ -756,8 +756,25 @@ async fn drive_run(
 }
 
 /// Removes what an interrupted step left half-made, and says so.
+///
+/// A cancel request is a signal the server delivers some time after it
+/// was sent: when the interrupted statement ended just before, the signal
+/// lands on the next one, and the clean-up (seen: `DROP INDEX
+/// CONCURRENTLY`, 30 ms after an abort) fails with "canceling statement due
+/// to user request". Nothing else cancels the clean-up, so it is tried
+/// again.
 pub(crate) async fn clean_up_step(step: &crate::plan::Step, conn: &Conn, out: &Emitter) {
-    match steps::clean_up(step, conn).await {
+    let mut result = steps::clean_up(step, conn).await;
+    for _ in 0..2 {
+        match &result {
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => {
+                tracing::debug!("clean-up cancelled by a late cancel request; again: {e}");
+                result = steps::clean_up(step, conn).await;
+            }
+            _ => break,
+        }
+    }
+    match result {
         Ok(Some(message)) => out.emit(EventKind::Notice { message }),
         Ok(None) => {}
         Err(e) => out.emit(EventKind::Notice {
