@@ -22,7 +22,8 @@
 //! Prints a table and writes target/bench/backfill-<rows>.json.
 //!
 //! For experiments: `--only 2,5` runs just those strategies (and the
-//! baseline), strategies 4–9 in the order given (`--only 2,9,8`); `BENCH_PRIMARY_SETTINGS` / `BENCH_REPLICA_SETTINGS` =
+//! baseline), strategies 4–9 in the order given, repeats included
+//! (`--only 2,8,9,9,8`); `BENCH_PRIMARY_SETTINGS` / `BENCH_REPLICA_SETTINGS` =
 //! `name=value,…` are set with ALTER SYSTEM on that server first.
 
 use std::path::{Path, PathBuf};
@@ -246,7 +247,7 @@ async fn main() {
             (r * 0.25).max(100.0) as u64
         )
     });
-    let mut cutover_strategies = [
+    let cutover_strategies = [
         ("4 cutover, default", Some(String::new()), false, ""),
         ("5 cutover, gentle", Some(gentle.clone()), false, ""),
         ("6 cutover + sync trigger", Some(String::new()), true, ""),
@@ -264,18 +265,23 @@ async fn main() {
             "vacuum_behind = false\n",
         ),
     ];
-    // In the order `--only` names them: of two strategies, the one run
-    // later has measured gentler whichever it was (README, Performance),
-    // so an A/B pair must be run both ways.
-    if let Some(o) = &only {
-        cutover_strategies.sort_by_key(|(label, ..)| {
-            label
-                .chars()
-                .next()
-                .and_then(|c| o.iter().position(|x| *x == c))
-        });
-    }
-    for (label, throttle, trigger, step) in cutover_strategies {
+    // In the order `--only` names them, repeats included: of two
+    // strategies, the one run later has measured gentler whichever it was
+    // (README, Performance), so an A/B pair is best run A B B A
+    // (`--only 2,8,9,9,8`).
+    let order: Vec<usize> = match &only {
+        Some(o) => o
+            .iter()
+            .filter_map(|c| {
+                cutover_strategies
+                    .iter()
+                    .position(|(label, ..)| label.starts_with(*c))
+            })
+            .collect(),
+        None => (0..cutover_strategies.len()).collect(),
+    };
+    for (run, i) in order.into_iter().enumerate() {
+        let (label, throttle, trigger, step) = cutover_strategies[i].clone();
         if !wanted(label) {
             continue;
         }
@@ -294,7 +300,7 @@ async fn main() {
         )
         .expect("plan");
         let url = b.sandbox.primary_url();
-        let log = b.dir.join(format!("cutover{}.log", &label[..1]));
+        let log = b.dir.join(format!("cutover{}-{run}.log", &label[..1]));
         let (r, _) = b
             .measure(label, async move { Some(run_cutover(&url, &plan, &log)) })
             .await;
