@@ -235,6 +235,31 @@ fn screen_backfill_running_and_throttled() {
 }
 
 #[test]
+fn a_replica_whose_lag_the_role_cannot_see_says_so() {
+    let mut a = backfilling_throttled();
+    let mut sample = a.monitor.sample.clone();
+    sample.replicas[0].state = String::new();
+    sample.replicas[0].replay_bytes = 0;
+    sample.replicas[0].replay_lag = Duration::ZERO;
+    a.monitor = Arc::new(MonitorState {
+        sample,
+        history: Default::default(),
+    });
+    let screen = render(&a, 160, 48);
+    assert!(
+        screen.contains("replica1     lag hidden from this role: GRANT pg_monitor"),
+        "{screen}"
+    );
+    // No 0 s / 0 B line for it.
+    assert!(
+        !screen
+            .lines()
+            .any(|l| l.contains("replica1 ") && l.contains(" B ")),
+        "{screen}"
+    );
+}
+
+#[test]
 fn screen_abort_confirmation() {
     let mut a = backfilling_throttled();
     assert_eq!(a.update(Action::Abort), None);

@@ -33,6 +33,15 @@ impl Widget for ReplicationPane<'_> {
             lines.push(Line::styled("no replicas", theme::dim()));
         }
         for r in &s.replicas {
+            // A role without pg_read_all_stats sees the standby but not its
+            // state or positions: its lag would read 0 (`check` says so too).
+            if r.state.is_empty() {
+                lines.push(Line::from(vec![
+                    Span::raw(format!("{:<12} ", r.name)),
+                    Span::styled("lag hidden from this role: GRANT pg_monitor", theme::warn()),
+                ]));
+                continue;
+            }
             let lag = r.replay_lag.as_secs_f64();
             lines.push(Line::from(vec![
                 Span::raw(format!("{:<12} ", r.name)),
