@@ -282,9 +282,6 @@ async fn main() {
     };
     for (run, i) in order.into_iter().enumerate() {
         let (label, throttle, trigger, step) = cutover_strategies[i].clone();
-        if !wanted(label) {
-            continue;
-        }
         let Some(throttle) = throttle else {
             println!("{label}: skipped, it needs strategy 2's rate (add 2 to --only)");
             continue;
@@ -308,10 +305,7 @@ async fn main() {
     }
 
     // Without strategy 2 in this run there is nothing to divide by.
-    let unbatched = results
-        .iter()
-        .find(|r| r.strategy == UNBATCHED)
-        .map_or(f64::NAN, |r| r.rows_per_s);
+    let unbatched = unbatched_rate.unwrap_or(f64::NAN);
     let base_p99 = results[0].app_p99_ms;
     for r in results.iter_mut().skip(1) {
         r.speed_vs_unbatched = r.rows_per_s / unbatched;

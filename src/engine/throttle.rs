@@ -500,11 +500,18 @@ mod lag_tests {
         );
     }
 
+    /// A controller aiming at a 10 ms p95, and its clock: `at(s)` is `s`
+    /// seconds in.
+    fn gentle_10ms() -> (Gentle, impl Fn(u64) -> Instant) {
+        let t0 = Instant::now();
+        (Gentle::new(Duration::from_millis(10)), move |s| {
+            t0 + Duration::from_secs(s)
+        })
+    }
+
     #[test]
     fn gentle_mode_starts_at_a_quarter_grows_slowly_and_cuts_at_once() {
-        let t0 = Instant::now();
-        let at = |s: u64| t0 + Duration::from_secs(s);
-        let mut g = Gentle::new(Duration::from_millis(10));
+        let (mut g, at) = gentle_10ms();
         assert_eq!(g.ceiling(), None, "no ceiling before the first sample");
         g.observe(Duration::from_millis(6), 100_000.0, at(1));
         assert_eq!(
@@ -537,9 +544,7 @@ mod lag_tests {
 
     #[test]
     fn gentle_mode_climbs_back_to_a_proven_rate_after_a_cut() {
-        let t0 = Instant::now();
-        let at = |s: u64| t0 + Duration::from_secs(s);
-        let mut g = Gentle::new(Duration::from_millis(10));
+        let (mut g, at) = gentle_10ms();
         g.start_from(80_000.0);
         // 40 s without harm: 20,000 rising to 30,000 in the first 30 s
         // proves 30,000.
@@ -565,9 +570,7 @@ mod lag_tests {
 
     #[test]
     fn a_slow_first_batch_does_not_hold_gentle_mode_down() {
-        let t0 = Instant::now();
-        let at = |s: u64| t0 + Duration::from_secs(s);
-        let mut g = Gentle::new(Duration::from_millis(10));
+        let (mut g, at) = gentle_10ms();
         // A cold first batch: 1,000 rows in 625 ms.
         g.start_from(1_600.0);
         assert_eq!(g.ceiling(), Some(400.0));
@@ -618,9 +621,7 @@ mod lag_tests {
 
     #[test]
     fn gentle_mode_rises_at_most_half_again_per_harm_delay() {
-        let t0 = Instant::now();
-        let at = |s: u64| t0 + Duration::from_secs(s);
-        let mut g = Gentle::new(Duration::from_millis(10));
+        let (mut g, at) = gentle_10ms();
         g.start_from(40_000.0);
         // Probes far within budget for 30 s: 10 %/s would be 17×; the
         // ceiling stops at 1.5× the start.
@@ -662,28 +663,19 @@ mod lag_tests {
 
     #[test]
     fn cuts_stop_at_a_tenth_of_the_start_rate() {
-        let t0 = Instant::now();
-        let mut g = Gentle::new(Duration::from_millis(10));
+        let (mut g, at) = gentle_10ms();
         g.start_from(80_000.0);
         assert_eq!(g.ceiling(), Some(20_000.0));
         // 200 s over budget, whatever the rate: halved every 11 s, down to
         // 2,000 rows/s and no further.
         for s in 0..20 {
             let achieved = g.ceiling().unwrap();
-            g.observe(
-                Duration::from_millis(100),
-                achieved,
-                t0 + Duration::from_secs(11 * s),
-            );
+            g.observe(Duration::from_millis(100), achieved, at(11 * s));
         }
         assert_eq!(g.ceiling(), Some(2_000.0));
         // Back within budget, it climbs at its normal pace from there.
         for s in 0..25 {
-            g.observe(
-                Duration::from_millis(1),
-                2_000.0,
-                t0 + Duration::from_secs(221 + s),
-            );
+            g.observe(Duration::from_millis(1), 2_000.0, at(221 + s));
         }
         assert_eq!(g.ceiling(), Some(20_000.0), "back to the start rate");
     }

@@ -13,7 +13,7 @@ use crate::engine::events::EventKind;
 use crate::engine::progress::{BatchProgress, RateWindow};
 use crate::engine::throttle::{BatchSizer, Gentle, hold_reason, pace_limit};
 
-use super::vacuum_behind::{VacuumBehind, bulk_io_settings};
+use super::vacuum_behind::{BULK_IO, VacuumBehind, reset_session, set_session};
 
 /// First batch size when the plan gives none.
 pub const DEFAULT_BATCH: u64 = 1000;
@@ -444,29 +444,15 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
 ///   back only the last moments' batches *with* their checkpoints, and the
 ///   resumed run does them again; the step's own completion record is
 ///   committed synchronously and flushes every batch before it.
-/// - `backend_flush_after`, `wal_compression`: see [`bulk_io_settings`].
+/// - `backend_flush_after`, `wal_compression`: see [`BULK_IO`].
 async fn bulk_session(conn: &Conn, on: bool) {
+    const BATCHES: [(&str, &str); 1] = [("synchronous_commit", "off")];
     if on {
-        if let Err(e) = conn
-            .client
-            .batch_execute("SET synchronous_commit = off")
-            .await
-        {
-            tracing::debug!("synchronous_commit not set: {e}");
-        }
-        bulk_io_settings(conn).await;
+        set_session(conn, &BATCHES).await;
+        set_session(conn, &BULK_IO).await;
     } else {
-        // One at a time: in one query string, a RESET the role may not do
-        // would roll back the others with it.
-        for setting in [
-            "synchronous_commit",
-            "backend_flush_after",
-            "wal_compression",
-        ] {
-            if let Err(e) = conn.client.batch_execute(&format!("RESET {setting}")).await {
-                tracing::debug!("{setting} not reset: {e}");
-            }
-        }
+        reset_session(conn, &BATCHES).await;
+        reset_session(conn, &BULK_IO).await;
     }
 }
 

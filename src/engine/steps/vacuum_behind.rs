@@ -118,7 +118,7 @@ impl VacuumBehind {
         let own = Conn::connect(conn.target())
             .await
             .map_err(|e| format!("could not open its connection: {e}"))?;
-        bulk_io_settings(&own).await;
+        set_session(&own, &BULK_IO).await;
         Ok(VacuumBehind {
             conn: Arc::new(own),
             sql: format!(
@@ -203,7 +203,7 @@ impl Drop for VacuumBehind {
 }
 
 /// Settings for a session that rewrites a table in bulk (the batches, and
-/// the vacuum behind them), each best effort:
+/// the vacuum behind them), set with [`set_session`]:
 ///
 /// - `backend_flush_after = 256kB`: the server starts writing the pages
 ///   this session evicts at once, rather than leave them to the kernel,
@@ -217,14 +217,29 @@ impl Drop for VacuumBehind {
 ///   replicas. Superusers only (or a role granted `SET` on it), and only
 ///   where the server was built with lz4; otherwise the server's own
 ///   setting stands.
-pub async fn bulk_io_settings(conn: &Conn) {
-    for (setting, value) in [("backend_flush_after", "256kB"), ("wal_compression", "lz4")] {
+pub const BULK_IO: [(&str, &str); 2] =
+    [("backend_flush_after", "256kB"), ("wal_compression", "lz4")];
+
+/// Sets each of `settings` on the session, best effort: one the role may
+/// not set is left at the server's value.
+pub async fn set_session(conn: &Conn, settings: &[(&str, &str)]) {
+    for (setting, value) in settings {
         if let Err(e) = conn
             .client
             .batch_execute(&format!("SET {setting} = '{value}'"))
             .await
         {
             tracing::debug!("{setting} not set: {e}");
+        }
+    }
+}
+
+/// Resets each of `settings`, one statement each: in one query string, a
+/// RESET the role may not do would roll back the others with it.
+pub async fn reset_session(conn: &Conn, settings: &[(&str, &str)]) {
+    for (setting, _) in settings {
+        if let Err(e) = conn.client.batch_execute(&format!("RESET {setting}")).await {
+            tracing::debug!("{setting} not reset: {e}");
         }
     }
 }
