@@ -219,6 +219,60 @@ async fn abort_mid_backfill_stops_at_a_batch_boundary_and_a_later_run_finishes()
     touched_exactly_once(&conn, 200_000).await;
 }
 
+/// A killed cutover's last batch can still be running on the server when
+/// a new session resumes, and commit after the new session read the
+/// checkpoint. Emulated here: this test's session holds the checkpoint
+/// row, does the next 5,000 rows itself and moves the checkpoint while the
+/// running cutover waits for the row. The batch then does nothing, and the
+/// run continues after the moved checkpoint: no range twice, none skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_finds_the_checkpoint_moved_continues_from_there() {
+    let db = seeded_db("moved_checkpoint", 100_000).await;
+    let conn = db.connect().await;
+    conn.client.batch_execute(COUNT_AND_SLOW).await.unwrap();
+    let (_dir, plan) = write_plan(SLOW_BACKFILL);
+    let mut run = Running::spawn(&db.url, &["run", &plan, "--yes", "--json"]);
+    run.wait_for("backfill progress", LONG, progress_past(5_000));
+    let other = db.connect().await;
+    other.client.batch_execute("BEGIN").await.unwrap();
+    let last: i64 = scalar(
+        &other,
+        "SELECT (checkpoint->>'last_key')::bigint FROM cutover.steps
+         WHERE status = 'running' FOR UPDATE",
+    )
+    .await;
+    let me: i32 = scalar(&other, "SELECT pg_backend_pid()").await;
+    let waiting =
+        format!("SELECT count(*) FROM pg_stat_activity WHERE {me} = ANY(pg_blocking_pids(pid))");
+    let t = Instant::now();
+    while scalar::<i64>(&conn, &waiting).await == 0 {
+        assert!(t.elapsed() < LONG, "cutover's next batch never waited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    other
+        .client
+        .batch_execute(&format!(
+            "UPDATE users SET city = upper(city) WHERE id > {last} AND id <= {last} + 5000;
+             UPDATE cutover.steps
+             SET checkpoint = jsonb_build_object('last_key', ({last} + 5000)::text),
+                 rows_done = rows_done + 5000, rows_updated = rows_updated + 5000
+             WHERE status = 'running';
+             COMMIT"
+        ))
+        .await
+        .unwrap();
+    let (code, lines) = run.wait_exit(LONG);
+    let out = lines.join("\n");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("continuing after key {}", last + 5000)),
+        "{out}"
+    );
+    touched_exactly_once(&conn, 100_000).await;
+    let done: i64 = scalar(&conn, "SELECT rows_done FROM cutover.steps").await;
+    assert_eq!(done, 100_000);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_pauses_detaches_and_the_run_resumes() {
     let db = seeded_db("detach", 100_000).await;

@@ -147,8 +147,8 @@ fn statements(step: &Step, plan: &crate::plan::Plan) -> Vec<(String, String, Sou
         Step::Backfill(s) => {
             let job = steps::backfill::job(s);
             vec![(
-                "each batch ($1 batch size; $2, $3, $4 run, phase, step; $5 last key done)".into(),
-                batch::batch_sql(&job, &placeholder_key, true),
+                "each batch, one transaction".into(),
+                batch::batch_sql(&job, &placeholder_key, true).script(),
                 Source::Known(vec![
                     known(&s.table, LockMode::RowExclusive, Work::Rows),
                     known("cutover.steps", LockMode::RowExclusive, Work::Rows),
@@ -158,8 +158,8 @@ fn statements(step: &Step, plan: &crate::plan::Plan) -> Vec<(String, String, Sou
         Step::CopyRows(s) => {
             let job = steps::copy_rows::job(s);
             vec![(
-                "each batch ($1 batch size; $2, $3, $4 run, phase, step; $5 last key done)".into(),
-                batch::batch_sql(&job, &placeholder_key, true),
+                "each batch, one transaction".into(),
+                batch::batch_sql(&job, &placeholder_key, true).script(),
                 Source::Known(vec![
                     known(&s.from, LockMode::RowShare, Work::Rows),
                     known(&s.to, LockMode::RowExclusive, Work::Rows),
