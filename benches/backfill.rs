@@ -29,7 +29,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cutover::db::{Conn, Source, Target};
@@ -84,6 +84,9 @@ struct Bench {
     conn: Conn,
     rows: i64,
     dir: PathBuf,
+    /// Strategies measured so far: each gets its own pgbench log directory,
+    /// so a strategy run twice (`--only 2,8,9,9,8`) reads only its own.
+    measured: AtomicUsize,
 }
 
 #[tokio::main]
@@ -147,6 +150,7 @@ async fn main() {
         conn,
         rows,
         dir,
+        measured: AtomicUsize::new(0),
     };
     println!(
         "backfill benchmark: {rows} rows, primary + streaming replica, pgbench -R 300 -c 4 -j 2"
@@ -520,7 +524,8 @@ impl Bench {
             .get(0);
         let (ckpt0, backend0) = bgwriter(c).await;
         let stop = Arc::new(AtomicBool::new(false));
-        let load = spawn_load(&self.sandbox, &self.dir, label, stop.clone());
+        let run = self.measured.fetch_add(1, Ordering::Relaxed);
+        let load = spawn_load(&self.sandbox, &self.dir, run, label, stop.clone());
         let lag = spawn_lag_sampler(self.target.clone(), stop.clone());
         let waits = spawn_wait_sampler(self.target.clone(), stop.clone());
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -571,21 +576,24 @@ impl Bench {
 }
 
 /// pgbench in back-to-back 2 s chunks until `stop` (each chunk's
-/// per-transaction log is complete); returns every latency.
+/// per-transaction log is complete); returns every latency. The logs go to
+/// a directory of this strategy's run (`run`) alone.
 fn spawn_load(
     sandbox: &Sandbox,
     dir: &Path,
+    run: usize,
     label: &str,
     stop: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<Vec<Duration>> {
     let pgbench = sandbox.bin.join("pgbench");
     let port = sandbox.primary.port.to_string();
-    let dir = dir.join(
+    let dir = dir.join(format!(
+        "{run:02}-{}",
         label
             .chars()
             .filter(char::is_ascii_alphanumeric)
-            .collect::<String>(),
-    );
+            .collect::<String>()
+    ));
     std::fs::create_dir_all(&dir).expect("log dir");
     let script = dir.parent().expect("parent").join("load.sql");
     tokio::task::spawn_blocking(move || {
