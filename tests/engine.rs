@@ -273,6 +273,81 @@ async fn a_batch_that_finds_the_checkpoint_moved_continues_from_there() {
     assert_eq!(done, 100_000);
 }
 
+/// A batch that fails (here: division by zero at id 15,000) leaves nothing
+/// behind; the run fails naming the batch, keeps every batch before it, and
+/// the fixed plan resumes after the last good one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_batch_rolls_back_and_the_run_resumes_after_the_last_good_one() {
+    let db = seeded_db("failing_batch", 20_000).await;
+    let conn = db.connect().await;
+    conn.client
+        .batch_execute("ALTER TABLE users ADD COLUMN inv numeric")
+        .await
+        .unwrap();
+    let plan_with = |set: &str| {
+        format!(
+            r#"
+name = "inverse"
+[throttle]
+max_batch_size = 2000
+[[phases]]
+name = "migrate"
+gate = "auto"
+[[phases.steps]]
+kind = "backfill"
+table = "users"
+key = "id"
+set = "{set}"
+batch_size = 1000
+"#
+        )
+    };
+    let (dir, plan) = write_plan(&plan_with("inv = 1.0 / (id - 15000)"));
+    // Bounded waits: a batch that left its transaction open would hang
+    // the journal's next write behind its lock.
+    let run = Running::spawn(&db.url, &["run", &plan, "--yes", "--json"]);
+    let (code, lines) = run.wait_exit(LONG);
+    let all = lines.join("\n");
+    assert_eq!(code, 1, "{all}");
+    assert!(all.contains("division by zero"), "{all}");
+    assert!(all.contains("backfill batch on users after key"), "{all}");
+    let (run_status, step_status, last_key, done): (String, String, i64, i64) = {
+        let r = conn
+            .client
+            .query_one(
+                "SELECT r.status, s.status, (s.checkpoint->>'last_key')::bigint, s.rows_done
+                 FROM cutover.steps s JOIN cutover.runs r ON r.id = s.run_id",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2), r.get(3))
+    };
+    assert_eq!(
+        (run_status.as_str(), step_status.as_str()),
+        ("failed", "failed")
+    );
+    assert!(last_key < 15_000 && done == last_key, "{last_key} {done}");
+    let filled: i64 = scalar(&conn, "SELECT count(*) FROM users WHERE inv IS NOT NULL").await;
+    assert_eq!(filled, last_key, "the failed batch left nothing behind");
+    // The same plan file, fixed: it resumes after the last good batch.
+    std::fs::write(
+        dir.path().join("plan.toml"),
+        plan_with("inv = 1.0 / nullif(id - 15000, 0)"),
+    )
+    .unwrap();
+    let run = Running::spawn(
+        &db.url,
+        &["run", &plan, "--yes", "--json", "--force-changed-plan"],
+    );
+    let (code, lines) = run.wait_exit(LONG);
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+    let filled: i64 = scalar(&conn, "SELECT count(*) FROM users WHERE inv IS NOT NULL").await;
+    assert_eq!(filled, 19_999, "every row but id 15,000");
+    let done: i64 = scalar(&conn, "SELECT rows_done FROM cutover.steps").await;
+    assert_eq!(done, 20_000);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_pauses_detaches_and_the_run_resumes() {
     let db = seeded_db("detach", 100_000).await;
