@@ -257,6 +257,50 @@ impl Conn {
     }
 }
 
+/// An error that may carry the server's SQLSTATE.
+pub trait SqlCode {
+    /// The SQLSTATE, when the server sent one.
+    fn sql_code(&self) -> Option<&tokio_postgres::error::SqlState>;
+}
+
+impl SqlCode for tokio_postgres::Error {
+    fn sql_code(&self) -> Option<&tokio_postgres::error::SqlState> {
+        self.code()
+    }
+}
+
+impl SqlCode for DbError {
+    fn sql_code(&self) -> Option<&tokio_postgres::error::SqlState> {
+        self.code()
+    }
+}
+
+/// Runs `op`, and again (at most twice) when it fails with "canceling
+/// statement due to user request". For statements nothing cancels on
+/// purpose (a clean-up, a ROLLBACK): a cancel request is a signal the
+/// server delivers some time after it was sent, so when the statement it
+/// was meant for had just ended, it lands on the next one (seen: a
+/// clean-up's `DROP INDEX CONCURRENTLY`, 30 ms after an abort).
+pub async fn past_late_cancel<
+    T,
+    E: SqlCode + std::fmt::Display,
+    F: Future<Output = Result<T, E>>,
+>(
+    mut op: impl FnMut() -> F,
+) -> Result<T, E> {
+    let mut result = op().await;
+    for _ in 0..2 {
+        match &result {
+            Err(e) if e.sql_code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => {
+                tracing::debug!("cancelled by a late cancel request; again: {e}");
+                result = op().await;
+            }
+            _ => break,
+        }
+    }
+    result
+}
+
 /// Polls a connection, forwarding notifications when asked to.
 async fn drive<S, T>(
     mut connection: tokio_postgres::Connection<S, T>,

@@ -755,25 +755,11 @@ async fn drive_run(
     Ok(Outcome::Finished)
 }
 
-/// Removes what an interrupted step left half-made, and says so.
-///
-/// A cancel request is a signal the server delivers some time after it
-/// was sent: when the interrupted statement ended just before, the signal
-/// lands on the next one, and the clean-up (seen: `DROP INDEX
-/// CONCURRENTLY`, 30 ms after an abort) fails with "canceling statement due
-/// to user request". Nothing else cancels the clean-up, so it is tried
-/// again.
+/// Removes what an interrupted step left half-made, and says so. Tried
+/// again when a late cancel request lands on it
+/// ([`crate::db::past_late_cancel`]).
 pub(crate) async fn clean_up_step(step: &crate::plan::Step, conn: &Conn, out: &Emitter) {
-    let mut result = steps::clean_up(step, conn).await;
-    for _ in 0..2 {
-        match &result {
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => {
-                tracing::debug!("clean-up cancelled by a late cancel request; again: {e}");
-                result = steps::clean_up(step, conn).await;
-            }
-            _ => break,
-        }
-    }
+    let result = crate::db::past_late_cancel(|| steps::clean_up(step, conn)).await;
     match result {
         Ok(Some(message)) => out.emit(EventKind::Notice { message }),
         Ok(None) => {}

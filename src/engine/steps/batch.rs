@@ -264,25 +264,28 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
         None => (None, 0, 0),
     };
     let conn = ctx.conn;
+    let prepare_one = async |what: &str, sql: &str| {
+        conn.client.prepare(sql).await.map_err(|e| {
+            StepError::Failed(
+                DbError::sql(
+                    format!(
+                        "preparing the batch's {what} statement (check the step's `set` and `where`)"
+                    ),
+                    e,
+                )
+                .to_string(),
+            )
+        })
+    };
+    // The checkpoint statement is the same for the first batch and the
+    // rest: prepared once.
+    let checkpoint = prepare_one("checkpoint", &batch_sql(spec, &key, false).checkpoint).await?;
     let prepare = async |resume: bool| {
         let sql = batch_sql(spec, &key, resume);
-        let one = async |what: &str, sql: &str| {
-            conn.client.prepare(sql).await.map_err(|e| {
-                StepError::Failed(
-                    DbError::sql(
-                        format!(
-                            "preparing the batch's {what} statement (check the step's `set` and `where`)"
-                        ),
-                        e,
-                    )
-                    .to_string(),
-                )
-            })
-        };
         Ok::<_, StepError>(Prepared {
-            range: one("range", &sql.range).await?,
-            work: one("work", &sql.work).await?,
-            checkpoint: one("checkpoint", &sql.checkpoint).await?,
+            range: prepare_one("range", &sql.range).await?,
+            work: prepare_one("work", &sql.work).await?,
+            checkpoint: checkpoint.clone(),
         })
     };
     let first = prepare(false).await?;
@@ -539,22 +542,10 @@ async fn one_batch(
     }
 }
 
-/// Ends the open transaction. A cancel request sent for the batch can
-/// reach the server after the batch failed, and cancel this instead: it is
-/// then tried again.
+/// Ends the open transaction, also when a cancel request sent for the
+/// batch reaches the server only now ([`crate::db::past_late_cancel`]).
 async fn rollback(client: &tokio_postgres::Client) -> Result<(), tokio_postgres::Error> {
-    let mut tries = 0;
-    loop {
-        match client.batch_execute("ROLLBACK").await {
-            Err(e)
-                if tries < 3
-                    && e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) =>
-            {
-                tries += 1;
-            }
-            other => return other,
-        }
-    }
+    crate::db::past_late_cancel(|| client.batch_execute("ROLLBACK")).await
 }
 
 /// Sets up (or resets) the migration session for the batches:
@@ -654,18 +645,23 @@ fn paced_by_plan(rows_per_second: u64) -> String {
 /// not seen it yet (about one a second), given the rows/s achieved
 /// recently, and shows what paces the batches.
 fn steer(ctx: &Ctx<'_>, g: &mut Gentle, seen: &mut u64, achieved: f64) {
-    let state = ctx.monitor.borrow().clone();
-    let Some(probe) = &state.sample.probe else {
+    // Only the two values, not a copy of the whole sample: this runs
+    // after every batch.
+    let (seq, p95) = {
+        let state = ctx.monitor.borrow();
+        (state.sample.seq, state.sample.probe.as_ref().map(|p| p.p95))
+    };
+    let Some(p95) = p95 else {
         return;
     };
-    if state.sample.seq == *seen {
+    if seq == *seen {
         return;
     }
-    *seen = state.sample.seq;
-    g.observe(probe.p95, achieved, Instant::now());
+    *seen = seq;
+    g.observe(p95, achieved, Instant::now());
     let reason = match ctx.plan.throttle.max_rows_per_second {
         Some(r) if g.ceiling().is_some_and(|c| (r as f64) < c) => Some(paced_by_plan(r)),
-        _ => g.reason(probe.p95),
+        _ => g.reason(p95),
     };
     ctx.out.progress(|p| p.throttle = reason);
 }
