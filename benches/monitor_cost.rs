@@ -59,6 +59,7 @@ async fn main() {
         ours: vec![holder.pid()],
         table: Some("users".into()),
         key: Some("id".into()),
+        ..Focus::default()
     };
     let mut sampler = Sampler::default();
     // Warm up: catalogs cached, statements planned.

@@ -442,6 +442,7 @@ async fn monitor_sees_replicas_lock_waits_and_activity() {
         ours: vec![migration_pid],
         table: Some("users".into()),
         key: Some("id".into()),
+        ..Focus::default()
     };
     let sample = sampler.sample(&mon, &focus).await.unwrap();
     eprintln!("one sample took {:?}", sample.cost);

@@ -165,7 +165,7 @@ pub async fn send(cmd: RemoteCommand, plan_path: &Path, database_url: Option<&st
         );
         return exit::FAILED;
     }
-    if let Err(e) = journal::send_remote(&conn.client, run.id, cmd).await {
+    if let Err(e) = journal::send_remote(&conn.client, run.id, cmd, None).await {
         eprintln!("error: {e}");
         return exit::FAILED;
     }

@@ -73,6 +73,14 @@ pub enum DbError {
     /// The operation was cancelled (abort).
     #[error("cancelled")]
     Cancelled,
+    /// The connection went away (or stopped answering) mid-operation.
+    #[error("{context}: the connection was lost ({reason})")]
+    Lost {
+        /// What was being done.
+        context: String,
+        /// What showed it.
+        reason: String,
+    },
 }
 
 impl DbError {
@@ -91,7 +99,39 @@ impl DbError {
             _ => None,
         }
     }
+
+    /// The session is gone: closed, terminated by an administrator, the
+    /// server shutting down or restarting, or unreachable. Worth a
+    /// reconnect; any other error is about the statement.
+    pub fn is_connection_lost(&self) -> bool {
+        match self {
+            DbError::Lost { .. } | DbError::Connect { .. } => true,
+            DbError::Sql { source, .. } => is_lost(source),
+            _ => false,
+        }
+    }
 }
+
+/// A driver error that means the session is gone.
+pub fn is_lost(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        Some(code) => {
+            let c = code.code();
+            // 08: connection exception; 57P01-03: admin shutdown, crash
+            // shutdown, cannot connect now.
+            c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03")
+        }
+        // No SQLSTATE and not a server error: an I/O failure on the socket.
+        None => e.as_db_error().is_none() && std::error::Error::source(e).is_some(),
+    }
+}
+
+/// How long cutover waits for a cancelled statement to end (or for the
+/// cancel request itself) before treating the connection as lost.
+pub const CANCEL_WAIT: Duration = Duration::from_secs(10);
 
 /// A driver error as one line: the server's message, detail and hint.
 pub fn describe(e: &tokio_postgres::Error) -> String {
@@ -247,11 +287,20 @@ impl Conn {
             biased;
             r = &mut fut => r.map_err(|e| DbError::sql(context(), e)),
             _ = cancel.cancelled() => {
-                self.canceller().cancel().await;
+                let _ = tokio::time::timeout(CANCEL_WAIT, self.canceller().cancel()).await;
                 // It ends with "canceling statement due to user request", or
                 // finished just before the cancel arrived: either way, over.
-                let _ = fut.await;
-                Err(DbError::Cancelled)
+                // A half-open connection never answers: bounded.
+                match tokio::time::timeout(CANCEL_WAIT, fut).await {
+                    Ok(_) => Err(DbError::Cancelled),
+                    Err(_) => Err(DbError::Lost {
+                        context: context(),
+                        reason: format!(
+                            "the server did not confirm the cancel within {}s",
+                            CANCEL_WAIT.as_secs()
+                        ),
+                    }),
+                }
             }
         }
     }

@@ -102,7 +102,12 @@ impl Target {
 
     /// Parses a URL (`postgres://…`) or key=value connection string.
     pub fn parse(conn: &str, source: Source) -> Result<Target, DbError> {
-        let (rest, sslmode, root_cert) = take_tls_params(conn);
+        let (rest, params) = take_libpq_params(conn);
+        let LibpqParams {
+            sslmode,
+            root: root_cert,
+            tcp_user_timeout,
+        } = params;
         let mut config = Config::from_str(&rest).map_err(|e| DbError::BadTarget {
             setting: source.describe(),
             value: redact(conn),
@@ -123,6 +128,19 @@ impl Target {
             TlsMode::Prefer => SslMode::Prefer,
             _ => SslMode::Require,
         });
+        if let Some(ms) = tcp_user_timeout {
+            let ms = ms.parse::<u64>().map_err(|_| DbError::BadTarget {
+                setting: source.describe(),
+                value: redact(conn),
+                reason: format!("tcp_user_timeout={ms} is not a number of milliseconds"),
+            })?;
+            // libpq: 0 means the system default.
+            if ms > 0 {
+                config.tcp_user_timeout(std::time::Duration::from_millis(ms));
+            } else {
+                config.tcp_user_timeout(std::time::Duration::ZERO);
+            }
+        }
         Ok(Target {
             config,
             tls,
@@ -200,6 +218,27 @@ impl Target {
             self.config
                 .connect_timeout(std::time::Duration::from_secs(10));
         }
+        self.fill_keepalives();
+    }
+
+    /// A half-open connection (a failover, a pooler restart, a cable) must
+    /// end in seconds, not the kernel's two hours: TCP keepalives and
+    /// `tcp_user_timeout` unless the connection string sets them.
+    fn fill_keepalives(&mut self) {
+        use std::time::Duration;
+        // tokio-postgres' own default idle time, i.e. not set by the URL.
+        if self.config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+            self.config.keepalives_idle(KEEPALIVE_IDLE);
+        }
+        if self.config.get_keepalives_interval().is_none() {
+            self.config.keepalives_interval(KEEPALIVE_INTERVAL);
+        }
+        if self.config.get_keepalives_retries().is_none() {
+            self.config.keepalives_retries(KEEPALIVE_RETRIES);
+        }
+        if self.config.get_tcp_user_timeout().is_none() {
+            self.config.tcp_user_timeout(TCP_USER_TIMEOUT);
+        }
     }
 
     fn fill_password_from_pgpass(&mut self, env: Env<'_>) {
@@ -250,6 +289,16 @@ impl Target {
     }
 }
 
+/// Idle time before the first keepalive probe.
+pub const KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
+/// Time between unanswered keepalive probes.
+pub const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// Unanswered probes before the connection counts as dead.
+pub const KEEPALIVE_RETRIES: u32 = 3;
+/// How long sent data may stay unacknowledged before the connection is
+/// dropped (Linux `TCP_USER_TIMEOUT`).
+pub const TCP_USER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn default_host() -> &'static str {
     if std::path::Path::new("/var/run/postgresql").is_dir() {
         "/var/run/postgresql"
@@ -260,10 +309,24 @@ fn default_host() -> &'static str {
 
 /// Removes `sslmode` and `sslrootcert` from a connection string: the driver
 /// knows neither verify mode, so cutover handles them itself.
-fn take_tls_params(conn: &str) -> (String, Option<String>, Option<String>) {
+/// Parameters cutover reads itself rather than the driver: TLS (libpq's
+/// meanings) and `tcp_user_timeout` (milliseconds in libpq, seconds in the
+/// driver).
+struct LibpqParams {
+    sslmode: Option<String>,
+    root: Option<String>,
+    tcp_user_timeout: Option<String>,
+}
+
+fn take_libpq_params(conn: &str) -> (String, LibpqParams) {
     let mut sslmode = None;
     let mut root = None;
+    let mut user_timeout = None;
     let mut take = |key: &str, value: &str| match key {
+        "tcp_user_timeout" => {
+            user_timeout = Some(value.to_string());
+            true
+        }
         "sslmode" => {
             sslmode = Some(value.to_string());
             true
@@ -303,7 +366,14 @@ fn take_tls_params(conn: &str) -> (String, Option<String>, Option<String>) {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    (rest, sslmode, root)
+    (
+        rest,
+        LibpqParams {
+            sslmode,
+            root,
+            tcp_user_timeout: user_timeout,
+        },
+    )
 }
 
 #[cfg(test)]
@@ -411,5 +481,28 @@ mod tests {
         let t = Target::parse("postgres://u:hunter2@h/db", Source::Flag).unwrap();
         assert!(!format!("{t:?}").contains("hunter2"));
         assert!(!t.display().contains("hunter2"));
+    }
+
+    #[test]
+    fn keepalives_and_user_timeout_are_set_unless_the_url_sets_them() {
+        let env = env_of(&[]);
+        let t = Target::resolve_with(Some("postgres://u@h/db"), &env).unwrap();
+        assert!(t.config.get_keepalives());
+        assert_eq!(t.config.get_keepalives_idle(), KEEPALIVE_IDLE);
+        assert_eq!(t.config.get_keepalives_interval(), Some(KEEPALIVE_INTERVAL));
+        assert_eq!(t.config.get_keepalives_retries(), Some(KEEPALIVE_RETRIES));
+        assert_eq!(t.config.get_tcp_user_timeout(), Some(&TCP_USER_TIMEOUT));
+        let t = Target::resolve_with(
+            Some("postgres://u@h/db?keepalives_idle=60&keepalives_interval=7&keepalives_retries=9&tcp_user_timeout=1234"),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(t.config.get_keepalives_idle(), std::time::Duration::from_secs(60));
+        assert_eq!(t.config.get_keepalives_interval(), Some(std::time::Duration::from_secs(7)));
+        assert_eq!(t.config.get_keepalives_retries(), Some(9));
+        assert_eq!(
+            t.config.get_tcp_user_timeout(),
+            Some(&std::time::Duration::from_millis(1234))
+        );
     }
 }

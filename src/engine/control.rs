@@ -32,6 +32,13 @@ pub enum Command {
     SetBatchSize(Option<u64>),
     /// Pause at the next safe point and end this session (resumable).
     Detach,
+    /// Stop counting a lost replica against the replication limits.
+    ReleaseReplica {
+        /// Its name.
+        replica: String,
+        /// Who.
+        by: String,
+    },
 }
 
 /// Stops an engine at once: cancels the running statement, no queueing.
@@ -103,6 +110,8 @@ pub struct Control {
     pub detach: bool,
     /// Release every gate (`--yes`).
     pub auto_advance: bool,
+    /// What the monitor looks at (released replicas are written there).
+    pub focus: Option<Arc<Mutex<crate::monitor::Focus>>>,
 }
 
 impl Control {
@@ -120,6 +129,7 @@ impl Control {
             batch_override: None,
             detach: false,
             auto_advance,
+            focus: None,
         }
     }
 
@@ -148,6 +158,15 @@ impl Control {
                 out.progress(|p| p.batch_override = size);
             }
             Command::Detach => self.detach = true,
+            Command::ReleaseReplica { replica, by } => {
+                if let Some(focus) = &self.focus
+                    && let Ok(mut f) = focus.lock()
+                    && !f.released.contains(&replica)
+                {
+                    f.released.push(replica.clone());
+                }
+                out.emit(EventKind::ReplicaReleased { replica, by });
+            }
         }
     }
 

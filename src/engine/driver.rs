@@ -1,20 +1,25 @@
-//! Spawning a run and driving it: phases, gates, steps, and how it stops.
+//! Spawning a run and driving it: phases, gates, steps, how it heals a
+//! dropped connection, and how it stops.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OnceCell, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::control::{AbortHandle, Command, Control, Counters, Stop};
+use super::control::{AbortHandle, Command, Control, Stop};
 use super::emitter::Emitter;
+use super::error::{RunError, StepError};
 use super::events::{Event, EventKind};
-use super::guard::Guard;
+use super::identity::{self, PlannedStep};
+use super::listener::spawn_listener;
+use super::oversight::{Oversight, start_oversight};
 use super::progress::{Progress, RunState};
-use super::steps::{self, Ctx, StepError};
-use crate::db::{Conn, RetryPolicy, Target, quote_literal};
-use crate::journal::{self, NewStep, RunRow, RunStatus, StepRow, StepStatus};
-use crate::monitor::{self, Focus, MonitorHandle, MonitorState};
+use super::session::{JournalSlot, Session, open_session, reconnect};
+use super::steps::{self, Ctx};
+use crate::db::{Conn, DbError, RetryPolicy, Target, quote_literal};
+use crate::journal::{self, RunRow, RunStatus, StepRow, StepStatus};
+use crate::monitor::MonitorState;
 use crate::plan::model::{GateMode, SqlStep, Step};
 use crate::plan::{LoadedPlan, Plan};
 
@@ -39,6 +44,8 @@ pub enum Outcome {
     },
     /// A step (or cutover) failed.
     Failed(String),
+    /// Refused before anything changed; the journal is as it was.
+    Refused(String),
     /// Aborted, with the reason.
     Aborted(String),
     /// Paused and let go; resumable.
@@ -54,7 +61,7 @@ impl Outcome {
             Outcome::Finished | Outcome::AlreadyFinished { .. } | Outcome::RolledBack => {
                 crate::exit::OK
             }
-            Outcome::Failed(_) => crate::exit::FAILED,
+            Outcome::Failed(_) | Outcome::Refused(_) => crate::exit::FAILED,
             Outcome::Aborted(_) => crate::exit::ABORTED,
             Outcome::Detached => crate::exit::DETACHED,
         }
@@ -77,21 +84,14 @@ pub struct EngineHandle {
     pub task: JoinHandle<Outcome>,
 }
 
-/// What every session (run or rollback) starts with.
-pub(crate) struct Session {
-    pub main: Conn,
-    pub side: Arc<Conn>,
-    pub notifications: mpsc::UnboundedReceiver<tokio_postgres::Notification>,
-}
-
 type BoxedDriver =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Outcome, String>> + Send>>;
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Outcome, RunError>> + Send>>;
 
 /// Everything a driver is handed by [`spawn_with`].
 pub(crate) struct Wiring {
     pub control: Control,
     pub out: Emitter,
-    pub journal: Arc<OnceCell<Arc<Conn>>>,
+    pub journal: JournalSlot,
     pub remote: mpsc::Sender<Command>,
     pub monitor_tx: watch::Sender<Arc<MonitorState>>,
     pub monitor_rx: watch::Receiver<Arc<MonitorState>>,
@@ -107,14 +107,14 @@ pub(crate) fn spawn_with(
     let (prog_tx, prog_rx) = watch::channel(Progress::default());
     let (mon_tx, mon_rx) = watch::channel(Arc::new(MonitorState::default()));
     let abort = AbortHandle::default();
-    let journal_conn = Arc::new(OnceCell::new());
-    let (emitter, forwarder) = Emitter::new(ev_tx, prog_tx, journal_conn.clone());
+    let slot = JournalSlot::default();
+    let (emitter, forwarder) = Emitter::new(ev_tx, prog_tx, slot.clone());
     let control = Control::new(cmd_rx, abort.clone(), auto_advance);
     let out = emitter.clone();
     let fut = drive(Wiring {
         control,
         out: emitter,
-        journal: journal_conn,
+        journal: slot,
         remote: cmd_tx.clone(),
         monitor_tx: mon_tx,
         monitor_rx: mon_rx.clone(),
@@ -137,104 +137,6 @@ pub(crate) fn spawn_with(
     }
 }
 
-/// The monitor, guard and counters of one session.
-pub(crate) struct Watch {
-    pub focus: Arc<Mutex<Focus>>,
-    pub monitor: watch::Receiver<Arc<MonitorState>>,
-    pub counters: Arc<Counters>,
-    pub started: Instant,
-    _monitor: MonitorHandle,
-    guard: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        self.guard.abort();
-    }
-}
-
-/// Starts the monitor on the session's backends, and the guard over it.
-pub(crate) fn start_watch(
-    plan: &Plan,
-    target: &Target,
-    session: &Session,
-    wiring_tx: watch::Sender<Arc<MonitorState>>,
-    monitor: watch::Receiver<Arc<MonitorState>>,
-    abort: AbortHandle,
-    out: &Emitter,
-) -> Watch {
-    let focus = Arc::new(Mutex::new(Focus {
-        ours: vec![session.main.pid(), session.side.pid()],
-        table: None,
-        key: None,
-    }));
-    let handle = monitor::spawn(target.clone(), focus.clone(), wiring_tx);
-    let counters = Arc::new(Counters::default());
-    let started = Instant::now();
-    let guard = spawn_guard(
-        Guard::new(plan.abort.clone()),
-        monitor.clone(),
-        counters.clone(),
-        abort,
-        out.clone(),
-        started,
-    );
-    Watch {
-        focus,
-        monitor,
-        counters,
-        started,
-        _monitor: handle,
-        guard,
-    }
-}
-
-/// Evaluates the abort criteria on every sample while steps run, and once a
-/// second for staleness; on a trip, records it and aborts.
-fn spawn_guard(
-    mut guard: Guard,
-    mut monitor: watch::Receiver<Arc<MonitorState>>,
-    counters: Arc<Counters>,
-    abort: AbortHandle,
-    out: Emitter,
-    started: Instant,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                changed = monitor.changed() => if changed.is_err() { return },
-                _ = tick.tick() => {}
-            }
-            if out.snapshot().state != RunState::Running {
-                continue;
-            }
-            let state = monitor.borrow().clone();
-            let silent = if state.sample.seq == 0 {
-                started.elapsed()
-            } else {
-                state.sample.taken.elapsed()
-            };
-            let lock_timeouts = counters
-                .lock_timeouts
-                .load(std::sync::atomic::Ordering::Relaxed);
-            let trip = guard
-                .stale(silent)
-                .or_else(|| guard.observe(&state.sample, lock_timeouts));
-            if let Some(trip) = trip {
-                out.emit(EventKind::CriterionTripped {
-                    criterion: trip.criterion.to_string(),
-                    value: trip.value.clone(),
-                    limit: trip.limit.clone(),
-                    detail: trip.detail.clone(),
-                });
-                abort.abort(trip.reason());
-                return;
-            }
-        }
-    })
-}
-
 /// Starts (or resumes) a run of a plan in a background task.
 pub fn spawn_run(plan: LoadedPlan, target: Target, opts: RunOptions) -> EngineHandle {
     spawn_with(opts.yes, move |wiring| {
@@ -242,11 +144,23 @@ pub fn spawn_run(plan: LoadedPlan, target: Target, opts: RunOptions) -> EngineHa
     })
 }
 
-/// Turns a driver's result into the outcome, announcing a setup failure.
-fn finish(result: Result<Outcome, String>, out: &Emitter) -> Outcome {
+/// Turns a driver's result into the outcome, announcing a failure. A
+/// refusal is announced without touching the journal.
+fn finish(result: Result<Outcome, RunError>, out: &Emitter) -> Outcome {
     match result {
         Ok(outcome) => outcome,
+        Err(RunError::Refused(reason)) => {
+            out.progress(|p| {
+                p.state = RunState::Failed;
+                p.reason = Some(reason.clone());
+            });
+            out.emit(EventKind::Refused {
+                reason: reason.clone(),
+            });
+            Outcome::Refused(reason)
+        }
         Err(error) => {
+            let error = error.to_string();
             out.progress(|p| {
                 p.state = RunState::Failed;
                 p.reason = Some(error.clone());
@@ -257,108 +171,6 @@ fn finish(result: Result<Outcome, String>, out: &Emitter) -> Outcome {
             Outcome::Failed(error)
         }
     }
-}
-
-/// Connects both connections, prepares the journal, and takes the plan's
-/// lock (refusing, with the holder named, if another cutover has it).
-pub(crate) async fn open_session(
-    plan: &LoadedPlan,
-    target: &Target,
-    out: &Emitter,
-    cell: &OnceCell<Arc<Conn>>,
-) -> Result<Session, String> {
-    let (side, notifications) = Conn::connect_listening(target)
-        .await
-        .map_err(|e| e.to_string())?;
-    let side = Arc::new(side);
-    let _ = cell.set(side.clone());
-    let main = Conn::connect(target).await.map_err(|e| e.to_string())?;
-    let version: String = main
-        .client
-        .query_one("SHOW server_version", &[])
-        .await
-        .map_err(|e| e.to_string())?
-        .get(0);
-    out.emit(EventKind::Connected {
-        target: target.display(),
-        server_version: version,
-    });
-    journal::schema::ensure(&side.client)
-        .await
-        .map_err(|e| e.to_string())?;
-    let name = &plan.plan.name;
-    if let Some(holder) = journal::try_lock_plan(&side.client, name)
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        let driver = journal::unfinished_run(&side.client, name)
-            .await
-            .ok()
-            .flatten()
-            .map(|r| {
-                format!(
-                    " (run #{} driven by cutover pid {} on {})",
-                    r.id, r.os_pid, r.host
-                )
-            })
-            .unwrap_or_default();
-        return Err(format!(
-            "plan \"{name}\" is already being run by another cutover{driver}, database session pid {}{}; \
-             only one cutover may drive a plan. Watch it with `cutover status {}`, or stop it with `cutover abort {}`",
-            holder.backend_pid,
-            holder
-                .client_addr
-                .map(|a| format!(" from {a}"))
-                .unwrap_or_default(),
-            plan.path.display(),
-            plan.path.display(),
-        ));
-    }
-    side.client
-        .batch_execute(&format!("LISTEN {}", journal::CONTROL_CHANNEL))
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(Session {
-        main,
-        side,
-        notifications,
-    })
-}
-
-/// Forwards `cutover advance|pause|resume|abort` from other terminals.
-pub(crate) fn spawn_listener(
-    mut notifications: mpsc::UnboundedReceiver<tokio_postgres::Notification>,
-    run_id: i64,
-    commands: mpsc::Sender<Command>,
-    abort: AbortHandle,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        while let Some(n) = notifications.recv().await {
-            let Some((id, cmd)) = journal::RemoteCommand::parse_payload(n.payload()) else {
-                continue;
-            };
-            if id != run_id {
-                continue;
-            }
-            let by = "cutover ".to_string() + cmd.as_str();
-            let command = match cmd {
-                journal::RemoteCommand::Abort => {
-                    abort.abort("aborted from another terminal (cutover abort)");
-                    continue;
-                }
-                journal::RemoteCommand::Advance => Command::Advance { by },
-                journal::RemoteCommand::Pause => Command::Pause { by },
-                journal::RemoteCommand::Resume => Command::Resume { by },
-            };
-            if commands.send(command).await.is_err() {
-                return;
-            }
-        }
-        // The listening connection lives as long as the run (this task is
-        // aborted when the run ends): its end means the database is gone,
-        // and a run waiting at a gate or a pause must not wait forever.
-        abort.abort("lost the connection to the database; `cutover run` resumes once it is back");
-    })
 }
 
 /// The retry policy of a plan's `[settings]`.
@@ -404,93 +216,73 @@ pub(crate) fn statuses(plan: &Plan, rows: &[StepRow]) -> Vec<Vec<StepStatus>> {
         .collect()
 }
 
+/// The changed steps of a run, as one refusal.
+fn changed_refusal(plan: &LoadedPlan, run: &RunRow, changed: &[identity::ChangedStep]) -> String {
+    let list: Vec<String> = changed.iter().map(|c| format!("  - {c}")).collect();
+    format!(
+        "{} changed since run #{} started:\n{}\nReview the change; restore the plan file, or pass \
+         --force-changed-plan to resume with the new file (changed batched steps start over; a \
+         changed step that already ran stays done; a rollback runs the undo recorded in the \
+         journal, never the file's new text)",
+        plan.path.display(),
+        run.id,
+        list.join("\n")
+    )
+}
+
 async fn find_or_create_run(
     plan: &LoadedPlan,
     opts: &RunOptions,
-    side: &Conn,
-) -> Result<Result<(RunRow, bool), Outcome>, String> {
+    journal_conn: &Conn,
+    out: &Emitter,
+) -> Result<Result<(RunRow, bool), Outcome>, RunError> {
     let name = &plan.plan.name;
-    if let Some(run) = journal::unfinished_run(&side.client, name)
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        if run.plan_hash != plan.hash && !opts.force_changed_plan {
-            return Err(format!(
-                "{} changed since run #{} of this plan started (status {}); review the change, then \
-                 pass --force-changed-plan to resume with the new file, or `cutover rollback {}` first",
-                plan.path.display(),
-                run.id,
-                run.status.as_str(),
-                plan.path.display()
-            ));
+    let client = &journal_conn.client;
+    let planned = identity::planned(&plan.plan);
+    if let Some(run) = journal::unfinished_run(client, name).await? {
+        if run.plan_hash == plan.hash {
+            return Ok(Ok((run, true)));
         }
-        let shape_ok = journal::steps(&side.client, run.id)
-            .await
-            .map_err(|e| e.to_string())?
-            .len()
-            == plan
-                .plan
-                .phases
-                .iter()
-                .map(|p| p.steps.len())
-                .sum::<usize>();
-        if !shape_ok {
-            return Err(format!(
-                "{} has a different number of steps than run #{} recorded; resuming cannot line \
-                 the steps up. Roll the run back (`cutover rollback {}`) or restore the plan file",
-                plan.path.display(),
-                run.id,
-                plan.path.display()
-            ));
+        let rows = journal::steps(client, run.id).await?;
+        let changed = identity::plan_changes(&planned, &rows);
+        if changed.is_empty() {
+            // Comments, layout, labels or tuning only.
+            out.emit(EventKind::Notice {
+                message: format!(
+                    "{} changed since run #{} started, but no step changed what it does; resuming",
+                    plan.path.display(),
+                    run.id
+                ),
+            });
+            journal::runs::set_plan_hash(client, run.id, &plan.hash).await?;
+            return Ok(Ok((run, true)));
+        }
+        if !opts.force_changed_plan {
+            return Err(RunError::Refused(changed_refusal(plan, &run, &changed)));
+        }
+        let layout = identity::realign(&planned, &rows).map_err(RunError::Refused)?;
+        journal::steps::realign(client, run.id, &layout.steps).await?;
+        journal::runs::set_plan_hash(client, run.id, &plan.hash).await?;
+        for message in layout.notices {
+            out.emit(EventKind::Notice { message });
         }
         return Ok(Ok((run, true)));
     }
-    if let Some(last) = journal::latest_run(&side.client, name)
-        .await
-        .map_err(|e| e.to_string())?
+    if let Some(last) = journal::latest_run(client, name).await?
         && last.status == RunStatus::Finished
         && last.plan_hash == plan.hash
     {
         return Ok(Err(Outcome::AlreadyFinished { run_id: last.id }));
     }
-    let names: Vec<(String, String, &str)> = plan
-        .plan
-        .phases
-        .iter()
-        .flat_map(|p| {
-            p.steps.iter().map(move |s| {
-                (
-                    p.name().to_string(),
-                    s.get_ref().display_name(),
-                    s.get_ref().kind(),
-                )
-            })
-        })
-        .collect();
-    let mut new_steps = Vec::new();
-    let mut i = 0;
-    for (pi, phase) in plan.plan.phases.iter().enumerate() {
-        for si in 0..phase.steps.len() {
-            let (phase_name, step_name, kind) = &names[i];
-            new_steps.push(NewStep {
-                phase: pi as i32,
-                step: si as i32,
-                phase_name,
-                name: step_name,
-                kind,
-            });
-            i += 1;
-        }
-    }
+    let new_steps: Vec<_> = planned.iter().map(PlannedStep::new_step).collect();
     let run = journal::create_run(
-        &side.client,
+        client,
         name,
         &plan.hash,
         &plan.path.display().to_string(),
         &new_steps,
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     Ok(Ok((run, false)))
 }
 
@@ -499,11 +291,11 @@ async fn drive(
     target: &Target,
     opts: &RunOptions,
     wiring: Wiring,
-) -> Result<Outcome, String> {
+) -> Result<Outcome, RunError> {
     let Wiring {
         mut control,
         out,
-        journal: cell,
+        journal: slot,
         remote,
         monitor_tx,
         monitor_rx,
@@ -511,24 +303,25 @@ async fn drive(
     let (control, out) = (&mut control, &out);
     let started = Instant::now();
     let plan = &loaded.plan;
-    let session = open_session(loaded, target, out, &cell).await?;
-    let (run, resumed) = match find_or_create_run(loaded, opts, &session.side).await? {
-        Ok(found) => found,
-        Err(outcome) => {
-            if let Outcome::AlreadyFinished { run_id } = outcome {
-                out.emit(EventKind::Notice {
-                    message: format!(
-                        "run #{run_id} of \"{}\" already finished with this plan file; nothing to do",
-                        plan.name
-                    ),
-                });
-                out.progress(|p| p.state = RunState::Finished);
+    let mut session = open_session(loaded, target, out, &slot, &[]).await?;
+    let (run, mut resumed) =
+        match find_or_create_run(loaded, opts, &session.journal, out).await? {
+            Ok(found) => found,
+            Err(outcome) => {
+                if let Outcome::AlreadyFinished { run_id } = outcome {
+                    out.emit(EventKind::Notice {
+                        message: format!(
+                            "run #{run_id} of \"{}\" already finished with this plan file; nothing to do",
+                            plan.name
+                        ),
+                    });
+                    out.progress(|p| p.state = RunState::Finished);
+                }
+                return Ok(outcome);
             }
-            return Ok(outcome);
-        }
-    };
+        };
     out.set_run_id(run.id);
-    let watch = start_watch(
+    let oversight = start_oversight(
         plan,
         target,
         &session,
@@ -537,44 +330,132 @@ async fn drive(
         control.abort.clone(),
         out,
     );
-    let Session {
-        main,
-        side,
-        notifications,
-    } = session;
-    let listener = spawn_listener(notifications, run.id, remote, control.abort.clone());
-    let result = drive_run(
-        plan, opts, control, out, &main, &side, &run, resumed, started, &watch,
-    )
-    .await;
-    listener.abort();
-    result
+    control.focus = Some(oversight.focus.clone());
+    let mut own_pids = session.pids();
+    loop {
+        let notifications = std::mem::replace(
+            &mut session.notifications,
+            mpsc::unbounded_channel().1,
+        );
+        let listener = spawn_listener(
+            notifications,
+            slot.clone(),
+            run.id,
+            remote.clone(),
+            control.abort.clone(),
+            out.clone(),
+        );
+        let result = drive_run(
+            plan, control, out, &session, &run, resumed, started, &oversight,
+        )
+        .await;
+        listener.abort();
+        let error = match result {
+            Err(e) if e.is_connection_lost() && !control.abort.is_aborted() => e,
+            other => return other,
+        };
+        // Heal: connect again, take the plan's lock again, re-read the
+        // journal and go on from the checkpoint.
+        let at = out
+            .snapshot()
+            .position
+            .map_or("the start".into(), |(p, s)| position_text(plan, p, s));
+        let bound = plan.settings.reconnect_timeout.0;
+        out.progress(|p| {
+            p.state = RunState::Reconnecting;
+            p.reason = Some(format!("connection lost: {error}"));
+        });
+        out.emit(EventKind::ConnectionLost {
+            error: error.to_string(),
+            at: at.clone(),
+            bound_secs: bound.as_secs(),
+        });
+        let t0 = Instant::now();
+        session = match reconnect(
+            loaded,
+            target,
+            out,
+            &slot,
+            &own_pids,
+            bound,
+            &control.abort,
+        )
+        .await
+        {
+            Ok(s) => s,
+            Err(RunError::Refused(why)) => return Err(RunError::Refused(why)),
+            Err(e) => {
+                return Err(RunError::Failed(format!(
+                    "{error} (at {at}); reconnecting for {} failed: {e}. The journal is consistent: \
+                     once the database is reachable, `cutover run {}` resumes from the checkpoint",
+                    crate::engine::events::short_duration(bound),
+                    loaded.path.display()
+                )));
+            }
+        };
+        own_pids.extend(session.pids());
+        oversight.adopt(&session);
+        match journal::run_by_id(&session.journal.client, run.id).await? {
+            Some(r) if matches!(r.status, RunStatus::Finished | RunStatus::RolledBack) => {
+                return Err(RunError::Refused(format!(
+                    "run #{} was {} by someone else while cutover reconnected; nothing more to do",
+                    run.id,
+                    r.status.as_str()
+                )));
+            }
+            Some(_) => {}
+            None => {
+                return Err(RunError::Refused(format!(
+                    "run #{} disappeared from the journal while cutover reconnected",
+                    run.id
+                )));
+            }
+        }
+        out.emit(EventKind::Reconnected {
+            after_ms: t0.elapsed().as_millis() as u64,
+        });
+        resumed = true;
+    }
+}
+
+/// The gate message of a phase.
+fn gate_message(phase: &crate::plan::Phase) -> String {
+    if phase.irreversible {
+        format!(
+            "advancing starts {}, which cannot be rolled back{}",
+            phase.name(),
+            if phase.description.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", phase.description)
+            }
+        )
+    } else {
+        phase.description.clone()
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn drive_run(
     plan: &Plan,
-    _opts: &RunOptions,
     control: &mut Control,
     out: &Emitter,
-    main: &Conn,
-    side: &Conn,
+    session: &Session,
     run: &RunRow,
     resumed: bool,
     started: Instant,
-    watch: &Watch,
-) -> Result<Outcome, String> {
+    oversight: &Oversight,
+) -> Result<Outcome, RunError> {
+    let (work, journal_conn) = (&session.work, &*session.journal);
     let timeout = plan.settings.statement_timeout;
-    main.client
+    work.client
         .batch_execute(&format!(
             "SET statement_timeout = {}",
             quote_literal(&format!("{}ms", timeout.as_millis()))
         ))
         .await
-        .map_err(|e| format!("setting statement_timeout from [settings]: {e}"))?;
-    let rows = journal::steps(&side.client, run.id)
-        .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| DbError::sql("setting statement_timeout from [settings]", e))?;
+    let rows = journal::steps(&journal_conn.client, run.id).await?;
     let mut table = statuses(plan, &rows);
     let first_open = table
         .iter()
@@ -586,6 +467,7 @@ async fn drive_run(
         p.statuses = table.clone();
         p.state = RunState::Running;
         p.position = first_open;
+        p.reason = None;
     });
     out.emit(EventKind::RunStarted {
         run_id: run.id,
@@ -603,19 +485,7 @@ async fn drive_run(
             .iter()
             .all(|s| matches!(s, StepStatus::Pending | StepStatus::RolledBack));
         if fresh && phase.gate == GateMode::Manual {
-            let message = if phase.irreversible {
-                format!(
-                    "advancing starts {}, which cannot be rolled back{}",
-                    phase.name(),
-                    if phase.description.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", phase.description)
-                    }
-                )
-            } else {
-                phase.description.clone()
-            };
+            let message = gate_message(phase);
             if let Err(e) =
                 steps::gate::wait(control, out, pi, phase.name(), &message, phase.irreversible)
                     .await
@@ -642,9 +512,24 @@ async fn drive_run(
             if let Err(stop) = control.safe_point(out).await {
                 return Ok(stopped(StepError::Stopped(stop), plan, out, (pi, si)));
             }
-            journal::set_step_status(&side.client, run.id, pi, si, StepStatus::Running, None)
-                .await
-                .map_err(|e| e.to_string())?;
+            let journal_row = rows
+                .iter()
+                .find(|r| r.phase == pi as i32 && r.step == si as i32);
+            // What the step is and how it is undone, recorded as it starts:
+            // a rollback runs exactly this, whatever the file says later.
+            let undo = steps::recorded_undo(step, plan);
+            journal::steps::record_identity(
+                &journal_conn.client,
+                run.id,
+                pi,
+                si,
+                &crate::plan::identity::fingerprint(step),
+                &crate::plan::identity::spec(step),
+                &serde_json::to_value(&undo).unwrap_or_default(),
+            )
+            .await?;
+            journal::set_step_status(&journal_conn.client, run.id, pi, si, StepStatus::Running, None)
+                .await?;
             table[pi][si] = StepStatus::Running;
             let snapshot = table.clone();
             out.progress(|p| {
@@ -670,11 +555,9 @@ async fn drive_run(
                 });
             }
             let t0 = Instant::now();
-            let journal_row = rows
-                .iter()
-                .find(|r| r.phase == pi as i32 && r.step == si as i32);
             let mut ctx = Ctx {
-                conn: main,
+                conn: work,
+                journal_conn,
                 plan,
                 run_id: run.id,
                 phase: pi,
@@ -684,24 +567,23 @@ async fn drive_run(
                 control,
                 out,
                 name: name.clone(),
-                monitor: &watch.monitor,
-                focus: &watch.focus,
-                counters: &watch.counters,
-                monitor_started: watch.started,
+                monitor: &oversight.monitor,
+                focus: &oversight.focus,
+                counters: &oversight.counters,
+                monitor_started: oversight.started,
             };
             let result = steps::run(step, &mut ctx).await;
             match result {
                 Ok(detail) => {
                     journal::set_step_status(
-                        &side.client,
+                        &journal_conn.client,
                         run.id,
                         pi,
                         si,
                         StepStatus::Done,
                         Some(&detail),
                     )
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                     table[pi][si] = StepStatus::Done;
                     let snapshot = table.clone();
                     out.progress(|p| p.statuses = snapshot);
@@ -713,26 +595,45 @@ async fn drive_run(
                         detail,
                     });
                 }
+                Err(StepError::Lost(e)) => {
+                    // The step's own error; the run reconnects and the
+                    // journal (not this session) says where it stands.
+                    return Err(RunError::Lost(e));
+                }
                 Err(err) => {
-                    clean_up_step(step, main, out).await;
-                    let status = match &err {
-                        StepError::Failed(_) => StepStatus::Failed,
-                        // A backfill keeps its checkpoint and stays
-                        // "running"; others start over.
-                        StepError::Stopped(_) if step.kind() == "backfill" => StepStatus::Running,
-                        StepError::Stopped(_) => StepStatus::Pending,
-                    };
-                    let detail = match &err {
-                        StepError::Failed(m) => Some(m.as_str()),
-                        StepError::Stopped(_) => None,
-                    };
-                    journal::set_step_status(&side.client, run.id, pi, si, status, detail)
+                    let created = journal::steps(&journal_conn.client, run.id)
                         .await
-                        .map_err(|e| e.to_string())?;
+                        .map(|rows| {
+                            rows.into_iter()
+                                .find(|r| r.phase == pi as i32 && r.step == si as i32)
+                                .map(|r| r.created)
+                                .unwrap_or_default()
+                        })
+                        .unwrap_or_default();
+                    clean_up_step(step, &created, work, out).await;
+                    let status = match &err {
+                        StepError::Stopped(_) if step.kind() == "backfill" || step.kind() == "copy_rows" => {
+                            // A batched step keeps its checkpoint and stays
+                            // "running"; others start over.
+                            StepStatus::Running
+                        }
+                        StepError::Stopped(_) => StepStatus::Pending,
+                        _ => StepStatus::Failed,
+                    };
+                    let detail = err.failure();
+                    journal::set_step_status(
+                        &journal_conn.client,
+                        run.id,
+                        pi,
+                        si,
+                        status,
+                        detail.as_deref(),
+                    )
+                    .await?;
                     table[pi][si] = status;
                     let snapshot = table.clone();
                     out.progress(|p| p.statuses = snapshot);
-                    if let StepError::Failed(error) = &err {
+                    if let Some(error) = &detail {
                         out.emit(EventKind::StepFailed {
                             phase: pi,
                             step: si,
@@ -755,11 +656,20 @@ async fn drive_run(
     Ok(Outcome::Finished)
 }
 
-/// Removes what an interrupted step left half-made, and says so. Tried
-/// again when a late cancel request lands on it
-/// ([`crate::db::past_late_cancel`]).
-pub(crate) async fn clean_up_step(step: &crate::plan::Step, conn: &Conn, out: &Emitter) {
-    let result = crate::db::past_late_cancel(|| steps::clean_up(step, conn)).await;
+/// How long a run waits for its own statements to reach the server again
+/// after the connection dropped, unless `[settings] reconnect_timeout` says.
+pub const RECONNECT_DEFAULT: Duration = Duration::from_secs(60);
+
+/// Removes what an interrupted step left half-made (only objects this run
+/// recorded creating), and says so. Tried again when a late cancel request
+/// lands on it ([`crate::db::past_late_cancel`]).
+pub(crate) async fn clean_up_step(
+    step: &crate::plan::Step,
+    created: &[journal::steps::Created],
+    conn: &Conn,
+    out: &Emitter,
+) {
+    let result = crate::db::past_late_cancel(|| steps::clean_up(step, created, conn)).await;
     match result {
         Ok(Some(message)) => out.emit(EventKind::Notice { message }),
         Ok(None) => {}
@@ -796,8 +706,11 @@ pub(crate) fn stopped(err: StepError, plan: &Plan, out: &Emitter, at: (usize, us
             out.emit(EventKind::Detached { at: where_ });
             Outcome::Detached
         }
-        StepError::Failed(error) => {
-            let error = format!("{error} (at {where_}; fix the cause, then `cutover run` resumes)");
+        other => {
+            let error = format!(
+                "{} (at {where_}; fix the cause, then `cutover run` resumes)",
+                other.failure().unwrap_or_default()
+            );
             out.progress(|p| {
                 p.state = RunState::Failed;
                 p.reason = Some(error.clone());

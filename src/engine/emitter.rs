@@ -12,7 +12,6 @@ use tokio::task::JoinHandle;
 
 use super::events::{Event, EventKind};
 use super::progress::Progress;
-use crate::db::Conn;
 use crate::journal::{self, RunStatus};
 
 /// The engine's side of the event and progress channels.
@@ -29,7 +28,7 @@ impl Emitter {
     pub fn new(
         frontend: mpsc::Sender<Event>,
         progress: watch::Sender<Progress>,
-        journal_conn: Arc<tokio::sync::OnceCell<Arc<Conn>>>,
+        journal_conn: super::session::JournalSlot,
     ) -> (Emitter, JoinHandle<()>) {
         let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
         let run_id = Arc::new(AtomicI64::new(0));
@@ -37,8 +36,9 @@ impl Emitter {
         let forwarder = tokio::spawn(async move {
             while let Some(event) = rx.recv().await {
                 let run = id.load(Ordering::SeqCst);
+                let conn = journal_conn.lock().ok().and_then(|c| c.clone());
                 if run > 0
-                    && let Some(conn) = journal_conn.get()
+                    && let Some(conn) = conn
                 {
                     if let Some((status, position, reason)) = run_status_change(&event.kind)
                         && let Err(e) = journal::set_run_status(

@@ -244,6 +244,32 @@ pub enum EventKind {
         /// The line.
         message: String,
     },
+    /// The run's connections dropped; reconnecting.
+    ConnectionLost {
+        /// What showed it (the step's own error, when a step was running).
+        error: String,
+        /// Where the run stood.
+        at: String,
+        /// How long reconnecting may take, seconds.
+        bound_secs: u64,
+    },
+    /// Connected again; the run goes on from the journal.
+    Reconnected {
+        /// How long it took, ms.
+        after_ms: u64,
+    },
+    /// A lost replica released from the limits by the operator.
+    ReplicaReleased {
+        /// The replica.
+        replica: String,
+        /// Who released it.
+        by: String,
+    },
+    /// The command was refused before anything changed.
+    Refused {
+        /// Why, and what to do.
+        reason: String,
+    },
 }
 
 impl EventKind {
@@ -253,8 +279,11 @@ impl EventKind {
             EventKind::Retry { .. }
             | EventKind::Paused { .. }
             | EventKind::Aborting { .. }
-            | EventKind::Throttled { .. } => Level::Warn,
+            | EventKind::Throttled { .. }
+            | EventKind::ReplicaReleased { .. } => Level::Warn,
             EventKind::StepFailed { .. }
+            | EventKind::ConnectionLost { .. }
+            | EventKind::Refused { .. }
             | EventKind::Failed { .. }
             | EventKind::Aborted { .. }
             | EventKind::CriterionTripped { .. } => Level::Error,
@@ -377,8 +406,30 @@ impl EventKind {
                 short_duration(Duration::from_millis(*held_ms))
             ),
             EventKind::Notice { message } => message.clone(),
+            EventKind::ConnectionLost {
+                error,
+                at,
+                bound_secs,
+            } => format!(
+                "lost the connection at {at}: {error}; reconnecting for up to {bound_secs}s \
+                 (a batch in flight either committed with its checkpoint or not at all)"
+            ),
+            EventKind::Reconnected { after_ms } => format!(
+                "reconnected after {}; re-read the journal, going on from the checkpoint",
+                short_duration(Duration::from_millis(*after_ms))
+            ),
+            EventKind::ReplicaReleased { replica, by } => format!(
+                "replica {replica} released from the replication limits by {by}: batches no longer wait for it"
+            ),
+            EventKind::Refused { reason } => format!("refused: {reason}"),
         }
     }
+}
+
+/// `HH:MM:SS` (UTC) of a moment.
+pub fn clock(t: SystemTime) -> String {
+    let s = humantime::format_rfc3339_seconds(t).to_string();
+    s.get(11..19).unwrap_or(&s).to_string()
 }
 
 /// A duration as an operator reads it: `850ms`, `12.3s`, `4m05s`, `2h10m`.

@@ -203,6 +203,7 @@ mod tests {
             write_lag: Duration::ZERO,
             flush_lag: Duration::ZERO,
             replay_lag: Duration::from_secs(lag),
+            gone_since: None,
         }
     }
 

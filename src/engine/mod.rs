@@ -5,9 +5,15 @@
 pub mod control;
 pub mod driver;
 pub mod emitter;
+pub mod error;
 pub mod events;
 pub mod guard;
+pub mod identity;
+pub mod listener;
+pub mod oversight;
 pub mod progress;
 pub mod rollback;
+pub mod session;
 pub mod steps;
 pub mod throttle;
+pub mod undo;

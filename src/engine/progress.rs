@@ -19,6 +19,8 @@ pub enum RunState {
     Running,
     /// Waiting at a gate.
     WaitingGate,
+    /// The connections dropped; reconnecting.
+    Reconnecting,
     /// Paused by the operator or a throttle.
     Paused,
     /// Abort requested; cleaning up.

@@ -2,22 +2,43 @@
 //! each step's `rollback` SQL or its kind's built-in inverse. A completed
 //! irreversible phase is never undone.
 
+use super::control::Stop;
 use super::driver::{
-    EngineHandle, Outcome, Wiring, clean_up_step, open_session, retry_policy, spawn_listener,
-    spawn_with, start_watch, statuses,
+    EngineHandle, Outcome, Wiring, clean_up_step, retry_policy, spawn_with, statuses,
 };
+use super::error::{RunError, StepError};
 use super::events::EventKind;
+use super::listener::spawn_listener;
+use super::oversight::start_oversight;
 use super::progress::RunState;
-use super::steps::{self, Inverse, StepError, needs_autocommit};
-use crate::db::{Conn, Target, execute_with_retry};
+use super::session::open_session;
+use super::steps::{self, Inverse, RecordedUndo, needs_autocommit};
+use super::undo::{self, Undo, UndoStep};
+use crate::db::{Conn, DbError, Target, execute_with_retry};
 use crate::journal::{self, RunRow, RunStatus, StepStatus};
 use crate::plan::{LoadedPlan, Plan};
 
 /// Starts a rollback of the plan's run, back to the start of phase `to`
 /// (or everything).
 pub fn spawn_rollback(plan: LoadedPlan, target: Target, to: Option<String>) -> EngineHandle {
+    spawn_rollback_with(
+        plan,
+        target,
+        RollbackOptions {
+            to,
+            force_changed_plan: false,
+        },
+    )
+}
+
+/// Starts a rollback with options.
+pub fn spawn_rollback_with(
+    plan: LoadedPlan,
+    target: Target,
+    opts: RollbackOptions,
+) -> EngineHandle {
     spawn_with(false, move |wiring| {
-        Box::pin(async move { rollback(&plan, &target, to, wiring).await })
+        Box::pin(async move { rollback(&plan, &target, opts, wiring).await })
     })
 }
 
@@ -43,8 +64,10 @@ pub enum UndoAction {
     CleanUp,
 }
 
-/// The steps a rollback to `to_phase` undoes, last first; or why it is
-/// refused. Pure: the frontends show it before asking for confirmation.
+/// The steps a rollback to `to_phase` would undo by the plan file as it is,
+/// last first; or why it is refused. Pure: the cockpit shows it before
+/// asking for confirmation (the rollback itself runs the journal's record,
+/// and refuses if the file no longer matches it).
 pub fn undo_list(
     plan: &Plan,
     table: &[Vec<StepStatus>],
@@ -108,54 +131,72 @@ pub fn phase_index(plan: &Plan, name: &str) -> Result<usize, String> {
         })
 }
 
-async fn find_run(plan: &LoadedPlan, side: &Conn) -> Result<RunRow, String> {
+async fn find_run(plan: &LoadedPlan, journal_conn: &Conn) -> Result<RunRow, RunError> {
     let name = &plan.plan.name;
-    if let Some(run) = journal::unfinished_run(&side.client, name)
-        .await
-        .map_err(|e| e.to_string())?
-    {
+    if let Some(run) = journal::unfinished_run(&journal_conn.client, name).await? {
         return Ok(run);
     }
-    match journal::latest_run(&side.client, name)
-        .await
-        .map_err(|e| e.to_string())?
-    {
+    match journal::latest_run(&journal_conn.client, name).await? {
         Some(run) if run.status == RunStatus::Finished => Ok(run),
-        _ => Err(format!(
+        _ => Err(RunError::Refused(format!(
             "plan \"{name}\" has no run to roll back in this database (see `cutover status`)"
-        )),
+        ))),
     }
+}
+
+/// How a rollback is asked for.
+#[derive(Debug, Clone, Default)]
+pub struct RollbackOptions {
+    /// Back to the start of this phase (default: everything).
+    pub to: Option<String>,
+    /// Run the journal's recorded undo even though the plan file changed.
+    pub force_changed_plan: bool,
+}
+
+/// What a rollback of the plan's run would do, read from the journal
+/// without changing anything (for a preview and a confirmation).
+pub async fn preview(
+    loaded: &LoadedPlan,
+    target: &Target,
+    opts: &RollbackOptions,
+) -> Result<(RunRow, Vec<Undo>), RunError> {
+    let conn = Conn::connect(target).await?;
+    crate::journal::schema::ensure(&conn.client).await?;
+    let run = find_run(loaded, &conn).await?;
+    let rows = journal::steps(&conn.client, run.id).await?;
+    let to_phase = undo::to_phase(&rows, &loaded.plan, opts.to.as_deref()).map_err(RunError::Refused)?;
+    let items = undo::from_journal(&loaded.plan, &rows, to_phase, opts.force_changed_plan)
+        .map_err(RunError::Refused)?;
+    Ok((run, items))
 }
 
 async fn rollback(
     loaded: &LoadedPlan,
     target: &Target,
-    to: Option<String>,
+    opts: RollbackOptions,
     wiring: Wiring,
-) -> Result<Outcome, String> {
+) -> Result<Outcome, RunError> {
     let Wiring {
         mut control,
         out,
-        journal: cell,
+        journal: slot,
         remote,
         monitor_tx,
         monitor_rx,
     } = wiring;
     let (control, out) = (&mut control, &out);
     let plan = &loaded.plan;
-    let to_phase = match &to {
-        Some(name) => phase_index(plan, name)?,
-        None => 0,
-    };
-    let mut session = open_session(loaded, target, out, &cell).await?;
-    let run = find_run(loaded, &session.side).await?;
+    let mut session = open_session(loaded, target, out, &slot, &[]).await?;
+    let run = find_run(loaded, &session.journal).await?;
+    let rows = journal::steps(&session.journal.client, run.id).await?;
+    // Refusals come before the run id is set: a refused rollback leaves
+    // the journal exactly as it was (no event, no status change).
+    let to_phase = undo::to_phase(&rows, plan, opts.to.as_deref()).map_err(RunError::Refused)?;
+    let items = undo::from_journal(plan, &rows, to_phase, opts.force_changed_plan)
+        .map_err(RunError::Refused)?;
     out.set_run_id(run.id);
-    let rows = journal::steps(&session.side.client, run.id)
-        .await
-        .map_err(|e| e.to_string())?;
     let mut table = statuses(plan, &rows);
-    let items = undo_list(plan, &table, to_phase)?;
-    let _watch = start_watch(
+    let oversight = start_oversight(
         plan,
         target,
         &session,
@@ -164,11 +205,19 @@ async fn rollback(
         control.abort.clone(),
         out,
     );
+    control.focus = Some(oversight.focus.clone());
     let notifications = std::mem::replace(
         &mut session.notifications,
         tokio::sync::mpsc::unbounded_channel().1,
     );
-    let listener = spawn_listener(notifications, run.id, remote, control.abort.clone());
+    let listener = spawn_listener(
+        notifications,
+        slot.clone(),
+        run.id,
+        remote,
+        control.abort.clone(),
+        out.clone(),
+    );
     out.progress(|p| {
         p.state = RunState::RollingBack;
         p.statuses = table.clone();
@@ -177,118 +226,101 @@ async fn rollback(
         steps: items.iter().map(|i| i.name.clone()).collect(),
     });
     let policy = retry_policy(plan);
-    let main = &session.main;
-    for item in &items {
-        if let Err(stop) = control.safe_point(out).await {
-            listener.abort();
-            return Ok(super::driver::stopped(
-                StepError::Stopped(stop),
-                plan,
-                out,
-                (item.phase, item.step),
-            ));
-        }
-        let step = plan.phases[item.phase].steps[item.step].get_ref();
-        out.progress(|p| p.position = Some((item.phase, item.step)));
-        let mark = steps::mark_sql(run.id, item.phase, item.step, StepStatus::RolledBack);
-        let cancel = control.abort.token().clone();
-        let detail = match &item.action {
-            UndoAction::CleanUp => {
-                clean_up_step(step, main, out).await;
-                journal::set_step_status(
-                    &session.side.client,
-                    run.id,
-                    item.phase,
-                    item.step,
-                    StepStatus::Pending,
-                    None,
-                )
+    let work = &session.work;
+    let journal_client = &session.journal.client;
+    let result = async {
+        for item in &items {
+            control
+                .safe_point(out)
                 .await
-                .map_err(|e| e.to_string())?;
-                table[item.phase][item.step] = StepStatus::Pending;
-                "cleaned up the interrupted step".to_string()
-            }
-            UndoAction::Undo(inverse) => {
-                let result = match inverse {
-                    Inverse::Sql(sql) => {
-                        let body = sql.trim().trim_end_matches(';');
-                        let statement = if needs_autocommit(body) {
-                            body.to_string()
-                        } else {
-                            format!("{body};\n{mark}")
-                        };
-                        let out2 = out.clone();
-                        let name = item.name.clone();
-                        execute_with_retry(main, &statement, &policy, &cancel, &mut |n| {
-                            out2.emit(EventKind::Retry {
-                                name: name.clone(),
-                                retry: n.retry,
-                                of: n.of,
-                                wait_ms: n.wait.as_millis() as u64,
-                                reason: n.reason.clone(),
-                            })
-                        })
-                        .await
-                        .map(|_| format!("ran `{body}`"))
-                    }
-                    Inverse::DropIndex(spec) => {
-                        steps::create_index::undo(spec, main, &policy, &cancel).await
-                    }
-                    Inverse::Nothing(why) => Ok(why.to_string()),
-                };
-                match result {
-                    Ok(detail) => {
-                        journal::set_step_status(
-                            &session.side.client,
-                            run.id,
-                            item.phase,
-                            item.step,
-                            StepStatus::RolledBack,
-                            Some(&detail),
-                        )
-                        .await
-                        .map_err(|e| e.to_string())?;
-                        table[item.phase][item.step] = StepStatus::RolledBack;
-                        detail
-                    }
-                    Err(crate::db::DbError::Cancelled) => {
-                        listener.abort();
-                        return Ok(super::driver::stopped(
-                            StepError::Stopped(super::control::Stop::Aborted(
-                                control.abort.reason(),
-                            )),
-                            plan,
-                            out,
-                            (item.phase, item.step),
-                        ));
-                    }
-                    Err(e) => {
-                        listener.abort();
-                        return Err(format!(
-                            "undoing \"{}\" failed: {e}; the steps before it are still in place. \
-                             Fix the cause and run `cutover rollback` again",
-                            item.name
-                        ));
-                    }
+                .map_err(|stop| (StepError::Stopped(stop), (item.phase, item.step)))?;
+            out.progress(|p| p.position = Some((item.phase, item.step)));
+            let cancel = control.abort.token().clone();
+            let (status, detail) = match &item.action {
+                UndoStep::CleanUp { step, created } => {
+                    clean_up_step(step, created, work, out).await;
+                    (StepStatus::Pending, "cleaned up the interrupted step".to_string())
                 }
+                UndoStep::Undo(RecordedUndo::Sql { sql }) => {
+                    let body = sql.trim().trim_end_matches(';');
+                    let mark =
+                        steps::mark_sql(run.id, item.phase, item.step, StepStatus::RolledBack);
+                    let statement = if needs_autocommit(body) {
+                        body.to_string()
+                    } else {
+                        format!("{body};\n{mark}")
+                    };
+                    let out2 = out.clone();
+                    let name = item.name.clone();
+                    execute_with_retry(work, &statement, &policy, &cancel, &mut |n| {
+                        out2.emit(EventKind::Retry {
+                            name: name.clone(),
+                            retry: n.retry,
+                            of: n.of,
+                            wait_ms: n.wait.as_millis() as u64,
+                            reason: n.reason.clone(),
+                        })
+                    })
+                    .await
+                    .map_err(|e| match e {
+                        DbError::Cancelled => (
+                            StepError::Stopped(Stop::Aborted(control.abort.reason())),
+                            (item.phase, item.step),
+                        ),
+                        e => (
+                            StepError::Failed(format!(
+                                "undoing \"{}\" failed: {e}; the steps before it are still in place. \
+                                 Fix the cause and run `cutover rollback` again",
+                                item.name
+                            )),
+                            (item.phase, item.step),
+                        ),
+                    })?;
+                    (StepStatus::RolledBack, format!("ran `{body}`"))
+                }
+                UndoStep::Undo(RecordedUndo::Nothing { why }) => {
+                    (StepStatus::RolledBack, why.clone())
+                }
+                UndoStep::Undo(RecordedUndo::Missing { why }) => {
+                    // from_journal refuses these; never reached.
+                    return Err((StepError::Failed(why.clone()), (item.phase, item.step)));
+                }
+            };
+            journal::set_step_status(
+                journal_client,
+                run.id,
+                item.phase,
+                item.step,
+                status,
+                Some(&detail),
+            )
+            .await
+            .map_err(|e| (StepError::Db(e), (item.phase, item.step)))?;
+            if let Some(row) = table.get_mut(item.phase).and_then(|p| p.get_mut(item.step)) {
+                *row = status;
             }
-        };
-        let snapshot = table.clone();
-        out.progress(|p| p.statuses = snapshot);
-        out.emit(EventKind::StepRolledBack {
-            phase: item.phase,
-            step: item.step,
-            name: item.name.clone(),
-            detail,
-        });
+            let snapshot = table.clone();
+            out.progress(|p| p.statuses = snapshot);
+            out.emit(EventKind::StepRolledBack {
+                phase: item.phase,
+                step: item.step,
+                name: item.name.clone(),
+                detail,
+            });
+        }
+        Ok(())
     }
+    .await;
     listener.abort();
+    if let Err((err, at)) = result {
+        return Ok(super::driver::stopped(err, plan, out, at));
+    }
     out.progress(|p| {
         p.state = RunState::RolledBack;
         p.position = None;
     });
     out.emit(EventKind::RolledBack {
-        to: if to_phase == 0 { None } else { to },
+        to: if to_phase == 0 { None } else { opts.to },
         phase: to_phase,
     });
     Ok(Outcome::RolledBack)

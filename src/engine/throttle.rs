@@ -160,6 +160,7 @@ mod tests {
 /// `[throttle]` limits, or no fresh monitor sample (fail closed).
 pub fn hold_reason(
     limits: &crate::plan::model::Throttle,
+    abort: &crate::plan::model::AbortLimits,
     sample: &crate::monitor::sample::Sample,
     silent_for: Duration,
 ) -> Option<String> {
@@ -169,6 +170,27 @@ pub fn hold_reason(
         return Some(format!(
             "throttled: no monitor sample for {} (failing closed)",
             short_duration(silent_for)
+        ));
+    }
+    // A replica that went away cannot be measured: under any replication
+    // limit of the plan, that counts as over it until the operator releases
+    // it (or it comes back).
+    let limited = limits.replication_lag.is_some()
+        || limits.replication_lag_bytes.is_some()
+        || abort.replication_lag.is_some()
+        || abort.replication_lag_bytes.is_some();
+    if limited
+        && let Some((r, since)) = sample
+            .replicas
+            .iter()
+            .find_map(|r| r.gone_since.map(|t| (r, t)))
+    {
+        return Some(format!(
+            "throttled: replica {} gone since {}: holding (release it with the cockpit's `L` or \
+             `cutover release-replica PLAN {}`)",
+            r.name,
+            crate::engine::events::clock(since),
+            r.name
         ));
     }
     if let Some(limit) = limits.replication_lag
@@ -435,7 +457,7 @@ pub const PACE_SLICE: f64 = 0.05;
 mod lag_tests {
     use super::*;
     use crate::monitor::sample::{ReplicaLag, Sample, SlotInfo};
-    use crate::plan::model::Throttle;
+    use crate::plan::model::{AbortLimits, Throttle};
     use crate::plan::units::{HumanDuration, Size};
 
     fn throttle() -> Throttle {
@@ -456,6 +478,7 @@ mod lag_tests {
                 write_lag: Duration::ZERO,
                 flush_lag: Duration::ZERO,
                 replay_lag: Duration::from_millis(lag_ms),
+                gone_since: None,
             }],
             ..Sample::default()
         }
@@ -464,12 +487,12 @@ mod lag_tests {
     #[test]
     fn holds_while_a_replica_lags_and_says_why() {
         let fresh = Duration::from_millis(500);
-        assert_eq!(hold_reason(&throttle(), &with_replica(100, 0), fresh), None);
+        assert_eq!(hold_reason(&throttle(), &AbortLimits::default(), &with_replica(100, 0), fresh), None);
         assert_eq!(
-            hold_reason(&throttle(), &with_replica(7200, 0), fresh).as_deref(),
+            hold_reason(&throttle(), &AbortLimits::default(), &with_replica(7200, 0), fresh).as_deref(),
             Some("throttled: replica r1 lag 7.2s > 5s")
         );
-        let r = hold_reason(&throttle(), &with_replica(0, 3_000_000), fresh).unwrap();
+        let r = hold_reason(&throttle(), &AbortLimits::default(), &with_replica(0, 3_000_000), fresh).unwrap();
         assert!(
             r.starts_with("throttled: replica r1 3.0 MB behind > 1.0 MB"),
             "{r}"
@@ -485,13 +508,13 @@ mod lag_tests {
             active: false,
             retained_bytes: 5_000_000,
         });
-        let r = hold_reason(&throttle(), &s, Duration::ZERO).unwrap();
+        let r = hold_reason(&throttle(), &AbortLimits::default(), &s, Duration::ZERO).unwrap();
         assert!(r.contains("slot cdc retains"), "{r}");
     }
 
     #[test]
     fn fails_closed_without_fresh_samples() {
-        let r = hold_reason(&throttle(), &Sample::default(), Duration::from_secs(9)).unwrap();
+        let r = hold_reason(&throttle(), &AbortLimits::default(), &Sample::default(), Duration::from_secs(9)).unwrap();
         assert!(r.contains("failing closed"), "{r}");
     }
 
@@ -500,6 +523,7 @@ mod lag_tests {
         assert_eq!(
             hold_reason(
                 &Throttle::default(),
+                &AbortLimits::default(),
                 &with_replica(999_999, i64::MAX / 4),
                 Duration::ZERO
             ),

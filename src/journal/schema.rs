@@ -54,6 +54,38 @@ const MIGRATIONS: &[&str] = &[
     // commits a tiny write so its latency includes the WAL flush an
     // application's commit waits for.
     "CREATE TABLE cutover.heartbeat (pid int PRIMARY KEY, beat timestamptz NOT NULL);",
+    // 3: a step is identified by what it does (fingerprint and fields), with
+    // the undo it recorded when it ran and the objects it created; commands
+    // from other terminals are rows that only roles allowed to write them can
+    // send (NOTIFY is only the doorbell), with who sent them.
+    "ALTER TABLE cutover.steps
+        ADD COLUMN fingerprint text,
+        ADD COLUMN spec jsonb,
+        ADD COLUMN undo jsonb,
+        ADD COLUMN created jsonb NOT NULL DEFAULT '[]',
+        ADD COLUMN irreversible boolean NOT NULL DEFAULT false;
+    CREATE TABLE cutover.commands (
+        id bigserial PRIMARY KEY,
+        run_id bigint NOT NULL REFERENCES cutover.runs ON DELETE CASCADE,
+        command text NOT NULL,
+        argument text,
+        sent_by name NOT NULL,
+        sent_at timestamptz NOT NULL,
+        handled_at timestamptz,
+        outcome text
+    );
+    CREATE INDEX commands_unhandled ON cutover.commands (run_id, id) WHERE handled_at IS NULL;
+    CREATE FUNCTION cutover.command_sender() RETURNS trigger
+        LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+        BEGIN
+            NEW.sent_by := current_user;
+            NEW.sent_at := now();
+            NEW.handled_at := NULL;
+            NEW.outcome := NULL;
+            RETURN NEW;
+        END $$;
+    CREATE TRIGGER command_sender BEFORE INSERT ON cutover.commands
+        FOR EACH ROW EXECUTE FUNCTION cutover.command_sender();",
 ];
 
 /// The schema version this build writes.

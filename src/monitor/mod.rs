@@ -34,6 +34,8 @@ pub struct Focus {
     pub table: Option<String>,
     /// Its key (for the probe's point reads).
     pub key: Option<String>,
+    /// Replicas the operator released from the limits after they were lost.
+    pub released: Vec<String>,
 }
 
 /// The latest sample and the history behind it.
@@ -101,9 +103,10 @@ impl Sampler {
         let ctx = |e| DbError::sql("preparing the monitor's queries", e);
         let replicas = replication::sql(replication::REPLICAS);
         let slots = replication::sql(replication::SLOTS);
+        let recovery = replication::sql(replication::RECOVERY);
         let (recovery, locks, replicas, slots, xacts, counts, index, table, size) =
             tokio::try_join!(
-                c.prepare(replication::RECOVERY),
+                c.prepare(&recovery),
                 c.prepare(locks::sql(version)),
                 c.prepare(&replicas),
                 c.prepare(&slots),
@@ -161,7 +164,17 @@ impl Sampler {
                 }
             },
         );
-        let (in_recovery, own_replay_delay) = replication::parse_recovery(&recovery.map_err(ctx)?);
+        let recovery = recovery.map_err(ctx)?;
+        let (in_recovery, own_replay_delay) = replication::parse_recovery(&recovery);
+        let current_lsn: Option<String> = recovery.get(2);
+        let mut replicas =
+            replication::parse_replicas(&replica_rows.map_err(ctx)?, &mut self.replay);
+        replicas.extend(self.replay.gone(
+            &replicas,
+            current_lsn.as_deref(),
+            &focus.released,
+            Instant::now(),
+        ));
         let act = activity::parse(
             &xact_rows.map_err(ctx)?,
             &counts.map_err(ctx)?,
@@ -186,7 +199,7 @@ impl Sampler {
             in_recovery,
             own_replay_delay,
             lock_waits: locks::parse(&lock_rows.map_err(ctx)?, &focus.ours),
-            replicas: replication::parse_replicas(&replica_rows.map_err(ctx)?, &mut self.replay),
+            replicas,
             slots: replication::parse_slots(&slot_rows.map_err(ctx)?),
             open_xacts: act.open_xacts,
             active: act.active,
@@ -225,8 +238,11 @@ async fn sample_loop(
                         .batch_execute("SET statement_timeout = '5s'; SET lock_timeout = '100ms'")
                         .await;
                     conn = Some(c);
+                    // A new connection re-prepares its statements, but what
+                    // was seen (replicas that may since have gone) is kept.
                     sampler = Sampler {
                         seq: sampler.seq,
+                        replay: std::mem::take(&mut sampler.replay),
                         ..Sampler::default()
                     };
                 }

@@ -2,7 +2,7 @@
 //! on a standby — its own replay delay.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::sample::{ReplicaLag, SlotInfo};
 
@@ -32,7 +32,8 @@ pub const RECOVERY: &str = "
 SELECT pg_is_in_recovery(),
        CASE WHEN NOT pg_is_in_recovery() THEN NULL
             WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
-            ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END::float8";
+            ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END::float8,
+       (CURRENT_LSN)::text";
 
 /// The SQL with the position expression filled in.
 pub fn sql(template: &str) -> String {
@@ -45,9 +46,77 @@ pub fn sql(template: &str) -> String {
 #[derive(Debug, Default)]
 pub struct ReplayTracker {
     last: HashMap<String, (String, Instant)>,
+    seen: HashMap<String, Seen>,
+}
+
+/// The last sight of a standby.
+#[derive(Debug, Clone)]
+struct Seen {
+    replay_lsn: Option<String>,
+    replay_lag: Duration,
+    at: Instant,
+    wall: SystemTime,
+}
+
+/// Parses an LSN (`16/B374D848`) into its byte position.
+pub fn parse_lsn(lsn: &str) -> Option<u64> {
+    let (hi, lo) = lsn.split_once('/')?;
+    Some((u64::from_str_radix(hi, 16).ok()? << 32) + u64::from_str_radix(lo, 16).ok()?)
 }
 
 impl ReplayTracker {
+    /// Standbys seen earlier that are no longer connected, as rows whose lag
+    /// is what can be known for sure: at least the time since they were last
+    /// seen (plus their lag then), and at least the WAL written since their
+    /// last replayed position. A limit cutover cannot measure counts as
+    /// exceeded; released names are left out. Remembers the present ones.
+    pub fn gone(
+        &mut self,
+        present: &[ReplicaLag],
+        current_lsn: Option<&str>,
+        released: &[String],
+        now: Instant,
+    ) -> Vec<ReplicaLag> {
+        for r in present {
+            let lsn = self.last.get(&r.name).map(|(l, _)| l.clone());
+            self.seen.insert(
+                r.name.clone(),
+                Seen {
+                    replay_lsn: lsn.filter(|l| !l.is_empty()),
+                    replay_lag: r.replay_lag,
+                    at: now,
+                    wall: SystemTime::now(),
+                },
+            );
+        }
+        let current = current_lsn.and_then(parse_lsn);
+        let mut gone: Vec<ReplicaLag> = self
+            .seen
+            .iter()
+            .filter(|(name, _)| {
+                !present.iter().any(|r| &r.name == *name) && !released.contains(*name)
+            })
+            .map(|(name, seen)| {
+                let behind = match (current, seen.replay_lsn.as_deref().and_then(parse_lsn)) {
+                    (Some(now_lsn), Some(then)) => now_lsn.saturating_sub(then) as i64,
+                    _ => 0,
+                };
+                ReplicaLag {
+                    name: name.clone(),
+                    state: "gone".into(),
+                    sent_bytes: behind,
+                    replay_bytes: behind,
+                    write_lag: Duration::ZERO,
+                    flush_lag: Duration::ZERO,
+                    replay_lag: seen.replay_lag + now.saturating_duration_since(seen.at),
+                    gone_since: Some(seen.wall),
+                }
+            })
+            .collect();
+        gone.sort_by(|a, b| a.name.cmp(&b.name));
+        gone
+    }
+
     /// How long this standby's replay has been stuck behind.
     fn stalled_for(&mut self, name: &str, replay_lsn: &str, behind: i64, now: Instant) -> Duration {
         let entry = self
@@ -92,6 +161,7 @@ pub fn parse_replicas(
                 flush_lag: secs(r.get(5)),
                 replay_lag: secs(r.get(6)).max(stalled),
                 name,
+                gone_since: None,
             }
         })
         .collect()
@@ -139,6 +209,47 @@ mod tests {
             t.stalled_for("r1", "0/200", 0, t0 + Duration::from_secs(60)),
             Duration::ZERO
         );
+    }
+
+    fn row(name: &str, lag: u64) -> ReplicaLag {
+        ReplicaLag {
+            name: name.into(),
+            state: "streaming".into(),
+            sent_bytes: 0,
+            replay_bytes: 0,
+            write_lag: Duration::ZERO,
+            flush_lag: Duration::ZERO,
+            replay_lag: Duration::from_secs(lag),
+            gone_since: None,
+        }
+    }
+
+    #[test]
+    fn a_replica_that_disappears_counts_as_behind_since_it_was_last_seen() {
+        let mut t = ReplayTracker::default();
+        let t0 = Instant::now();
+        t.stalled_for("r1", "0/1000", 0, t0);
+        assert!(t.gone(&[row("r1", 1)], Some("0/1000"), &[], t0).is_empty());
+        let gone = t.gone(&[], Some("0/5000"), &[], t0 + Duration::from_secs(9));
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].state, "gone");
+        assert!(gone[0].gone_since.is_some());
+        assert_eq!(gone[0].replay_lag, Duration::from_secs(10));
+        assert_eq!(gone[0].replay_bytes, 0x4000);
+        // Released by the operator: no longer counted.
+        assert!(
+            t.gone(&[], Some("0/5000"), &["r1".into()], t0 + Duration::from_secs(10))
+                .is_empty()
+        );
+        // Back again: an ordinary row, nothing synthesised.
+        assert!(t.gone(&[row("r1", 0)], Some("0/5000"), &[], t0).is_empty());
+    }
+
+    #[test]
+    fn lsns_parse_to_byte_positions() {
+        assert_eq!(parse_lsn("0/10"), Some(16));
+        assert_eq!(parse_lsn("1/0"), Some(1 << 32));
+        assert_eq!(parse_lsn("zz"), None);
     }
 
     #[test]

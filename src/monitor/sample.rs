@@ -46,6 +46,9 @@ pub struct ReplicaLag {
     /// while WAL waits, whichever is larger (replay_lag freezes when replay
     /// stops).
     pub replay_lag: Duration,
+    /// Set when a standby seen earlier is no longer connected: since when
+    /// (its lag figures are then lower bounds).
+    pub gone_since: Option<SystemTime>,
 }
 
 /// A replication slot.

@@ -1,6 +1,7 @@
 //! The plan file: model (serde), loading with file:line:col errors, and
 //! structural validation.
 
+pub mod identity;
 pub mod model;
 pub mod units;
 

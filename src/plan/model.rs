@@ -1,6 +1,6 @@
 //! The plan file's types: the TOML format *is* these types.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::units::{DurationRange, HumanDuration, Size};
@@ -39,6 +39,15 @@ pub struct Settings {
     pub lock_retries: u32,
     /// Pause between retries, jittered within this range.
     pub retry_backoff: DurationRange,
+    /// How long a run tries to reconnect after its connections drop before
+    /// it gives up (the journal stays consistent either way).
+    pub reconnect_timeout: HumanDuration,
+    /// How long one backfill or copy batch waits for a row an application
+    /// holds before it is rolled back and retried.
+    pub batch_lock_timeout: HumanDuration,
+    /// How many times in a row a batch may meet a held row before the step
+    /// fails.
+    pub batch_lock_retries: u32,
 }
 
 impl Default for Settings {
@@ -51,6 +60,9 @@ impl Default for Settings {
                 min: std::time::Duration::from_millis(250),
                 max: std::time::Duration::from_secs(10),
             },
+            reconnect_timeout: HumanDuration(std::time::Duration::from_secs(60)),
+            batch_lock_timeout: HumanDuration(std::time::Duration::from_millis(500)),
+            batch_lock_retries: 100,
         }
     }
 }
@@ -168,7 +180,7 @@ impl Phase {
 }
 
 /// A step; `kind` selects the variant.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Step {
     /// One SQL statement, with an optional rollback.
@@ -208,7 +220,7 @@ pub const STEP_KINDS: &[&str] = &[
 ];
 
 /// `kind = "sql"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SqlStep {
     /// Shown on screen and in the journal.
@@ -222,7 +234,7 @@ pub struct SqlStep {
 }
 
 /// `kind = "create_index"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateIndexStep {
     /// The index name (also the step's name).
@@ -242,7 +254,7 @@ pub struct CreateIndexStep {
 }
 
 /// `kind = "backfill"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackfillStep {
     /// Shown on screen and in the journal.
@@ -270,7 +282,7 @@ fn yes() -> bool {
 }
 
 /// `kind = "verify"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyStep {
     /// Shown on screen and in the journal.
@@ -284,7 +296,7 @@ pub struct VerifyStep {
 }
 
 /// `compare = { left, right, key, columns? }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Compare {
     /// One table.
@@ -305,7 +317,7 @@ pub struct Compare {
 
 /// Target columns and where their values come from: a list of names (the
 /// same in both tables) or a table `target = "source expression"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum ColumnMap {
     /// The same names on both sides.
@@ -328,7 +340,7 @@ impl ColumnMap {
 }
 
 /// `kind = "copy_rows"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CopyRowsStep {
     /// Shown on screen and in the journal.
@@ -349,7 +361,7 @@ pub struct CopyRowsStep {
 }
 
 /// `kind = "sync_trigger"`: one of three shapes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncTriggerStep {
     /// Required: names the function and trigger `cutover_sync_<name>`.
@@ -381,7 +393,7 @@ pub struct SyncTriggerStep {
 }
 
 /// `kind = "not_null"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotNullStep {
     /// Shown on screen and in the journal.
@@ -393,7 +405,7 @@ pub struct NotNullStep {
 }
 
 /// `kind = "constraint"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConstraintStep {
     /// The constraint's name (also the step's).
@@ -405,7 +417,7 @@ pub struct ConstraintStep {
 }
 
 /// One rename of a swap.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rename {
     /// Current name (a table, index or sequence; or a column with `table`).
@@ -417,7 +429,7 @@ pub struct Rename {
 }
 
 /// `kind = "swap"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SwapStep {
     /// Shown on screen and in the journal.
@@ -431,7 +443,7 @@ pub struct SwapStep {
 }
 
 /// `kind = "gate"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GateStep {
     /// Shown on screen and in the journal.

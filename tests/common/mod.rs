@@ -182,6 +182,7 @@ pub async fn catalog(conn: &Conn) -> Vec<String> {
              UNION ALL
              SELECT 'trigger ' || tgrelid::regclass || ' ' || tgname FROM pg_trigger
              WHERE NOT tgisinternal
+               AND tgrelid NOT IN (SELECT oid FROM pg_class WHERE relnamespace::regnamespace::text = 'cutover')
              UNION ALL
              SELECT 'function ' || proname || '(' || pg_get_function_identity_arguments(oid) || ')'
              FROM pg_proc WHERE pronamespace = 'public'::regnamespace

@@ -607,7 +607,7 @@ async fn hold_while_throttled(
         } else {
             state.sample.taken.elapsed()
         };
-        match hold_reason(&ctx.plan.throttle, &state.sample, silent) {
+        match hold_reason(&ctx.plan.throttle, &ctx.plan.abort, &state.sample, silent) {
             None => {
                 if let Some(since) = held.take() {
                     ctx.out.emit(EventKind::Unthrottled {

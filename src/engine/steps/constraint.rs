@@ -6,8 +6,9 @@
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Ctx, StepError, create_index};
+use super::{Ctx, RecordedUndo, StepError, create_index};
 use crate::db::{Conn, DbError, RetryPolicy, execute_with_retry, quote_ident, quote_qualified};
+use crate::journal::steps::Created;
 use crate::plan::model::{ConstraintStep, CreateIndexStep};
 
 /// The UNIQUE column list, when the definition is `UNIQUE (…)`.
@@ -25,7 +26,7 @@ fn index_spec(spec: &ConstraintStep, columns: String) -> CreateIndexStep {
     CreateIndexStep {
         name: spec.name.clone(),
         table: spec.table.clone(),
-        columns: vec![columns],
+        columns: columns.split(',').map(|c| c.trim().to_string()).collect(),
         unique: true,
         where_: None,
         using: None,
@@ -85,6 +86,25 @@ async fn state(conn: &Conn, spec: &ConstraintStep) -> Result<(bool, bool), DbErr
 pub async fn run(spec: &ConstraintStep, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
     let cancel = ctx.control.abort.token().clone();
     let (exists, validated) = state(ctx.conn, spec).await.map_err(|e| ctx.db_error(e))?;
+    let ours = created(spec);
+    if exists && !ctx.created_before().contains(&ours) {
+        if !validated {
+            return Err(StepError::Failed(format!(
+                "a constraint named {} exists on {}, NOT VALID, that this run did not add; \
+                 validate or drop it, or give the step another name",
+                spec.name, spec.table
+            )));
+        }
+        ctx.record_undo(&RecordedUndo::Nothing {
+            why: format!("constraint {} existed before this run", spec.name),
+        })
+        .await?;
+        return Ok(format!(
+            "constraint {} already exists and is valid (not added by this run; a rollback keeps it)",
+            spec.name
+        ));
+    }
+    ctx.record_created(&ours).await?;
     let mut report = ctx.retry_reporter();
     if let (Some(columns), Some((_, attach))) = (unique_columns(spec), unique_sql(spec)) {
         if exists {
@@ -119,9 +139,24 @@ pub async fn run(spec: &ConstraintStep, ctx: &mut Ctx<'_>) -> Result<String, Ste
     ))
 }
 
-/// After an abort or failure: drops a constraint that is not validated, or
-/// a unique index not yet attached.
-pub async fn clean_up(spec: &ConstraintStep, conn: &Conn) -> Result<Option<String>, DbError> {
+/// What the journal records this step creates.
+fn created(spec: &ConstraintStep) -> Created {
+    Created::Constraint {
+        table: quote_qualified(&spec.table),
+        name: spec.name.clone(),
+    }
+}
+
+/// After an abort or failure: drops a constraint this run added that is not
+/// validated, or a unique index this run built that is not attached yet.
+pub async fn clean_up(
+    spec: &ConstraintStep,
+    made: &[Created],
+    conn: &Conn,
+) -> Result<Option<String>, DbError> {
+    if !made.contains(&created(spec)) {
+        return Ok(None);
+    }
     let (exists, validated) = state(conn, spec).await?;
     let policy = RetryPolicy::default();
     let never = CancellationToken::new();
@@ -174,7 +209,7 @@ mod tests {
         let sql = create_index::build_sql(&index_spec(&spec, "email, country".into()));
         assert_eq!(
             sql,
-            r#"CREATE UNIQUE INDEX CONCURRENTLY "users_email_key" ON "users" (email, country)"#
+            r#"CREATE UNIQUE INDEX CONCURRENTLY "users_email_key" ON "users" ("email", "country")"#
         );
         let check = ConstraintStep {
             definition: "CHECK (age >= 0)".into(),

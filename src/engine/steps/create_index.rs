@@ -6,10 +6,11 @@
 use tokio_postgres::error::SqlState;
 use tokio_util::sync::CancellationToken;
 
-use super::{Ctx, StepError};
+use super::{Ctx, RecordedUndo, StepError};
 use crate::db::retry::set_lock_timeout;
 use crate::db::{Conn, DbError, RetryPolicy, execute_with_retry, quote_ident, quote_qualified};
 use crate::engine::events::EventKind;
+use crate::journal::steps::Created;
 use crate::plan::model::CreateIndexStep;
 
 /// The index's name, qualified with the table's schema.
@@ -21,22 +22,52 @@ pub fn qualified_index_name(spec: &CreateIndexStep) -> String {
     }
 }
 
+/// One entry of `columns` as SQL: an expression in parentheses is the
+/// plan's own SQL; otherwise a column name (quoted, spaces and capitals
+/// kept) followed by any of its options: an operator class (`…_ops`),
+/// `COLLATE "x"`, `ASC`/`DESC`, `NULLS FIRST`/`NULLS LAST`.
+pub fn index_column(entry: &str) -> String {
+    let c = entry.trim();
+    if c.starts_with('(') {
+        return c.to_string();
+    }
+    let words: Vec<&str> = c.split_whitespace().collect();
+    // Peel options off the end; what is left is the name.
+    let mut end = words.len();
+    loop {
+        let upper = |i: usize| words.get(i).map(|w| w.to_uppercase());
+        if end >= 2
+            && upper(end - 2).as_deref() == Some("NULLS")
+            && matches!(upper(end - 1).as_deref(), Some("FIRST" | "LAST"))
+        {
+            end -= 2;
+        } else if end >= 2 && matches!(upper(end - 1).as_deref(), Some("ASC" | "DESC")) {
+            end -= 1;
+        } else if end >= 3 && upper(end - 2).as_deref() == Some("COLLATE") {
+            end -= 2;
+        } else if end >= 2 && words[end - 1].to_lowercase().ends_with("_ops") {
+            end -= 1;
+        } else {
+            break;
+        }
+    }
+    let name = words[..end].join(" ");
+    let name = if name.starts_with('"') && name.ends_with('"') && name.len() >= 2 {
+        name
+    } else {
+        quote_ident(&name)
+    };
+    let options = words[end..].join(" ");
+    if options.is_empty() {
+        name
+    } else {
+        format!("{name} {options}")
+    }
+}
+
 /// The build statement.
 pub fn build_sql(spec: &CreateIndexStep) -> String {
-    let columns: Vec<String> = spec
-        .columns
-        .iter()
-        .map(|c| {
-            let c = c.trim();
-            // A bare name is quoted; an expression "(lower(email))" or a
-            // column with options ("created_at DESC") is the plan's own SQL.
-            if c.starts_with('(') || c.contains(char::is_whitespace) {
-                c.to_string()
-            } else {
-                quote_ident(c)
-            }
-        })
-        .collect();
+    let columns: Vec<String> = spec.columns.iter().map(|c| index_column(c)).collect();
     let mut sql = format!(
         "CREATE {}INDEX CONCURRENTLY {} ON {}",
         if spec.unique { "UNIQUE " } else { "" },
@@ -71,6 +102,36 @@ pub async fn run(spec: &CreateIndexStep, ctx: &mut Ctx<'_>) -> Result<String, St
     let build = build_sql(spec);
     let cancel = ctx.control.abort.token().clone();
     let mut retry = 0;
+    let ours = Created::Index {
+        name: qualified_index_name(spec),
+    };
+    let made_by_this_run = ctx.created_before().contains(&ours);
+    match index_state(ctx.conn, spec)
+        .await
+        .map_err(|e| ctx.db_error(e))?
+    {
+        Some(true) if !made_by_this_run => {
+            // Someone else's index: this run must never drop it.
+            ctx.record_undo(&RecordedUndo::Nothing {
+                why: format!("index {} existed before this run", spec.name),
+            })
+            .await?;
+            return Ok(format!(
+                "index {} already exists and is valid (not built by this run; a rollback keeps it)",
+                spec.name
+            ));
+        }
+        Some(false) if !made_by_this_run => {
+            return Err(StepError::Failed(format!(
+                "an INVALID index named {} exists that this run did not build; drop it \
+                 (DROP INDEX CONCURRENTLY {}) or give the step another index name",
+                spec.name,
+                qualified_index_name(spec)
+            )));
+        }
+        _ => {}
+    }
+    ctx.record_created(&ours).await?;
     loop {
         ctx.control.safe_point(ctx.out).await?;
         match index_state(ctx.conn, spec)
@@ -144,22 +205,78 @@ async fn drop_index(
     Ok(())
 }
 
-/// After an abort or failure: drops the build's INVALID leftover, if any.
-pub async fn clean_up(spec: &CreateIndexStep, conn: &Conn) -> Result<Option<String>, DbError> {
-    if index_state(conn, spec).await? == Some(false) {
-        drop_index(
-            conn,
-            spec,
-            &RetryPolicy::default(),
-            &CancellationToken::new(),
-        )
-        .await?;
-        return Ok(Some(format!(
-            "dropped the INVALID index {} left by the interrupted build",
-            spec.name
-        )));
+/// After an abort or failure: drops the INVALID leftovers of the index
+/// builds this run recorded — a `create_index` step's index, or any new
+/// INVALID index on a table a concurrent `sql` statement was building on.
+pub async fn clean_up_created(created: &[Created], conn: &Conn) -> Result<Option<String>, DbError> {
+    let mut dropped = Vec::new();
+    for object in created {
+        let invalid: Vec<String> = match object {
+            Created::Index { name } => conn
+                .client
+                .query(
+                    "SELECT $1::text FROM pg_index WHERE indexrelid = to_regclass($1) AND NOT indisvalid",
+                    &[name],
+                )
+                .await
+                .map_err(|e| DbError::sql("looking up the index", e))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect(),
+            Created::IndexBuild { table, before } => conn
+                .client
+                .query(
+                    "SELECT format('%I.%I', n.nspname, c.relname)
+                     FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                     JOIN pg_namespace n ON n.oid = c.relnamespace
+                     WHERE i.indrelid = to_regclass($1) AND NOT i.indisvalid
+                       AND NOT (format('%I.%I', n.nspname, c.relname) = ANY($2))",
+                    &[table, before],
+                )
+                .await
+                .map_err(|e| DbError::sql("looking for INVALID indexes", e))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect(),
+            Created::Constraint { .. } => Vec::new(),
+        };
+        for name in invalid {
+            execute_with_retry(
+                conn,
+                &format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"),
+                &RetryPolicy::default(),
+                &CancellationToken::new(),
+                &mut |_| {},
+            )
+            .await?;
+            dropped.push(name);
+        }
     }
-    Ok(None)
+    Ok((!dropped.is_empty()).then(|| {
+        format!(
+            "dropped the INVALID index(es) {} left by the interrupted build",
+            dropped.join(", ")
+        )
+    }))
+}
+
+/// The table's indexes now (qualified, quoted), to tell a concurrent
+/// statement's leftovers from what was there before.
+pub async fn indexes_on(conn: &Conn, table: &str) -> Result<Vec<String>, DbError> {
+    Ok(conn
+        .client
+        .query(
+            "SELECT format('%I.%I', n.nspname, c.relname)
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE i.indrelid = to_regclass($1)",
+            &[&table],
+        )
+        .await
+        .map_err(|e| DbError::sql("listing the table's indexes", e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
 }
 
 /// Rollback: drops the index concurrently.
@@ -189,6 +306,21 @@ mod tests {
     }
 
     #[test]
+    fn column_names_are_quoted_and_options_kept() {
+        assert_eq!(index_column("my id"), r#""my id""#);
+        assert_eq!(index_column("Email"), r#""Email""#);
+        assert_eq!(index_column("created_at DESC"), r#""created_at" DESC"#);
+        assert_eq!(
+            index_column("name text_pattern_ops NULLS LAST"),
+            r#""name" text_pattern_ops NULLS LAST"#
+        );
+        assert_eq!(index_column(r#"title COLLATE "C""#), r#""title" COLLATE "C""#);
+        assert_eq!(index_column(r#""already quoted""#), r#""already quoted""#);
+        assert_eq!(index_column("(lower(email))"), "(lower(email))");
+        assert_eq!(index_column("a;drop table t"), r#""a;drop table t""#);
+    }
+
+    #[test]
     fn builds_a_quoted_concurrent_statement() {
         assert_eq!(
             build_sql(&spec(&["email"])),
@@ -200,7 +332,7 @@ mod tests {
         s.where_ = Some("deleted_at IS NULL".into());
         assert_eq!(
             build_sql(&s),
-            r#"CREATE UNIQUE INDEX CONCURRENTLY "users_email_idx" ON "app"."users" USING "btree" ((lower(email)), created_at DESC) WHERE deleted_at IS NULL"#
+            r#"CREATE UNIQUE INDEX CONCURRENTLY "users_email_idx" ON "app"."users" USING "btree" ((lower(email)), "created_at" DESC) WHERE deleted_at IS NULL"#
         );
         assert_eq!(qualified_index_name(&s), r#""app"."users_email_idx""#);
     }

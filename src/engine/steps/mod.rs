@@ -18,28 +18,18 @@ use super::control::{Control, Stop};
 use super::emitter::Emitter;
 use super::events::EventKind;
 use crate::db::{Conn, DbError, RetryNotice, RetryPolicy};
+use crate::journal::steps::Created;
 use crate::journal::{StepRow, StepStatus};
 use crate::plan::{Plan, Step};
 
-/// Why a step did not finish.
-#[derive(Debug)]
-pub enum StepError {
-    /// Aborted or detached.
-    Stopped(Stop),
-    /// It failed; the message says why and what to do.
-    Failed(String),
-}
-
-impl From<Stop> for StepError {
-    fn from(stop: Stop) -> Self {
-        StepError::Stopped(stop)
-    }
-}
+pub use super::error::StepError;
 
 /// What a step needs from the engine.
 pub struct Ctx<'a> {
     /// The migration connection (DDL, batches, their checkpoints).
     pub conn: &'a Conn,
+    /// The journal connection (records made apart from the work).
+    pub journal_conn: &'a Conn,
     /// The plan.
     pub plan: &'a Plan,
     /// Journal run id.
@@ -72,13 +62,16 @@ impl Ctx<'_> {
     /// Converts a database error: a cancel is the abort (or detach) that
     /// caused it; anything else fails the step.
     pub fn db_error(&self, e: DbError) -> StepError {
+        // An abort wins over whatever the cancel did to the connection.
+        if self.control.abort.is_aborted()
+            && (matches!(e, DbError::Cancelled) || e.is_connection_lost())
+        {
+            return StepError::Stopped(Stop::Aborted(self.control.abort.reason()));
+        }
         match e {
-            DbError::Cancelled => StepError::Stopped(if self.control.abort.is_aborted() {
-                Stop::Aborted(self.control.abort.reason())
-            } else {
-                Stop::Detached
-            }),
-            other => StepError::Failed(other.to_string()),
+            DbError::Cancelled => StepError::Stopped(Stop::Detached),
+            other if other.is_connection_lost() => StepError::Lost(other),
+            other => StepError::Db(other),
         }
     }
 
@@ -99,6 +92,44 @@ impl Ctx<'_> {
                 reason: n.reason.clone(),
             })
         }
+    }
+
+    /// Records, before the statement that creates it, an object this step
+    /// creates: a clean-up after an interruption drops only such objects.
+    pub async fn record_created(&self, object: &Created) -> Result<(), StepError> {
+        crate::journal::steps::record_created(
+            &self.journal_conn.client,
+            self.run_id,
+            self.phase,
+            self.step,
+            object,
+        )
+        .await
+        .map_err(|e| self.db_error(e))
+    }
+
+    /// Objects this step recorded creating in an earlier session.
+    pub fn created_before(&self) -> &[Created] {
+        self.journal.map_or(&[], |r| r.created.as_slice())
+    }
+
+    /// Replaces the undo recorded when the step started (a step that found
+    /// its object already there, made by someone else, must not drop it).
+    pub async fn record_undo(&self, undo: &RecordedUndo) -> Result<(), StepError> {
+        self.journal_conn
+            .client
+            .execute(
+                "UPDATE cutover.steps SET undo = $4 WHERE run_id = $1 AND phase = $2 AND step = $3",
+                &[
+                    &self.run_id,
+                    &(self.phase as i32),
+                    &(self.step as i32),
+                    &serde_json::to_value(undo).unwrap_or_default(),
+                ],
+            )
+            .await
+            .map_err(|e| self.db_error(DbError::sql("recording the step's undo", e)))?;
+        Ok(())
     }
 
     /// SQL that marks this step done in the journal, appended to a
@@ -139,15 +170,54 @@ pub async fn run(step: &Step, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
     }
 }
 
-/// Removes what an interrupted step left half-made (an INVALID index).
-pub async fn clean_up(step: &Step, conn: &Conn) -> Result<Option<String>, DbError> {
+/// Removes what an interrupted step left half-made (an INVALID index, a
+/// NOT VALID constraint) — only objects the journal says this run created.
+pub async fn clean_up(
+    step: &Step,
+    created: &[Created],
+    conn: &Conn,
+) -> Result<Option<String>, DbError> {
     match step {
-        Step::CreateIndex(s) => create_index::clean_up(s, conn).await,
-        Step::NotNull(s) => not_null::clean_up(s, conn).await,
-        Step::Constraint(s) => constraint::clean_up(s, conn).await,
-        // Transactional (sql, sync_trigger, swap) or batch-atomic
-        // (backfill, copy_rows): an interrupted one left nothing behind.
-        _ => Ok(None),
+        Step::NotNull(s) => not_null::clean_up(s, created, conn).await,
+        Step::Constraint(s) => constraint::clean_up(s, created, conn).await,
+        // An index build (create_index, or a concurrent statement in a sql
+        // step): its INVALID leftovers. Everything else is transactional
+        // (sql, sync_trigger, swap) or batch-atomic (backfill, copy_rows).
+        _ => create_index::clean_up_created(created, conn).await,
+    }
+}
+
+/// A step's undo as the journal records it when the step starts: exactly
+/// what a rollback will run, whatever the plan file says by then.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RecordedUndo {
+    /// Run this SQL (outside a transaction when it must be).
+    Sql {
+        /// The statement(s).
+        sql: String,
+    },
+    /// Nothing to undo, and why.
+    Nothing {
+        /// Why.
+        why: String,
+    },
+    /// It cannot be undone, and what to do.
+    Missing {
+        /// Why, and what to do.
+        why: String,
+    },
+}
+
+/// The undo to record for a step.
+pub fn recorded_undo(step: &Step, plan: &Plan) -> RecordedUndo {
+    match inverse(step, plan) {
+        Ok(Inverse::Sql(sql)) => RecordedUndo::Sql { sql },
+        Ok(Inverse::DropIndex(spec)) => RecordedUndo::Sql {
+            sql: create_index::drop_sql(&spec),
+        },
+        Ok(Inverse::Nothing(why)) => RecordedUndo::Nothing { why: why.into() },
+        Err(why) => RecordedUndo::Missing { why },
     }
 }
 

@@ -5,7 +5,8 @@
 //! validated check without a scan — and the check is dropped, in one short
 //! transaction with the journal record.
 
-use super::{Ctx, StepError};
+use super::{Ctx, RecordedUndo, StepError};
+use crate::journal::steps::Created;
 use crate::db::retry::set_lock_timeout;
 use crate::db::{Conn, DbError, RetryPolicy, execute_with_retry, quote_ident, quote_qualified};
 use crate::plan::model::NotNullStep;
@@ -80,12 +81,36 @@ async fn state(conn: &Conn, spec: &NotNullStep) -> Result<(bool, bool, bool), Db
 pub async fn run(spec: &NotNullStep, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
     let cancel = ctx.control.abort.token().clone();
     let (already, exists, validated) = state(ctx.conn, spec).await.map_err(|e| ctx.db_error(e))?;
+    let ours = created(spec);
+    let made_by_this_run = ctx.created_before().contains(&ours);
+    if already && !exists && !made_by_this_run {
+        // NOT NULL before this run: a rollback must not drop it.
+        ctx.record_undo(&RecordedUndo::Nothing {
+            why: format!(
+                "{}.{} was NOT NULL before this run",
+                spec.table, spec.column
+            ),
+        })
+        .await?;
+        return Ok(format!(
+            "{}.{} is already NOT NULL",
+            spec.table, spec.column
+        ));
+    }
     if already && !exists {
         return Ok(format!(
             "{}.{} is already NOT NULL",
             spec.table, spec.column
         ));
     }
+    if exists && !made_by_this_run {
+        return Err(StepError::Failed(format!(
+            "a constraint named {} exists on {} that this run did not add; drop it or rename it first",
+            check_name(spec),
+            spec.table
+        )));
+    }
+    ctx.record_created(&ours).await?;
     let mut report = ctx.retry_reporter();
     if !exists && !already {
         execute_with_retry(ctx.conn, &add_sql(spec), &ctx.policy, &cancel, &mut report)
@@ -125,8 +150,23 @@ pub async fn run(spec: &NotNullStep, ctx: &mut Ctx<'_>) -> Result<String, StepEr
     ))
 }
 
-/// After an abort or failure: drops the temporary check.
-pub async fn clean_up(spec: &NotNullStep, conn: &Conn) -> Result<Option<String>, DbError> {
+/// What the journal records this step creates.
+fn created(spec: &NotNullStep) -> Created {
+    Created::Constraint {
+        table: quote_qualified(&spec.table),
+        name: check_name(spec),
+    }
+}
+
+/// After an abort or failure: drops the temporary check, if this run added it.
+pub async fn clean_up(
+    spec: &NotNullStep,
+    made: &[Created],
+    conn: &Conn,
+) -> Result<Option<String>, DbError> {
+    if !made.contains(&created(spec)) {
+        return Ok(None);
+    }
     let (_, exists, _) = state(conn, spec).await?;
     if !exists {
         return Ok(None);

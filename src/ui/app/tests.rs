@@ -124,6 +124,7 @@ fn backfilling_throttled() -> App {
             write_lag: Duration::ZERO,
             flush_lag: Duration::ZERO,
             replay_lag: Duration::from_millis(7200),
+            gone_since: None,
         }],
         lock_waits: vec![LockWait {
             pid: 4242,

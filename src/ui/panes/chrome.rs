@@ -20,6 +20,7 @@ fn state_text(app: &App) -> (String, ratatui::style::Style) {
         RunState::Running if p.throttle.is_some() => "THROTTLED".to_string(),
         RunState::Running => "RUNNING".to_string(),
         RunState::WaitingGate => "WAITING AT GATE".to_string(),
+        RunState::Reconnecting => "RECONNECTING".to_string(),
         RunState::Paused => "PAUSED".to_string(),
         RunState::Aborting => "ABORTING".to_string(),
         RunState::Aborted => "ABORTED".to_string(),

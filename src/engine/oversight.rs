@@ -1,0 +1,131 @@
+//! Watching over a run: the monitor on its own connections, and the guard
+//! that evaluates the abort criteria on every sample and aborts on a trip.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::control::{AbortHandle, Counters};
+use super::emitter::Emitter;
+use super::events::EventKind;
+use super::guard::Guard;
+use super::progress::RunState;
+use super::session::Session;
+use crate::db::Target;
+use crate::monitor::{self, Focus, MonitorHandle, MonitorState};
+use crate::plan::Plan;
+
+/// The monitor, guard and counters of one run.
+pub(crate) struct Oversight {
+    pub focus: Arc<Mutex<Focus>>,
+    pub monitor: watch::Receiver<Arc<MonitorState>>,
+    pub counters: Arc<Counters>,
+    pub started: Instant,
+    _monitor: MonitorHandle,
+    guard: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Oversight {
+    fn drop(&mut self) {
+        self.guard.abort();
+    }
+}
+
+/// Starts the monitor on the session's backends, and the guard over it.
+pub(crate) fn start_oversight(
+    plan: &Plan,
+    target: &Target,
+    session: &Session,
+    wiring_tx: watch::Sender<Arc<MonitorState>>,
+    monitor: watch::Receiver<Arc<MonitorState>>,
+    abort: AbortHandle,
+    out: &Emitter,
+) -> Oversight {
+    let focus = Arc::new(Mutex::new(Focus {
+        ours: session.pids(),
+        ..Focus::default()
+    }));
+    let handle = monitor::spawn(target.clone(), focus.clone(), wiring_tx);
+    let counters = Arc::new(Counters::default());
+    let started = Instant::now();
+    let guard = spawn_guard(
+        Guard::new(plan.abort.clone()),
+        monitor.clone(),
+        counters.clone(),
+        abort,
+        out.clone(),
+        started,
+    );
+    Oversight {
+        focus,
+        monitor,
+        counters,
+        started,
+        _monitor: handle,
+        guard,
+    }
+}
+
+/// Evaluates the abort criteria on every sample while steps run, and once a
+/// second for staleness; on a trip, records it and aborts.
+fn spawn_guard(
+    mut guard: Guard,
+    mut monitor: watch::Receiver<Arc<MonitorState>>,
+    counters: Arc<Counters>,
+    abort: AbortHandle,
+    out: Emitter,
+    started: Instant,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                changed = monitor.changed() => if changed.is_err() { return },
+                _ = tick.tick() => {}
+            }
+            // Only while steps run: not at a gate, paused, or reconnecting
+            // (the monitor reconnects on its own; the run's reconnect has
+            // its own bound).
+            if out.snapshot().state != RunState::Running {
+                continue;
+            }
+            let state = monitor.borrow().clone();
+            let silent = if state.sample.seq == 0 {
+                started.elapsed()
+            } else {
+                state.sample.taken.elapsed()
+            };
+            let lock_timeouts = counters
+                .lock_timeouts
+                .load(std::sync::atomic::Ordering::Relaxed);
+            let trip = guard
+                .stale(silent)
+                .or_else(|| guard.observe(&state.sample, lock_timeouts));
+            if let Some(trip) = trip {
+                out.emit(EventKind::CriterionTripped {
+                    criterion: trip.criterion.to_string(),
+                    value: trip.value.clone(),
+                    limit: trip.limit.clone(),
+                    detail: trip.detail.clone(),
+                });
+                abort.abort(trip.reason());
+                return;
+            }
+        }
+    })
+}
+
+
+impl Oversight {
+    /// Counts a reconnected session's backends as the migration's own.
+    pub(crate) fn adopt(&self, session: &Session) {
+        if let Ok(mut f) = self.focus.lock() {
+            for pid in session.pids() {
+                if !f.ours.contains(&pid) {
+                    f.ours.push(pid);
+                }
+            }
+        }
+    }
+}
