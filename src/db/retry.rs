@@ -76,10 +76,28 @@ pub async fn execute_with_retry(
     cancel: &CancellationToken,
     on_retry: &mut (dyn FnMut(&RetryNotice) + Send),
 ) -> Result<u32, DbError> {
+    execute_with_retry_between(conn, sql, policy, cancel, cancel, on_retry).await
+}
+
+/// As [`execute_with_retry`], with one token for the running attempt and
+/// another for the waits between attempts: a critical section (a swap's
+/// renames) is never cancelled once it runs, yet an abort still ends the
+/// retry sequence at the next boundary.
+pub async fn execute_with_retry_between(
+    conn: &Conn,
+    sql: &str,
+    policy: &RetryPolicy,
+    attempt_cancel: &CancellationToken,
+    between: &CancellationToken,
+    on_retry: &mut (dyn FnMut(&RetryNotice) + Send),
+) -> Result<u32, DbError> {
     set_lock_timeout(conn, policy.lock_timeout).await?;
     let mut retry = 0;
     loop {
-        match conn.execute_cancellable(sql, cancel).await {
+        if between.is_cancelled() {
+            return Err(DbError::Cancelled);
+        }
+        match conn.execute_cancellable(sql, attempt_cancel).await {
             Ok(()) => return Ok(retry + 1),
             Err(DbError::Sql { source, .. })
                 if source.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) =>
@@ -100,7 +118,7 @@ pub async fn execute_with_retry(
                 });
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
-                    _ = cancel.cancelled() => return Err(DbError::Cancelled),
+                    _ = between.cancelled() => return Err(DbError::Cancelled),
                 }
             }
             Err(e) => return Err(e),

@@ -291,6 +291,12 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
     let first = prepare(false).await?;
     let next = prepare(true).await?;
     bulk_session(ctx.conn, true).await;
+    // Batches have their own lock patience, not the DDL's lock_timeout:
+    // a batch that meets an application's row lock waits this long, then
+    // is rolled back and tried again.
+    crate::db::retry::set_lock_timeout(ctx.conn, ctx.plan.settings.batch_lock_timeout.0)
+        .await
+        .map_err(|e| ctx.db_error(e))?;
     // Only under a pace: at full speed a pass frees little (the rows are
     // minutes old at most, and replicas' feedback holds back the newest)
     // and competes with the batches for the disk — measured: without it,
@@ -333,6 +339,7 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
     let mut rate = RateWindow::new(Duration::from_secs(10));
     rate.record(started, rows_done);
     let mut batches = 0u64;
+    let mut lock_waits = 0u32;
     let (run_id, phase, step) = (ctx.run_id, ctx.phase as i32, ctx.step as i32);
     let cancel = ctx.control.abort.token().clone();
     publish(
@@ -388,8 +395,46 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
                     None => format!("backfill batch on {}", spec.table),
                 },
             )
-            .await
-            .map_err(|e| ctx.db_error(e))?;
+            .await;
+        let outcome = match outcome {
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+                // A row the application holds: the batch waited its own
+                // patience, rolled back, and is tried again — never fatal on
+                // the first wait.
+                lock_waits += 1;
+                ctx.counters
+                    .lock_timeouts
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let of = ctx.plan.settings.batch_lock_retries;
+                if lock_waits > of {
+                    return Err(StepError::Failed(format!(
+                        "{e}; {of} batches in a row waited batch_lock_timeout ({}) for rows another \
+                         session holds. Find the session holding them (the Locks pane, pg_locks), \
+                         or raise [settings] batch_lock_timeout / batch_lock_retries; `cutover run` \
+                         resumes from the last committed batch",
+                        ctx.plan.settings.batch_lock_timeout
+                    )));
+                }
+                let wait = ctx.policy.backoff(lock_waits.min(8));
+                ctx.out.emit(EventKind::Retry {
+                    name: ctx.name.clone(),
+                    retry: lock_waits,
+                    of,
+                    wait_ms: wait.as_millis() as u64,
+                    reason: format!(
+                        "a batch waited batch_lock_timeout ({}) for a row another session holds",
+                        ctx.plan.settings.batch_lock_timeout
+                    ),
+                });
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = cancel.cancelled() => {}
+                }
+                continue;
+            }
+            other => other.map_err(|e| ctx.db_error(e))?,
+        };
+        lock_waits = 0;
         let (hi, n, updated) = match outcome {
             Outcome::Done { hi, keys, rows } => (hi, keys, rows),
             Outcome::Exhausted => break,

@@ -7,7 +7,8 @@
 use tokio_util::sync::CancellationToken;
 
 use super::{Ctx, StepError, sync_trigger};
-use crate::db::{execute_with_retry, quote_ident, quote_qualified};
+use crate::db::retry::execute_with_retry_between;
+use crate::db::{quote_ident, quote_qualified};
 use crate::engine::events::EventKind;
 use crate::plan::Plan;
 use crate::plan::model::{Rename, SwapStep};
@@ -88,8 +89,22 @@ pub fn full_sql(
     triggers: &[String],
     undo: bool,
 ) -> Result<String, String> {
+    let specs: Vec<SyncTriggerStep> = named_triggers(plan, triggers)?
+        .into_iter()
+        .cloned()
+        .collect();
+    full_sql_with(renames, &specs, undo)
+}
+
+/// As [`full_sql`], with the trigger specs given (schema-qualified by the
+/// engine before the renames).
+pub fn full_sql_with(
+    renames: &[Rename],
+    triggers: &[SyncTriggerStep],
+    undo: bool,
+) -> Result<String, String> {
     let mut parts = vec![swap_sql(renames)];
-    for t in named_triggers(plan, triggers)? {
+    for t in triggers {
         // Forward: the functions follow the new names. Undo: back to the
         // names the plan wrote.
         let spec = if undo {
@@ -104,13 +119,34 @@ pub fn full_sql(
 
 /// Runs the swap.
 pub async fn run(spec: &SwapStep, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
-    let body =
-        full_sql(ctx.plan, &spec.renames, &spec.sync_triggers, false).map_err(StepError::Failed)?;
+    // The functions name their tables schema-qualified (their search_path
+    // is pinned): resolve them before the renames move the names.
+    let mut triggers = Vec::new();
+    for t in named_triggers(ctx.plan, &spec.sync_triggers).map_err(StepError::Failed)? {
+        triggers.push(
+            sync_trigger::qualified(t, ctx.conn)
+                .await
+                .map_err(|e| ctx.db_error(e))?,
+        );
+    }
+    let body = full_sql_with(&spec.renames, &triggers, false).map_err(StepError::Failed)?;
+    let undo = full_sql_with(&inverse(&spec.renames), &triggers, true).map_err(StepError::Failed)?;
+    ctx.record_undo(&super::RecordedUndo::Sql { sql: undo }).await?;
     let statement = format!("{body};\n{}", ctx.mark_done_sql());
-    // Not cancellable: the abort waits for the transaction to end.
+    // An attempt is never cancelled (the abort waits for the transaction to
+    // end), but an abort ends the retry sequence at the next boundary.
     let never = CancellationToken::new();
+    let abort = ctx.control.abort.token().clone();
     let mut report = ctx.retry_reporter();
-    let attempt = execute_with_retry(ctx.conn, &statement, &ctx.policy, &never, &mut report).await;
+    let attempt = execute_with_retry_between(
+        ctx.conn,
+        &statement,
+        &ctx.policy,
+        &never,
+        &abort,
+        &mut report,
+    )
+    .await;
     if ctx.control.abort.is_aborted() {
         ctx.out.emit(EventKind::Notice {
             message: "an abort arrived during the swap's critical section; it takes effect now that the swap has ended".into(),

@@ -14,6 +14,67 @@ pub fn object_name(spec: &SyncTriggerStep) -> String {
     format!("cutover_sync_{}", spec.name)
 }
 
+/// The table's schema, when the plan names it (`app.users`).
+fn schema_of(table: &str) -> Option<String> {
+    let mut parts = crate::db::ident::split_qualified(table);
+    (parts.len() == 2).then(|| parts.remove(0))
+}
+
+/// The function, in the trigger table's schema when that is named (the
+/// engine names it before creating: see [`qualified`]).
+pub fn function_name(spec: &SyncTriggerStep) -> String {
+    let name = quote_ident(&object_name(spec));
+    match schema_of(&trigger_table(spec)) {
+        Some(schema) => format!("{}.{name}", quote_ident(&schema)),
+        None => name,
+    }
+}
+
+/// The function's own `search_path`: fixed, whatever the writer's is (both
+/// app versions write with different paths; an attacker's schema early on
+/// a writer's path must not capture a name): pg_catalog first, then the
+/// table's schema for the plan's own unqualified names, pg_temp last.
+fn pinned_path(spec: &SyncTriggerStep) -> String {
+    match schema_of(&trigger_table(spec)) {
+        Some(schema) => format!("pg_catalog, {}, pg_temp", quote_ident(&schema)),
+        None => "pg_catalog, pg_temp".into(),
+    }
+}
+
+/// The spec with every table schema-qualified from the catalog, so the
+/// function and its body name exactly the tables they mean.
+pub async fn qualified(
+    spec: &SyncTriggerStep,
+    conn: &crate::db::Conn,
+) -> Result<SyncTriggerStep, crate::db::DbError> {
+    let qualify = async |t: &Option<String>| -> Result<Option<String>, crate::db::DbError> {
+        let Some(t) = t else { return Ok(None) };
+        let row = conn
+            .client
+            .query_opt(
+                "SELECT n.nspname::text, c.relname::text FROM pg_class c
+                 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)",
+                &[&quote_qualified(t)],
+            )
+            .await
+            .map_err(|e| crate::db::DbError::sql("finding the sync trigger's tables", e))?;
+        // Keep the plan's name when the table does not exist (the statement
+        // then fails naming it).
+        Ok(Some(row.map_or(t.clone(), |r| {
+            format!(
+                "{}.{}",
+                quote_ident(&r.get::<_, String>(0)),
+                quote_ident(&r.get::<_, String>(1))
+            )
+        })))
+    };
+    let mut out = spec.clone();
+    out.table = qualify(&spec.table).await?;
+    out.from = qualify(&spec.from).await?;
+    out.to = qualify(&spec.to).await?;
+    Ok(out)
+}
+
 /// The table the trigger is on.
 pub fn trigger_table(spec: &SyncTriggerStep) -> String {
     spec.from
@@ -62,6 +123,7 @@ fn assignment(part: &str) -> Result<String, String> {
 /// The CREATE FUNCTION and CREATE TRIGGER statements.
 pub fn create_sql(spec: &SyncTriggerStep) -> Result<String, String> {
     let name = quote_ident(&object_name(spec));
+    let function = function_name(spec);
     let (body, timing, events, table) = if let Some(set) = &spec.set {
         let assigns: Vec<String> = split_assignments(set)
             .iter()
@@ -123,25 +185,36 @@ END"
         } else {
             format!("DO UPDATE SET {}", updates.join(", "))
         };
-        // pg_trigger_depth() > 1: the write came from another sync trigger
-        // (a reverse copy); echoing it back would recurse.
+        // A reverse copy (to → from) must not echo this trigger's own write
+        // back: while it writes, `cutover.sync_from` names the table it
+        // copies from, and a trigger whose target is that table stands
+        // down. Other nested writes (ON DELETE CASCADE from a parent, an
+        // application trigger) are copied like any other.
+        let source = plain_name(from);
+        let target = plain_name(to);
         (
             format!(
-                "BEGIN
-  IF pg_trigger_depth() > 1 THEN RETURN NULL; END IF;
+                "DECLARE
+  outer_sync text := coalesce(current_setting('cutover.sync_from', true), '');
+BEGIN
+  IF outer_sync = {target} THEN RETURN NULL; END IF;
+  PERFORM set_config('cutover.sync_from', {source}, true);
   IF TG_OP = 'DELETE' THEN
     DELETE FROM {qt} WHERE {qtk} = OLD.{qk};
-    RETURN NULL;
+  ELSE
+    IF TG_OP = 'UPDATE' AND NEW.{qk} IS DISTINCT FROM OLD.{qk} THEN
+      DELETE FROM {qt} WHERE {qtk} = OLD.{qk};
+    END IF;
+    INSERT INTO {qt} ({}) SELECT {} FROM (SELECT NEW.*) AS s
+      ON CONFLICT ({qtk}) {on_conflict};
   END IF;
-  IF TG_OP = 'UPDATE' AND NEW.{qk} IS DISTINCT FROM OLD.{qk} THEN
-    DELETE FROM {qt} WHERE {qtk} = OLD.{qk};
-  END IF;
-  INSERT INTO {qt} ({}) SELECT {} FROM (SELECT NEW.*) AS s
-    ON CONFLICT ({qtk}) {on_conflict};
+  PERFORM set_config('cutover.sync_from', outer_sync, true);
   RETURN NULL;
 END",
                 targets.join(", "),
-                exprs.join(", ")
+                exprs.join(", "),
+                target = crate::db::quote_literal(&target),
+                source = crate::db::quote_literal(&source),
             ),
             "AFTER",
             "INSERT OR UPDATE OR DELETE",
@@ -149,10 +222,18 @@ END",
         )
     };
     Ok(format!(
-        "CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $cutover$\n{body}\n$cutover$;\n\
-         CREATE TRIGGER {name} {timing} {events} ON {} FOR EACH ROW EXECUTE FUNCTION {name}()",
+        "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql\n\
+         SET search_path = {} AS $cutover$\n{body}\n$cutover$;\n\
+         CREATE TRIGGER {name} {timing} {events} ON {} FOR EACH ROW EXECUTE FUNCTION {function}()",
+        pinned_path(spec),
         quote_qualified(&table)
     ))
+}
+
+/// A table's name as `schema.table` text without quotes (what
+/// `TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME` gives), for the recursion flag.
+fn plain_name(table: &str) -> String {
+    crate::db::ident::split_qualified(table).join(".")
 }
 
 /// Only the function (to re-create it after renames; the trigger stays
@@ -172,13 +253,17 @@ pub fn renamed(spec: &SyncTriggerStep, renames: &[crate::plan::model::Rename]) -
             .pop()
             .unwrap_or_default()
     };
+    // A renamed table stays in its schema.
     let table_to = |t: &Option<String>| {
         t.as_ref().map(|t| {
             renames
                 .iter()
                 .filter(|r| r.table.is_none())
                 .find(|r| last(&r.from) == last(t))
-                .map_or(t.clone(), |r| r.to.clone())
+                .map_or(t.clone(), |r| match schema_of(t) {
+                    Some(schema) => format!("{}.{}", quote_ident(&schema), quote_ident(&r.to)),
+                    None => r.to.clone(),
+                })
         })
     };
     let column_to = |table: &Option<String>, c: &Option<String>| {
@@ -203,13 +288,22 @@ pub fn renamed(spec: &SyncTriggerStep, renames: &[crate::plan::model::Rename]) -
 pub fn drop_sql(spec: &SyncTriggerStep) -> String {
     let name = quote_ident(&object_name(spec));
     format!(
-        "DROP TRIGGER IF EXISTS {name} ON {};\nDROP FUNCTION IF EXISTS {name}()",
-        quote_qualified(&trigger_table(spec))
+        "DROP TRIGGER IF EXISTS {name} ON {};\nDROP FUNCTION IF EXISTS {}()",
+        quote_qualified(&trigger_table(spec)),
+        function_name(spec)
     )
 }
 
 /// Creates function and trigger, with the journal record, in one transaction.
 pub async fn run(spec: &SyncTriggerStep, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
+    let spec = &qualified(spec, ctx.conn)
+        .await
+        .map_err(|e| ctx.db_error(e))?;
+    // The undo names the function exactly where it is created.
+    ctx.record_undo(&super::RecordedUndo::Sql {
+        sql: drop_sql(spec),
+    })
+    .await?;
     let create = create_sql(spec).map_err(StepError::Failed)?;
     let statement = format!("{create};\n{}", ctx.mark_done_sql());
     let cancel = ctx.control.abort.token().clone();
@@ -351,7 +445,9 @@ mod tests {
             .collect(),
         ));
         let sql = create_sql(&s).unwrap();
-        assert!(sql.contains("pg_trigger_depth() > 1"), "{sql}");
+        assert!(!sql.contains("pg_trigger_depth"), "cascades must reach the copy: {sql}");
+        assert!(sql.contains("IF outer_sync = 'addresses' THEN RETURN NULL"), "{sql}");
+        assert!(sql.contains("SET search_path = pg_catalog, pg_temp"), "{sql}");
         assert!(
             sql.contains(r#"DELETE FROM "addresses" WHERE "user_id" = OLD."id""#),
             "{sql}"

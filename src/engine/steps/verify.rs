@@ -27,24 +27,57 @@ pub async fn run(spec: &VerifyStep, ctx: &mut Ctx<'_>) -> Result<String, StepErr
     }
 }
 
+/// What a verify query returned: exactly one value, or why not.
+pub fn single_value(
+    messages: &[tokio_postgres::SimpleQueryMessage],
+) -> Result<Option<String>, String> {
+    let rows: Vec<&tokio_postgres::SimpleQueryRow> = messages
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        })
+        .collect();
+    match rows.as_slice() {
+        [] => Err("no row".into()),
+        [row] if row.len() == 1 => Ok(row.get(0).map(str::to_string)),
+        [row] => Err(format!("{} columns (it must return one value)", row.len())),
+        more => Err(format!("{} rows (it must return one value)", more.len())),
+    }
+}
+
 async fn query(sql: &str, expect: &toml::Value, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
     let cancel = ctx.control.abort.token().clone();
-    let messages = ctx
+    // Read only: a verify query that tries to change data fails instead.
+    let body = sql.trim().trim_end_matches(';');
+    let wrapped = format!("BEGIN READ ONLY;\n{body}\n;\nCOMMIT");
+    let result = ctx
         .conn
-        .cancellable(ctx.conn.client.simple_query(sql), &cancel, || {
-            format!("verify query `{}`", sql.trim())
+        .cancellable(ctx.conn.client.simple_query(&wrapped), &cancel, || {
+            format!("verify query `{}` (run READ ONLY)", sql.trim())
         })
-        .await
-        .map_err(|e| ctx.db_error(e))?;
-    let got = messages.iter().find_map(|m| match m {
-        tokio_postgres::SimpleQueryMessage::Row(row) => Some(row.get(0).map(str::to_string)),
-        _ => None,
-    });
+        .await;
+    let messages = match result {
+        Ok(m) => m,
+        Err(e) => {
+            // Leave the session outside any transaction for what follows.
+            let _ = crate::db::past_late_cancel(|| ctx.conn.client.batch_execute("ROLLBACK")).await;
+            return Err(ctx.db_error(e));
+        }
+    };
+    let got = single_value(&messages).map_err(|why| {
+        StepError::Failed(format!(
+            "verify query `{}` returned {why}; write a query that returns exactly one value",
+            sql.trim()
+        ))
+    })?;
     let expected = expected_text(expect);
     match got {
-        Some(value) if value == expected => Ok(format!("{} = {}", sql.trim(), show(&value))),
+        Some(value) if Some(&value) == expected.as_ref() => {
+            Ok(format!("{} = {}", sql.trim(), show(&Some(value))))
+        }
         other => {
-            let got = other.map_or("no row".to_string(), |v| show(&v));
+            let got = show(&other);
             Err(fail(
                 ctx,
                 got.clone(),
