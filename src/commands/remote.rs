@@ -80,15 +80,31 @@ async fn print_run(conn: &Conn, run: &RunRow, plan: Option<&crate::plan::Plan>) 
         .elapsed()
         .map(short_duration)
         .unwrap_or_default();
+    let orphaned = !live
+        && matches!(
+            run.status,
+            journal::RunStatus::Running
+                | journal::RunStatus::Waiting
+                | journal::RunStatus::RollingBack
+        );
+    let driver = if live {
+        format!(", driven now by cutover pid {} on {}", run.os_pid, run.host)
+    } else if orphaned {
+        format!(
+            ", but no cutover drives it: its driver (pid {} on {}) stopped without recording it; \
+             `cutover run` of the plan resumes",
+            run.os_pid, run.host
+        )
+    } else {
+        format!(", last driven by cutover pid {} on {}", run.os_pid, run.host)
+    };
     println!(
-        "run #{} \"{}\": {}{} (updated {} ago, cutover pid {} on {})",
+        "run #{} \"{}\": {}{} (updated {} ago)",
         run.id,
         run.plan_name,
         run.status.as_str(),
-        if live { ", driven now" } else { "" },
+        driver,
         age,
-        run.os_pid,
-        run.host
     );
     let at = match plan {
         Some(p) => position_text(p, run.phase as usize, run.step as usize),

@@ -15,8 +15,10 @@ fn redact_url_userinfo(conn: &str) -> String {
     };
     let rest_start = scheme_end + 3;
     let rest = &conn[rest_start..];
-    // The userinfo ends at the last '@' before the path/query starts.
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    // The userinfo ends at the last '@' before the query: a password with
+    // an unescaped '/' or '@' is hidden whole (too much hidden beats a
+    // password shown).
+    let authority_end = rest.find('?').unwrap_or(rest.len());
     let authority = &rest[..authority_end];
     let Some(at) = authority.rfind('@') else {
         return conn.to_string();

@@ -102,6 +102,13 @@ impl Target {
 
     /// Parses a URL (`postgres://…`) or key=value connection string.
     pub fn parse(conn: &str, source: Source) -> Result<Target, DbError> {
+        if let Some(reason) = ambiguous_userinfo(conn) {
+            return Err(DbError::BadTarget {
+                setting: source.describe(),
+                value: redact(conn),
+                reason,
+            });
+        }
         let (rest, params) = take_libpq_params(conn);
         let LibpqParams {
             sslmode,
@@ -287,6 +294,26 @@ impl Target {
     pub fn dbname(&self) -> &str {
         self.config.get_dbname().unwrap_or("postgres")
     }
+}
+
+/// A URL whose password holds an unescaped `@` or `/` would be split at the
+/// wrong place, and part of the password shown as the host or database.
+fn ambiguous_userinfo(conn: &str) -> Option<String> {
+    let rest = conn
+        .trim()
+        .strip_prefix("postgres://")
+        .or_else(|| conn.trim().strip_prefix("postgresql://"))?;
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, after) = rest.split_at(authority_end);
+    let path = after.split('?').next().unwrap_or("");
+    if authority.matches('@').count() > 1 || (authority.contains('@') && path.contains('@')) {
+        return Some(
+            "the user or password contains '@' or '/': percent-encode them (%40, %2F), or use \
+             PGPASSWORD / ~/.pgpass for the password"
+                .into(),
+        );
+    }
+    None
 }
 
 /// Idle time before the first keepalive probe.
@@ -503,6 +530,34 @@ mod tests {
         assert_eq!(
             t.config.get_tcp_user_timeout(),
             Some(&std::time::Duration::from_millis(1234))
+        );
+    }
+
+    #[test]
+    fn an_unescaped_at_in_the_password_is_refused_without_echoing_it() {
+        for url in ["postgres://u:p@ss@host/db", "postgres://u:p@ss/w@rd@host/db"] {
+            let err = Target::parse(url, Source::Flag);
+            let text = err.map(|_| ()).unwrap_err().to_string();
+            assert!(text.contains("percent-encode"), "{text}");
+            assert!(!text.contains("ss@") && !text.contains("w@rd"), "{text}");
+        }
+    }
+
+    #[test]
+    fn verify_ca_without_a_root_certificate_is_refused() {
+        let err = crate::db::tls::client_config(TlsMode::VerifyCa, None);
+        if std::env::var_os("HOME")
+            .map(|h| std::path::Path::new(&h).join(".postgresql/root.crt").is_file())
+            .unwrap_or(false)
+        {
+            return;
+        }
+        let text = err.map(|_| ()).unwrap_err().to_string();
+        assert!(text.contains("sslrootcert=system"), "{text}");
+        assert!(
+            crate::db::tls::client_config(TlsMode::VerifyCa, Some(std::path::Path::new("system")))
+                .is_ok()
+                || std::path::Path::new("/etc/ssl/certs").read_dir().is_err()
         );
     }
 }

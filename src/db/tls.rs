@@ -44,14 +44,28 @@ pub fn client_config(mode: TlsMode, root_cert: Option<&Path>) -> Result<ClientCo
         .with_no_client_auth())
 }
 
-/// Root certificates: `sslrootcert`, else `~/.postgresql/root.crt`, else the
-/// system store.
+/// Root certificates: `sslrootcert`, else `~/.postgresql/root.crt`; the
+/// system store only with `sslrootcert=system` (as libpq 16).
 fn load_roots(root_cert: Option<&Path>) -> Result<RootCertStore, DbError> {
     let mut store = RootCertStore::empty();
     let home_root = std::env::var_os("HOME")
         .map(|h| PathBuf::from(h).join(".postgresql/root.crt"))
         .filter(|p| p.is_file());
-    let file = root_cert.map(Path::to_path_buf).or(home_root);
+    let system = root_cert.is_some_and(|p| p == Path::new("system"));
+    let file = root_cert
+        .filter(|_| !system)
+        .map(Path::to_path_buf)
+        .or(home_root.clone());
+    if file.is_none() && !system {
+        // As libpq: verifying against whatever the system trusts (any
+        // publicly issued certificate) is a choice, not a default.
+        return Err(DbError::Tls(
+            "sslmode=verify-ca/verify-full needs a root certificate: ~/.postgresql/root.crt does \
+             not exist and sslrootcert is not set. Set sslrootcert=/path/ca.pem (or PGSSLROOTCERT), \
+             or sslrootcert=system to trust the system's certificate store"
+                .into(),
+        ));
+    }
     if let Some(path) = file {
         let certs = CertificateDer::pem_file_iter(&path).map_err(|e| {
             DbError::Tls(format!(
