@@ -63,14 +63,26 @@ pub enum Command {
     /// Show the runs recorded in the database and where each stands.
     Status(StatusArgs),
     /// Release the gate a run is waiting at (from another terminal).
-    Advance(PlanArg),
+    ///
+    /// The gate of an irreversible phase needs `--confirm NAME`: the same
+    /// name the cockpit asks for (the first table the phase changes, or the
+    /// phase's name), typed at a prompt on a terminal.
+    Advance(AdvanceArgs),
     /// Pause a run at its next safe point (between batches or steps).
     Pause(PlanArg),
     /// Resume a paused run.
     Resume(PlanArg),
     /// Stop a run now: cancel its statement, clean up the step; resumable.
     Abort(PlanArg),
+    /// Stop holding batches for a replica the run lost (it left
+    /// pg_stat_replication): its lag can no longer be measured, so every
+    /// replication limit holds until you release it. Journalled.
+    ReleaseReplica(ReleaseReplicaArgs),
     /// Undo a run's completed steps in reverse order.
+    ///
+    /// Shows each step's undo (the SQL the journal recorded when the step
+    /// ran, and the locks it takes) and asks on a terminal; without one it
+    /// needs --yes. --dry-run shows and changes nothing.
     Rollback(RollbackArgs),
     /// Try it: a throwaway Postgres + replica, 1M rows, live traffic, the cockpit.
     Demo(DemoArgs),
@@ -171,6 +183,35 @@ pub struct RollbackArgs {
     /// Undo back to the start of this phase (default: everything).
     #[arg(long, value_name = "PHASE")]
     pub to: Option<String>,
+    /// Undo without asking (required without a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    /// Show what would be undone and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run the undo the journal recorded even though the plan file no
+    /// longer matches what ran (never the file's new text).
+    #[arg(long)]
+    pub force_changed_plan: bool,
+}
+
+/// `cutover advance`.
+#[derive(Debug, Args)]
+pub struct AdvanceArgs {
+    /// The plan file (TOML).
+    pub plan: PathBuf,
+    /// For the gate of an irreversible phase: the name the cockpit asks for.
+    #[arg(long, value_name = "NAME")]
+    pub confirm: Option<String>,
+}
+
+/// `cutover release-replica`.
+#[derive(Debug, Args)]
+pub struct ReleaseReplicaArgs {
+    /// The plan file (TOML).
+    pub plan: PathBuf,
+    /// The replica's name (application_name in pg_stat_replication).
+    pub replica: String,
 }
 
 /// `cutover demo`.

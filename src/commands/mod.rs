@@ -4,6 +4,7 @@ pub mod check;
 pub mod demo;
 pub mod lint;
 pub mod remote;
+pub mod rollback;
 pub mod run;
 pub mod sandbox;
 
@@ -23,9 +24,12 @@ pub async fn dispatch(cli: Cli) -> color_eyre::Result<i32> {
     let url = cli.database_url.as_deref();
     Ok(match cli.command {
         Command::Run(args) => run::run(args, url).await,
-        Command::Rollback(args) => run::rollback(args, url).await,
+        Command::Rollback(args) => rollback::rollback(args, url).await,
         Command::Status(args) => remote::status(args.plan.as_deref(), url).await,
-        Command::Advance(a) => remote::send(RemoteCommand::Advance, &a.plan, url).await,
+        Command::Advance(a) => remote::advance(&a.plan, a.confirm.as_deref(), url).await,
+        Command::ReleaseReplica(a) => {
+            remote::send_with(RemoteCommand::ReleaseReplica, &a.plan, Some(&a.replica), url).await
+        }
         Command::Pause(a) => remote::send(RemoteCommand::Pause, &a.plan, url).await,
         Command::Resume(a) => remote::send(RemoteCommand::Resume, &a.plan, url).await,
         Command::Abort(a) => remote::send(RemoteCommand::Abort, &a.plan, url).await,

@@ -2,10 +2,9 @@
 
 use std::io::IsTerminal;
 
-use crate::cli::{RollbackArgs, RunArgs};
+use crate::cli::RunArgs;
 use crate::db::Target;
 use crate::engine::driver::{RunOptions, spawn_run};
-use crate::engine::rollback::spawn_rollback;
 use crate::exit;
 use crate::plan;
 use crate::report::{self, HeadlessOptions};
@@ -108,26 +107,4 @@ async fn preflight(loaded: &plan::LoadedPlan, target: &Target) -> Result<(), i32
         );
     }
     Ok(())
-}
-
-/// `cutover rollback PLAN [--to PHASE]`.
-pub async fn rollback(args: RollbackArgs, database_url: Option<&str>) -> i32 {
-    let loaded = match load_plan(&args.plan) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let target = match resolve_target(database_url) {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
-    let handle = spawn_rollback(loaded, target, args.to);
-    report::run(
-        handle,
-        HeadlessOptions {
-            json: false,
-            plan_path: args.plan.display().to_string(),
-            yes: false,
-        },
-    )
-    .await
 }

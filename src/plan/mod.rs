@@ -13,6 +13,24 @@ use sha2::{Digest, Sha256};
 
 pub use model::{Phase, Plan, STEP_KINDS, Step};
 
+/// The table a plan is mostly about: what the operator types to confirm an
+/// irreversible phase or a rollback (the cockpit and the CLI ask the same).
+pub fn main_table(plan: &Plan) -> String {
+    plan.phases
+        .iter()
+        .flat_map(|p| p.steps.iter())
+        .find_map(|s| match s.get_ref() {
+            Step::Backfill(b) => Some(b.table.clone()),
+            Step::CopyRows(c) => Some(c.from.clone()),
+            Step::CreateIndex(c) => Some(c.table.clone()),
+            Step::NotNull(n) => Some(n.table.clone()),
+            Step::Constraint(c) => Some(c.table.clone()),
+            Step::SyncTrigger(t) => t.table.clone().or(t.from.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| plan.name.clone())
+}
+
 /// A plan read from disk, with what identifies its exact content.
 #[derive(Debug, Clone)]
 pub struct LoadedPlan {

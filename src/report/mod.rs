@@ -90,8 +90,29 @@ async fn interrupt(handle: &EngineHandle, count: u32, opts: &HeadlessOptions) {
             opts,
         );
         let _ = handle.commands.send(Command::Detach).await;
-    } else {
+    } else if count == 2 {
+        print_line(
+            Level::Warn,
+            "interrupted twice: aborting now (cancelling the running statement, cleaning up the \
+             step); interrupt a third time to exit at once",
+            opts,
+        );
         handle.abort.abort("interrupted twice (Ctrl-C)");
+    } else {
+        // The journal is consistent at every moment: a batch commits with
+        // its checkpoint or not at all, and the server cancels whatever this
+        // process's connections were running when they close.
+        print_line(
+            Level::Error,
+            &format!(
+                "interrupted three times: exiting now without waiting for the clean-up; the \
+                 journal is consistent. `cutover status` shows where the run stands, \
+                 `cutover run {}` resumes it",
+                opts.plan_path
+            ),
+            opts,
+        );
+        std::process::exit(crate::exit::ABORTED);
     }
 }
 
