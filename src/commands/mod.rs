@@ -28,7 +28,13 @@ pub async fn dispatch(cli: Cli) -> color_eyre::Result<i32> {
         Command::Status(args) => remote::status(args.plan.as_deref(), url).await,
         Command::Advance(a) => remote::advance(&a.plan, a.confirm.as_deref(), url).await,
         Command::ReleaseReplica(a) => {
-            remote::send_with(RemoteCommand::ReleaseReplica, &a.plan, Some(&a.replica), url).await
+            remote::send_with(
+                RemoteCommand::ReleaseReplica,
+                &a.plan,
+                Some(&a.replica),
+                url,
+            )
+            .await
         }
         Command::Pause(a) => remote::send(RemoteCommand::Pause, &a.plan, url).await,
         Command::Resume(a) => remote::send(RemoteCommand::Resume, &a.plan, url).await,

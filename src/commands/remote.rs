@@ -96,7 +96,10 @@ async fn print_run(conn: &Conn, run: &RunRow, plan: Option<&crate::plan::Plan>) 
             run.os_pid, run.host
         )
     } else {
-        format!(", last driven by cutover pid {} on {}", run.os_pid, run.host)
+        format!(
+            ", last driven by cutover pid {} on {}",
+            run.os_pid, run.host
+        )
     };
     println!(
         "run #{} \"{}\": {}{} (updated {} ago)",

@@ -23,7 +23,14 @@ fn locks_of(sql: &str) -> String {
             Some(e) if e.is_empty() => "no table lock".to_string(),
             Some(e) => e
                 .iter()
-                .map(|l| format!("{} on {} ({})", l.mode.sql(), l.relation, l.blocks.describe()))
+                .map(|l| {
+                    format!(
+                        "{} on {} ({})",
+                        l.mode.sql(),
+                        l.relation,
+                        l.blocks.describe()
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
             None => "locks not known".to_string(),

@@ -524,8 +524,14 @@ mod tests {
             &env,
         )
         .unwrap();
-        assert_eq!(t.config.get_keepalives_idle(), std::time::Duration::from_secs(60));
-        assert_eq!(t.config.get_keepalives_interval(), Some(std::time::Duration::from_secs(7)));
+        assert_eq!(
+            t.config.get_keepalives_idle(),
+            std::time::Duration::from_secs(60)
+        );
+        assert_eq!(
+            t.config.get_keepalives_interval(),
+            Some(std::time::Duration::from_secs(7))
+        );
         assert_eq!(t.config.get_keepalives_retries(), Some(9));
         assert_eq!(
             t.config.get_tcp_user_timeout(),
@@ -535,7 +541,10 @@ mod tests {
 
     #[test]
     fn an_unescaped_at_in_the_password_is_refused_without_echoing_it() {
-        for url in ["postgres://u:p@ss@host/db", "postgres://u:p@ss/w@rd@host/db"] {
+        for url in [
+            "postgres://u:p@ss@host/db",
+            "postgres://u:p@ss/w@rd@host/db",
+        ] {
             let err = Target::parse(url, Source::Flag);
             let text = err.map(|_| ()).unwrap_err().to_string();
             assert!(text.contains("percent-encode"), "{text}");
@@ -547,7 +556,11 @@ mod tests {
     fn verify_ca_without_a_root_certificate_is_refused() {
         let err = crate::db::tls::client_config(TlsMode::VerifyCa, None);
         if std::env::var_os("HOME")
-            .map(|h| std::path::Path::new(&h).join(".postgresql/root.crt").is_file())
+            .map(|h| {
+                std::path::Path::new(&h)
+                    .join(".postgresql/root.crt")
+                    .is_file()
+            })
             .unwrap_or(false)
         {
             return;

@@ -304,22 +304,21 @@ async fn drive(
     let started = Instant::now();
     let plan = &loaded.plan;
     let mut session = open_session(loaded, target, out, &slot, &[]).await?;
-    let (run, mut resumed) =
-        match find_or_create_run(loaded, opts, &session.journal, out).await? {
-            Ok(found) => found,
-            Err(outcome) => {
-                if let Outcome::AlreadyFinished { run_id } = outcome {
-                    out.emit(EventKind::Notice {
+    let (run, mut resumed) = match find_or_create_run(loaded, opts, &session.journal, out).await? {
+        Ok(found) => found,
+        Err(outcome) => {
+            if let Outcome::AlreadyFinished { run_id } = outcome {
+                out.emit(EventKind::Notice {
                         message: format!(
                             "run #{run_id} of \"{}\" already finished with this plan file; nothing to do",
                             plan.name
                         ),
                     });
-                    out.progress(|p| p.state = RunState::Finished);
-                }
-                return Ok(outcome);
+                out.progress(|p| p.state = RunState::Finished);
             }
-        };
+            return Ok(outcome);
+        }
+    };
     out.set_run_id(run.id);
     let oversight = start_oversight(
         plan,
@@ -333,10 +332,8 @@ async fn drive(
     control.focus = Some(oversight.focus.clone());
     let mut own_pids = session.pids();
     loop {
-        let notifications = std::mem::replace(
-            &mut session.notifications,
-            mpsc::unbounded_channel().1,
-        );
+        let notifications =
+            std::mem::replace(&mut session.notifications, mpsc::unbounded_channel().1);
         let listener = spawn_listener(
             notifications,
             slot.clone(),
@@ -371,16 +368,8 @@ async fn drive(
             bound_secs: bound.as_secs(),
         });
         let t0 = Instant::now();
-        session = match reconnect(
-            loaded,
-            target,
-            out,
-            &slot,
-            &own_pids,
-            bound,
-            &control.abort,
-        )
-        .await
+        session = match reconnect(loaded, target, out, &slot, &own_pids, bound, &control.abort)
+            .await
         {
             Ok(s) => s,
             Err(RunError::Refused(why)) => return Err(RunError::Refused(why)),
@@ -528,8 +517,15 @@ async fn drive_run(
                 &serde_json::to_value(&undo).unwrap_or_default(),
             )
             .await?;
-            journal::set_step_status(&journal_conn.client, run.id, pi, si, StepStatus::Running, None)
-                .await?;
+            journal::set_step_status(
+                &journal_conn.client,
+                run.id,
+                pi,
+                si,
+                StepStatus::Running,
+                None,
+            )
+            .await?;
             table[pi][si] = StepStatus::Running;
             let snapshot = table.clone();
             out.progress(|p| {
@@ -612,7 +608,9 @@ async fn drive_run(
                         .unwrap_or_default();
                     clean_up_step(step, &created, work, out).await;
                     let status = match &err {
-                        StepError::Stopped(_) if step.kind() == "backfill" || step.kind() == "copy_rows" => {
+                        StepError::Stopped(_)
+                            if step.kind() == "backfill" || step.kind() == "copy_rows" =>
+                        {
                             // A batched step keeps its checkpoint and stays
                             // "running"; others start over.
                             StepStatus::Running

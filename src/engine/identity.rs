@@ -203,9 +203,10 @@ pub fn realign<'a>(planned: &'a [PlannedStep], rows: &[StepRow]) -> Result<Layou
     let same = |p: &PlannedStep, r: &StepRow| r.fingerprint.as_deref() == Some(&p.fingerprint);
     // Exact matches at the same position first, then anywhere.
     for (i, p) in planned.iter().enumerate() {
-        if let Some(j) = rows.iter().position(|r| {
-            r.phase == p.phase as i32 && r.step == p.step as i32 && same(p, r)
-        }) {
+        if let Some(j) = rows
+            .iter()
+            .position(|r| r.phase == p.phase as i32 && r.step == p.step as i32 && same(p, r))
+        {
             used[j] = true;
             from[i] = Some(j);
         }
@@ -345,7 +346,11 @@ set = "c = 1"
         let new = plan(&BASE.replace("DROP COLUMN c\"", "DROP COLUMN important\""));
         let changed = changed_steps(&planned(&new), &rows);
         assert_eq!(changed.len(), 1);
-        assert!(changed[0].to_string().contains("`rollback`"), "{}", changed[0]);
+        assert!(
+            changed[0].to_string().contains("`rollback`"),
+            "{}",
+            changed[0]
+        );
         assert!(changed[0].to_string().contains("DROP COLUMN important"));
     }
 
@@ -374,7 +379,11 @@ set = "c = 1"
         let p = planned(&new);
         let layout = realign(&p, &rows).expect("realigns");
         assert!(layout.steps[1].restart);
-        assert!(layout.notices[0].contains("starts over"), "{:?}", layout.notices);
+        assert!(
+            layout.notices[0].contains("starts over"),
+            "{:?}",
+            layout.notices
+        );
         assert!(layout.notices[0].contains("set"));
     }
 

@@ -73,7 +73,10 @@ pub(crate) fn spawn_listener(
                 let by = format!("cutover {} (role {})", c.word, c.sent_by);
                 let command = match c.command {
                     Some(RemoteCommand::Abort) => {
-                        abort.abort(format!("aborted from another terminal by role {}", c.sent_by));
+                        abort.abort(format!(
+                            "aborted from another terminal by role {}",
+                            c.sent_by
+                        ));
                         continue;
                     }
                     Some(RemoteCommand::Advance) => Command::Advance { by },

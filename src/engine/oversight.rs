@@ -116,7 +116,6 @@ fn spawn_guard(
     })
 }
 
-
 impl Oversight {
     /// Counts a reconnected session's backends as the migration's own.
     pub(crate) fn adopt(&self, session: &Session) {

@@ -164,7 +164,8 @@ pub async fn preview(
     crate::journal::schema::ensure(&conn.client).await?;
     let run = find_run(loaded, &conn).await?;
     let rows = journal::steps(&conn.client, run.id).await?;
-    let to_phase = undo::to_phase(&rows, &loaded.plan, opts.to.as_deref()).map_err(RunError::Refused)?;
+    let to_phase =
+        undo::to_phase(&rows, &loaded.plan, opts.to.as_deref()).map_err(RunError::Refused)?;
     let items = undo::from_journal(&loaded.plan, &rows, to_phase, opts.force_changed_plan)
         .map_err(RunError::Refused)?;
     Ok((run, items))

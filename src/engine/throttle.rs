@@ -487,12 +487,32 @@ mod lag_tests {
     #[test]
     fn holds_while_a_replica_lags_and_says_why() {
         let fresh = Duration::from_millis(500);
-        assert_eq!(hold_reason(&throttle(), &AbortLimits::default(), &with_replica(100, 0), fresh), None);
         assert_eq!(
-            hold_reason(&throttle(), &AbortLimits::default(), &with_replica(7200, 0), fresh).as_deref(),
+            hold_reason(
+                &throttle(),
+                &AbortLimits::default(),
+                &with_replica(100, 0),
+                fresh
+            ),
+            None
+        );
+        assert_eq!(
+            hold_reason(
+                &throttle(),
+                &AbortLimits::default(),
+                &with_replica(7200, 0),
+                fresh
+            )
+            .as_deref(),
             Some("throttled: replica r1 lag 7.2s > 5s")
         );
-        let r = hold_reason(&throttle(), &AbortLimits::default(), &with_replica(0, 3_000_000), fresh).unwrap();
+        let r = hold_reason(
+            &throttle(),
+            &AbortLimits::default(),
+            &with_replica(0, 3_000_000),
+            fresh,
+        )
+        .unwrap();
         assert!(
             r.starts_with("throttled: replica r1 3.0 MB behind > 1.0 MB"),
             "{r}"
@@ -514,7 +534,13 @@ mod lag_tests {
 
     #[test]
     fn fails_closed_without_fresh_samples() {
-        let r = hold_reason(&throttle(), &AbortLimits::default(), &Sample::default(), Duration::from_secs(9)).unwrap();
+        let r = hold_reason(
+            &throttle(),
+            &AbortLimits::default(),
+            &Sample::default(),
+            Duration::from_secs(9),
+        )
+        .unwrap();
         assert!(r.contains("failing closed"), "{r}");
     }
 

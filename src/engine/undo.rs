@@ -57,7 +57,10 @@ impl Undo {
                 format!("\"{}\": cannot be undone ({why})", self.name)
             }
             UndoStep::CleanUp { created, .. } if created.is_empty() => {
-                format!("\"{}\": interrupted, nothing half-made to remove", self.name)
+                format!(
+                    "\"{}\": interrupted, nothing half-made to remove",
+                    self.name
+                )
             }
             UndoStep::CleanUp { .. } => format!(
                 "\"{}\": interrupted; remove what it left half-made",

@@ -42,4 +42,3 @@ pub async fn recent_events(
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect())
 }
-

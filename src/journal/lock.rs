@@ -71,4 +71,3 @@ pub async fn lock_holder(client: &Client, plan_name: &str) -> Result<Option<Lock
         backend_start: r.get(2),
     }))
 }
-

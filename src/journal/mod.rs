@@ -14,7 +14,9 @@ use serde::Serialize;
 pub use control::{CONTROL_CHANNEL, RemoteCommand, send_remote};
 pub use events::{recent_events, record_event};
 pub use lock::{LockHolder, lock_holder, plan_lock_key, try_lock_plan};
-pub use runs::{RunRow, create_run, latest_run, list_runs, run_by_id, set_run_status, unfinished_run};
+pub use runs::{
+    RunRow, create_run, latest_run, list_runs, run_by_id, set_run_status, unfinished_run,
+};
 pub use steps::{NewStep, StepRow, set_step_status, steps};
 
 /// Status of a run, as stored.
@@ -109,4 +111,3 @@ impl StepStatus {
         }
     }
 }
-

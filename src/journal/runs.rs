@@ -2,8 +2,8 @@
 
 use tokio_postgres::Client;
 
-use super::steps::NewStep;
 use super::RunStatus;
+use super::steps::NewStep;
 use crate::db::DbError;
 
 /// A run row.
@@ -194,7 +194,6 @@ pub async fn set_run_status(
         .map_err(|e| DbError::sql("recording the run's status", e))?;
     Ok(())
 }
-
 
 /// Records the plan file's new hash (a resume with `--force-changed-plan`).
 pub async fn set_plan_hash(client: &Client, run_id: i64, plan_hash: &str) -> Result<(), DbError> {

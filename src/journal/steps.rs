@@ -155,7 +155,6 @@ pub async fn set_step_status(
     Ok(())
 }
 
-
 /// Records what a step is and how it is undone, as it starts: a rollback
 /// later runs exactly this undo, whatever the plan file says by then.
 pub async fn record_identity(
@@ -171,7 +170,14 @@ pub async fn record_identity(
         .execute(
             "UPDATE cutover.steps SET fingerprint = $4, spec = $5, undo = $6
              WHERE run_id = $1 AND phase = $2 AND step = $3",
-            &[&run_id, &(phase as i32), &(step as i32), &fingerprint, spec, undo],
+            &[
+                &run_id,
+                &(phase as i32),
+                &(step as i32),
+                &fingerprint,
+                spec,
+                undo,
+            ],
         )
         .await
         .map_err(|e| DbError::sql("recording the step's identity and undo", e))?;
@@ -220,7 +226,11 @@ pub struct Realigned<'a> {
 /// that continue move to their new position (keeping status, checkpoint,
 /// undo and created objects); rows no step continues are deleted (the
 /// caller refuses when any of them had run); new steps start pending.
-pub async fn realign(client: &Client, run_id: i64, layout: &[Realigned<'_>]) -> Result<(), DbError> {
+pub async fn realign(
+    client: &Client,
+    run_id: i64,
+    layout: &[Realigned<'_>],
+) -> Result<(), DbError> {
     let ctx = |e| DbError::sql("laying the run's steps out for the edited plan", e);
     client.batch_execute("BEGIN").await.map_err(ctx)?;
     let result = async {

@@ -238,8 +238,13 @@ mod tests {
         assert_eq!(gone[0].replay_bytes, 0x4000);
         // Released by the operator: no longer counted.
         assert!(
-            t.gone(&[], Some("0/5000"), &["r1".into()], t0 + Duration::from_secs(10))
-                .is_empty()
+            t.gone(
+                &[],
+                Some("0/5000"),
+                &["r1".into()],
+                t0 + Duration::from_secs(10)
+            )
+            .is_empty()
         );
         // Back again: an ordinary row, nothing synthesised.
         assert!(t.gone(&[row("r1", 0)], Some("0/5000"), &[], t0).is_empty());

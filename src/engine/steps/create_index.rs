@@ -314,7 +314,10 @@ mod tests {
             index_column("name text_pattern_ops NULLS LAST"),
             r#""name" text_pattern_ops NULLS LAST"#
         );
-        assert_eq!(index_column(r#"title COLLATE "C""#), r#""title" COLLATE "C""#);
+        assert_eq!(
+            index_column(r#"title COLLATE "C""#),
+            r#""title" COLLATE "C""#
+        );
         assert_eq!(index_column(r#""already quoted""#), r#""already quoted""#);
         assert_eq!(index_column("(lower(email))"), "(lower(email))");
         assert_eq!(index_column("a;drop table t"), r#""a;drop table t""#);

@@ -6,9 +6,9 @@
 //! transaction with the journal record.
 
 use super::{Ctx, RecordedUndo, StepError};
-use crate::journal::steps::Created;
 use crate::db::retry::set_lock_timeout;
 use crate::db::{Conn, DbError, RetryPolicy, execute_with_retry, quote_ident, quote_qualified};
+use crate::journal::steps::Created;
 use crate::plan::model::NotNullStep;
 use tokio_util::sync::CancellationToken;
 

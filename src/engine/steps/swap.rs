@@ -130,8 +130,10 @@ pub async fn run(spec: &SwapStep, ctx: &mut Ctx<'_>) -> Result<String, StepError
         );
     }
     let body = full_sql_with(&spec.renames, &triggers, false).map_err(StepError::Failed)?;
-    let undo = full_sql_with(&inverse(&spec.renames), &triggers, true).map_err(StepError::Failed)?;
-    ctx.record_undo(&super::RecordedUndo::Sql { sql: undo }).await?;
+    let undo =
+        full_sql_with(&inverse(&spec.renames), &triggers, true).map_err(StepError::Failed)?;
+    ctx.record_undo(&super::RecordedUndo::Sql { sql: undo })
+        .await?;
     let statement = format!("{body};\n{}", ctx.mark_done_sql());
     // An attempt is never cancelled (the abort waits for the transaction to
     // end), but an abort ends the retry sequence at the next boundary.

@@ -445,9 +445,18 @@ mod tests {
             .collect(),
         ));
         let sql = create_sql(&s).unwrap();
-        assert!(!sql.contains("pg_trigger_depth"), "cascades must reach the copy: {sql}");
-        assert!(sql.contains("IF outer_sync = 'addresses' THEN RETURN NULL"), "{sql}");
-        assert!(sql.contains("SET search_path = pg_catalog, pg_temp"), "{sql}");
+        assert!(
+            !sql.contains("pg_trigger_depth"),
+            "cascades must reach the copy: {sql}"
+        );
+        assert!(
+            sql.contains("IF outer_sync = 'addresses' THEN RETURN NULL"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("SET search_path = pg_catalog, pg_temp"),
+            "{sql}"
+        );
         assert!(
             sql.contains(r#"DELETE FROM "addresses" WHERE "user_id" = OLD."id""#),
             "{sql}"
