@@ -11,8 +11,9 @@ use common::{
     TestDb, connect, fresh_db, scalar, seeded_db, seeded_db_with_replica, shipped_plan, write_plan,
 };
 use cutover::db::Conn;
+use cutover::lint::Schema;
 use cutover::lint::locks::{LockMode, effects};
-use cutover::lint::{Schema, sql};
+use cutover::sql;
 
 fn unsafe_plan() -> String {
     format!("{}/tests/plans/unsafe.toml", env!("CARGO_MANIFEST_DIR"))

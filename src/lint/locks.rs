@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::Schema;
-use super::sql::{Action, ConstraintKind, Kind, Rel, Statement};
+use crate::sql::{Action, ConstraintKind, Kind, Rel, Statement};
 
 /// PostgreSQL's table lock modes, weakest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -434,13 +434,13 @@ mod tests {
     #[test]
     fn alter_table_takes_the_strongest_of_its_actions() {
         let schema = Schema::new(15);
-        let stmts = super::super::sql::parse(
+        let stmts = crate::sql::parse(
             "ALTER TABLE users VALIDATE CONSTRAINT c, ALTER COLUMN a SET STATISTICS 100",
         );
         let e = effects(&stmts[0], &schema).unwrap_or_default();
         assert_eq!(e[0].mode, LockMode::ShareUpdateExclusive);
         assert_eq!(e[0].blocks, Blocks::Nothing);
-        let stmts = super::super::sql::parse(
+        let stmts = crate::sql::parse(
             "ALTER TABLE users VALIDATE CONSTRAINT c, ADD COLUMN b int DEFAULT random()",
         );
         let e = effects(&stmts[0], &schema).unwrap_or_default();

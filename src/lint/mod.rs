@@ -1,20 +1,18 @@
 //! Safety before the first statement: every statement a plan (or a `.sql`
-//! file) would run is parsed with PostgreSQL's grammar, matched against
-//! rules for DDL that locks out a live application, and given its lock
-//! level. `cutover lint`, `cutover plan`, `cutover check` and `cutover run`
+//! file) would run is parsed (`crate::sql`: PostgreSQL's grammar as
+//! squawk's parser reads it), matched against rules for DDL that locks out
+//! a live application, and given its lock level. `cutover lint`, `cutover plan`, `cutover check` and `cutover run`
 //! all use this.
 
 pub mod locks;
 pub mod plan;
 pub mod render;
-pub mod sql;
-mod volatility;
 
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use sql::{Action, ConstraintKind, Kind, Rel, Statement};
+use crate::sql::{self, Action, ConstraintKind, Kind, Rel, Statement};
 
 /// The PostgreSQL major version rules assume when neither the database nor
 /// `--pg-version` says.

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::locks::{self, LockEffect, LockMode, Work};
-use super::sql::Rel;
 use super::{Hit, Role, Rule, Schema, Scope, lint_sql};
 use crate::engine::steps::{self, Inverse, batch};
 use crate::plan::{LoadedPlan, Step, line_col};
+use crate::sql::Rel;
 
 /// A rule that matched, located in its file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -301,7 +301,7 @@ pub fn analyze(loaded: &LoadedPlan, schema: &mut Schema) -> PlanReport {
                         }
                     }
                     Source::Generated => {
-                        let stmts = super::sql::parse(&sql);
+                        let stmts = crate::sql::parse(&sql);
                         let mut all = Vec::new();
                         let mut unknown = false;
                         for stmt in &stmts {
