@@ -518,3 +518,69 @@ allow_unsafe = "scratch is a one-row table nobody reads"
     .await;
     assert_eq!(journaled, 1);
 }
+
+const ESCAPING_FRAGMENT: &str = r#"
+name = "escaping fragment"
+[[phases]]
+name = "expand"
+[[phases.steps]]
+kind = "sql"
+name = "add v"
+sql = "ALTER TABLE users ADD COLUMN v int"
+rollback = "ALTER TABLE users DROP COLUMN v"
+[[phases.steps]]
+kind = "backfill"
+name = "fill v"
+table = "users"
+key = "id"
+set = "v = age"
+where = "v IS NULL) OR (true"
+"#;
+
+#[test]
+fn lint_refuses_a_fragment_that_escapes_its_statement() {
+    let (_dir, plan) = write_plan(ESCAPING_FRAGMENT);
+    let (code, out, err) = cutover("postgres://unused@127.0.0.1:1/none", &["lint", &plan]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("error[fragment-escapes]"), "{out}");
+    assert!(out.contains("`where`"), "{out}");
+    assert!(
+        out.contains("plan.toml:16:10 (phase `expand`, step `fill v`)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("closes a parenthesis it did not open"),
+        "{out}"
+    );
+
+    let bad_set = ESCAPING_FRAGMENT
+        .replace("set = \"v = age\"", "set = \"v age\"")
+        .replace("v IS NULL) OR (true", "v IS NULL");
+    let (_dir2, plan) = write_plan(&bad_set);
+    let (code, out, err) = cutover("postgres://unused@127.0.0.1:1/none", &["lint", &plan]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("error[fragment-unparsable]"), "{out}");
+    assert!(out.contains("`set`"), "{out}");
+
+    let fine = ESCAPING_FRAGMENT.replace("v IS NULL) OR (true", "v IS NULL");
+    let (_dir3, plan) = write_plan(&fine);
+    let (code, out, err) = cutover("postgres://unused@127.0.0.1:1/none", &["lint", &plan]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_refuses_a_fragment_that_escapes_and_executes_nothing() {
+    let db = seeded_db("run_fragment", 100).await;
+    let (_dir, plan) = write_plan(ESCAPING_FRAGMENT);
+    let (code, out, err) = cutover(&db.url, &["run", &plan, "--yes", "--headless"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("error[fragment-escapes]"), "{err}");
+    assert!(err.contains("refusing to start"), "{err}");
+    let conn = db.connect().await;
+    let added: bool = scalar(
+        &conn,
+        "SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'users'::regclass AND attname = 'v')",
+    )
+    .await;
+    assert!(!added, "the earlier step's ADD COLUMN must not have run");
+}

@@ -4,6 +4,7 @@
 //! a live application, and given its lock level. `cutover lint`, `cutover plan`, `cutover check` and `cutover run`
 //! all use this.
 
+pub mod fragments;
 pub mod locks;
 pub mod plan;
 pub mod render;
@@ -56,11 +57,15 @@ pub enum Rule {
     ReindexNotConcurrently,
     /// Text the grammar does not accept.
     Unparsable,
+    /// A plan's SQL fragment that escapes the statement built around it.
+    FragmentEscapes,
+    /// A plan's SQL fragment that is not what its field stands for.
+    FragmentUnparsable,
 }
 
 impl Rule {
     /// Every rule.
-    pub const ALL: [Rule; 17] = [
+    pub const ALL: [Rule; 19] = [
         Rule::CreateIndexNotConcurrently,
         Rule::DropIndexNotConcurrently,
         Rule::ConcurrentlyInTransaction,
@@ -78,6 +83,8 @@ impl Rule {
         Rule::Cluster,
         Rule::ReindexNotConcurrently,
         Rule::Unparsable,
+        Rule::FragmentEscapes,
+        Rule::FragmentUnparsable,
     ];
 
     /// The rule's name, as printed.
@@ -100,6 +107,8 @@ impl Rule {
             Rule::Cluster => "cluster",
             Rule::ReindexNotConcurrently => "reindex-not-concurrently",
             Rule::Unparsable => "unparsable",
+            Rule::FragmentEscapes => "fragment-escapes",
+            Rule::FragmentUnparsable => "fragment-unparsable",
         }
     }
 }

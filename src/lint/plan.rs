@@ -260,6 +260,22 @@ pub fn analyze(loaded: &LoadedPlan, schema: &mut Schema) -> PlanReport {
                 Step::Sql(s) => s.allow_unsafe.clone(),
                 _ => None,
             };
+            for fragment in super::fragments::of_step(step) {
+                if let Some(hit) = super::fragments::check(&fragment) {
+                    let at = spans
+                        .find(pi, si, fragment.field)
+                        .map(|span| value_offset(&loaded.text, &span, 0))
+                        .unwrap_or_else(|| spanned.span().start);
+                    report.findings.push(locate(
+                        &hit,
+                        &loaded.path,
+                        &loaded.text,
+                        at,
+                        Some((phase.name(), &step.display_name())),
+                        None,
+                    ));
+                }
+            }
             let mut planned = Vec::new();
             for (label, sql, source) in statements(step, plan) {
                 match source {

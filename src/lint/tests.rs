@@ -430,6 +430,74 @@ fn unparsable() {
     insta::assert_snapshot!(out);
 }
 
+/// The fragment rule that fires on `bad` (and none on `good`), as printed.
+fn fragment_case(
+    rule: Rule,
+    shape: fragments::Shape,
+    field: &'static str,
+    bad: &str,
+    good: &[&str],
+) -> String {
+    let frag = |text: &str| fragments::Fragment {
+        field,
+        text: text.to_string(),
+        shape,
+    };
+    let hit = fragments::check(&frag(bad)).unwrap_or_else(|| panic!("{bad} passed"));
+    assert_eq!(hit.rule, rule, "{bad}: {hit:?}");
+    for ok in good {
+        assert_eq!(fragments::check(&frag(ok)), None, "{ok}");
+    }
+    format!(
+        "{bad}\n\n{}: {}\nhelp: {}\n",
+        hit.rule.name(),
+        hit.message,
+        hit.help
+    )
+}
+
+#[test]
+fn fragment_escapes() {
+    let out = fragment_case(
+        Rule::FragmentEscapes,
+        fragments::Shape::Expression,
+        "where",
+        "v IS NULL) OR (true",
+        &["v IS NULL OR (w > 0 AND note <> ')')"],
+    );
+    insta::assert_snapshot!(out);
+    for bad in [
+        "a = 1 WHERE true",
+        "a = 1; DELETE FROM users",
+        "a = 1 -- why",
+    ] {
+        let hit = fragments::check(&fragments::Fragment {
+            field: "set",
+            text: bad.into(),
+            shape: fragments::Shape::Assignments,
+        });
+        assert_eq!(hit.map(|h| h.rule), Some(Rule::FragmentEscapes), "{bad}");
+    }
+}
+
+#[test]
+fn fragment_unparsable() {
+    let out = fragment_case(
+        Rule::FragmentUnparsable,
+        fragments::Shape::Assignments,
+        "set",
+        "full_name first || last",
+        &["full_name = first || ' ' || last, \"Nick\" = NULL"],
+    );
+    insta::assert_snapshot!(out);
+    let hit = fragments::check(&fragments::Fragment {
+        field: "where",
+        text: "v IS".into(),
+        shape: fragments::Shape::Expression,
+    });
+    assert_eq!(hit.map(|h| h.rule), Some(Rule::FragmentUnparsable));
+}
+
 #[test]
 fn every_rule_is_tested_above() {
     // Keeps this file honest when a rule is added: each name appears in a

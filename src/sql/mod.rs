@@ -6,6 +6,7 @@
 
 mod alter;
 mod describe;
+pub mod fragment;
 mod parse;
 mod rel;
 mod volatility;
