@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::sql::{self, Action, ConstraintKind, Kind, Rel, Statement};
+use crate::sql::{self, Action, ConstraintKind, DomainAction, Kind, Rel, Statement};
 
 /// The PostgreSQL major version rules assume when neither the database nor
 /// `--pg-version` says.
@@ -61,11 +61,41 @@ pub enum Rule {
     FragmentEscapes,
     /// A plan's SQL fragment that is not what its field stands for.
     FragmentUnparsable,
+    /// VALIDATE CONSTRAINT in the transaction that added it NOT VALID.
+    ValidateInSameTransaction,
+    /// DETACH PARTITION without CONCURRENTLY.
+    DetachPartitionNotConcurrently,
+    /// ATTACH PARTITION without a validated CHECK that proves the bound.
+    AttachPartitionScans,
+    /// ALTER DOMAIN … ADD CONSTRAINT without NOT VALID (or SET NOT NULL).
+    DomainConstraintWithoutNotValid,
+    /// CREATE DOMAIN with a CHECK constraint.
+    CreateDomainWithCheck,
+    /// ADD CONSTRAINT … EXCLUDE.
+    ExcludeConstraint,
+    /// TRUNCATE.
+    Truncate,
+    /// DROP DEFAULT on a NOT NULL column.
+    DropDefaultNotNull,
+    /// DROP NOT NULL before the contract phase.
+    DropNotNullBeforeContract,
+    /// DROP DATABASE.
+    DropDatabase,
+    /// DROP SCHEMA … CASCADE.
+    DropSchemaCascade,
+    /// SET LOGGED / SET UNLOGGED.
+    SetLoggedRewrites,
+    /// SET TABLESPACE.
+    SetTablespaceRewrites,
+    /// REFRESH MATERIALIZED VIEW without CONCURRENTLY.
+    RefreshNotConcurrently,
+    /// BEGIN without COMMIT by the end of the file or step.
+    TransactionLeftOpen,
 }
 
 impl Rule {
     /// Every rule.
-    pub const ALL: [Rule; 19] = [
+    pub const ALL: [Rule; 34] = [
         Rule::CreateIndexNotConcurrently,
         Rule::DropIndexNotConcurrently,
         Rule::ConcurrentlyInTransaction,
@@ -85,6 +115,21 @@ impl Rule {
         Rule::Unparsable,
         Rule::FragmentEscapes,
         Rule::FragmentUnparsable,
+        Rule::ValidateInSameTransaction,
+        Rule::DetachPartitionNotConcurrently,
+        Rule::AttachPartitionScans,
+        Rule::DomainConstraintWithoutNotValid,
+        Rule::CreateDomainWithCheck,
+        Rule::ExcludeConstraint,
+        Rule::Truncate,
+        Rule::DropDefaultNotNull,
+        Rule::DropNotNullBeforeContract,
+        Rule::DropDatabase,
+        Rule::DropSchemaCascade,
+        Rule::SetLoggedRewrites,
+        Rule::SetTablespaceRewrites,
+        Rule::RefreshNotConcurrently,
+        Rule::TransactionLeftOpen,
     ];
 
     /// The rule's name, as printed.
@@ -109,6 +154,21 @@ impl Rule {
             Rule::Unparsable => "unparsable",
             Rule::FragmentEscapes => "fragment-escapes",
             Rule::FragmentUnparsable => "fragment-unparsable",
+            Rule::ValidateInSameTransaction => "validate-in-same-transaction",
+            Rule::DetachPartitionNotConcurrently => "detach-partition-not-concurrently",
+            Rule::AttachPartitionScans => "attach-partition-scans",
+            Rule::DomainConstraintWithoutNotValid => "domain-constraint-without-not-valid",
+            Rule::CreateDomainWithCheck => "create-domain-with-check",
+            Rule::ExcludeConstraint => "exclude-constraint",
+            Rule::Truncate => "truncate",
+            Rule::DropDefaultNotNull => "drop-default-not-null",
+            Rule::DropNotNullBeforeContract => "drop-not-null-before-contract",
+            Rule::DropDatabase => "drop-database",
+            Rule::DropSchemaCascade => "drop-schema-cascade",
+            Rule::SetLoggedRewrites => "set-logged-rewrites",
+            Rule::SetTablespaceRewrites => "set-tablespace-rewrites",
+            Rule::RefreshNotConcurrently => "refresh-matview-not-concurrently",
+            Rule::TransactionLeftOpen => "transaction-left-open",
         }
     }
 }
@@ -139,6 +199,9 @@ pub struct Schema {
     columns: HashMap<(String, String), String>,
     not_null_checks: HashMap<String, (String, String)>,
     validated: HashSet<(String, String)>,
+    not_null: HashSet<(String, String)>,
+    checks: HashMap<String, String>,
+    checked: HashSet<String>,
 }
 
 impl Schema {
@@ -150,6 +213,9 @@ impl Schema {
             columns: HashMap::new(),
             not_null_checks: HashMap::new(),
             validated: HashSet::new(),
+            not_null: HashSet::new(),
+            checks: HashMap::new(),
+            checked: HashSet::new(),
         }
     }
 
@@ -191,20 +257,66 @@ impl Schema {
             .insert((table.name.clone(), column.to_string()));
     }
 
+    /// Records that a column is NOT NULL (from the plan, or from the
+    /// database).
+    pub fn mark_not_null(&mut self, table: &Rel, column: &str) {
+        self.not_null
+            .insert((table.name.clone(), column.to_string()));
+    }
+
+    /// The column is known to be NOT NULL.
+    pub fn is_not_null(&self, table: &Rel, column: &str) -> bool {
+        self.not_null
+            .contains(&(table.name.clone(), column.to_string()))
+    }
+
+    /// Records a validated CHECK constraint on a table (which can prove a
+    /// partition's bound).
+    pub fn mark_checked(&mut self, table: &Rel) {
+        self.checked.insert(table.name.clone());
+    }
+
+    /// The table has a validated CHECK constraint.
+    pub fn has_validated_check(&self, table: &Rel) -> bool {
+        self.checked.contains(&table.name)
+    }
+
     /// Takes in what a statement establishes.
     pub fn learn(&mut self, stmt: &Statement) {
         match &stmt.kind {
-            Kind::CreateTable { table, columns, .. } => {
+            Kind::CreateTable {
+                table,
+                columns,
+                not_null,
+                ..
+            } => {
                 self.mark_created(table);
                 for (c, ty) in columns {
                     self.set_column_type(table, c, ty);
+                }
+                for c in not_null {
+                    self.mark_not_null(table, c);
                 }
             }
             Kind::AlterTable { table, actions } => {
                 for a in actions {
                     match a {
-                        Action::AddColumn { column, ty, .. } => {
-                            self.set_column_type(table, column, ty)
+                        Action::AddColumn {
+                            column,
+                            ty,
+                            not_null,
+                            constraints,
+                            ..
+                        } => {
+                            self.set_column_type(table, column, ty);
+                            if *not_null || constraints.contains(&ConstraintKind::PrimaryKey) {
+                                self.mark_not_null(table, column);
+                            }
+                        }
+                        Action::SetNotNull { column } => self.mark_not_null(table, column),
+                        Action::DropNotNull { column } => {
+                            self.not_null
+                                .remove(&(table.name.clone(), column.to_string()));
                         }
                         Action::SetType { column, ty, .. } => {
                             self.set_column_type(table, column, ty)
@@ -216,6 +328,12 @@ impl Schema {
                             check: Some(expr),
                             ..
                         } => {
+                            if !not_valid {
+                                self.mark_checked(table);
+                            }
+                            if let Some(name) = name {
+                                self.checks.insert(name.clone(), table.name.clone());
+                            }
                             if let Some(column) = not_null_column(expr) {
                                 if !not_valid {
                                     self.mark_not_null_checked(table, &column);
@@ -227,6 +345,9 @@ impl Schema {
                             }
                         }
                         Action::ValidateConstraint { name } => {
+                            if let Some(t) = self.checks.get(name).cloned() {
+                                self.checked.insert(t);
+                            }
                             if let Some(pair) = self.not_null_checks.get(name) {
                                 self.validated.insert(pair.clone());
                             }
@@ -365,14 +486,44 @@ pub fn lint_sql(text: &str, schema: &mut Schema, scope: &Scope) -> (Vec<Statemen
     let statements = sql::parse(text);
     let mut hits = Vec::new();
     let mut in_block = false;
+    let mut opened_at: Option<&Statement> = None;
     let shared_transaction = scope.role != Role::File && statements.len() > 1;
+    // Constraints added NOT VALID in the transaction still open.
+    let mut not_valid_here: Vec<String> = Vec::new();
     for stmt in &statements {
         match stmt.kind {
-            Kind::Begin => in_block = true,
-            Kind::End => in_block = false,
+            Kind::Begin => {
+                in_block = true;
+                opened_at = Some(stmt);
+                not_valid_here.clear();
+            }
+            Kind::End => {
+                in_block = false;
+                opened_at = None;
+                not_valid_here.clear();
+            }
             _ => {}
         }
         let in_transaction = in_block || shared_transaction;
+        if !in_transaction {
+            not_valid_here.clear();
+        }
+        for (name, target) in validated_in_same_transaction(stmt, schema, &mut not_valid_here) {
+            hits.push(Hit {
+                rule: Rule::ValidateInSameTransaction,
+                message: format!(
+                    "VALIDATE CONSTRAINT {name} runs in the same transaction as the ADD … NOT VALID \
+                     that created it: the scan then runs while the ADD's lock on {target} is still \
+                     held (ACCESS EXCLUSIVE for a CHECK, SHARE ROW EXCLUSIVE for a foreign key), \
+                     so NOT VALID saves nothing"
+                ),
+                help: "commit in between: VALIDATE CONSTRAINT in a later `sql` step (or after \
+                       COMMIT); a `constraint` step does both, each in its own transaction"
+                    .to_string(),
+                offset: stmt.offset,
+                statement: stmt.text.clone(),
+            });
+        }
         check(
             stmt,
             schema,
@@ -390,7 +541,70 @@ pub fn lint_sql(text: &str, schema: &mut Schema, scope: &Scope) -> (Vec<Statemen
         );
         schema.learn(stmt);
     }
+    if let (true, Some(begin)) = (in_block, opened_at) {
+        let place = if scope.role == Role::File {
+            "the end of the file"
+        } else {
+            "the end of the step"
+        };
+        hits.push(Hit {
+            rule: Rule::TransactionLeftOpen,
+            message: format!(
+                "this BEGIN has no COMMIT before {place}: the transaction stays open, holding \
+                 every lock its statements took (and holding back VACUUM) until the session ends, \
+                 and its work is lost if the session drops"
+            ),
+            help: "end the transaction with COMMIT (or ROLLBACK) in the same file or step"
+                .to_string(),
+            offset: begin.offset,
+            statement: begin.text.clone(),
+        });
+    }
     (statements, hits)
+}
+
+/// Constraints this statement validates that were added NOT VALID earlier
+/// in the same transaction (`not_valid_here`, which it updates): (name,
+/// table or domain).
+fn validated_in_same_transaction(
+    stmt: &Statement,
+    schema: &Schema,
+    not_valid_here: &mut Vec<String>,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    match &stmt.kind {
+        Kind::AlterTable { table, actions } if !schema.created(table) => {
+            for a in actions {
+                match a {
+                    Action::AddConstraint {
+                        name: Some(name),
+                        not_valid: true,
+                        ..
+                    } => not_valid_here.push(format!("{}.{name}", table.name)),
+                    Action::ValidateConstraint { name }
+                        if not_valid_here.contains(&format!("{}.{name}", table.name)) =>
+                    {
+                        out.push((name.clone(), table.to_string()))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Kind::AlterDomain { domain, action } => match action {
+            DomainAction::AddConstraint {
+                name: Some(name),
+                not_valid: true,
+            } => not_valid_here.push(format!("domain {}.{name}", domain.name)),
+            DomainAction::ValidateConstraint { name }
+                if not_valid_here.contains(&format!("domain {}.{name}", domain.name)) =>
+            {
+                out.push((name.clone(), format!("the tables using domain {domain}")))
+            }
+            _ => {}
+        },
+        _ => {}
+    }
+    out
 }
 
 fn check(
@@ -541,6 +755,104 @@ fn check(
                 alter_action(table, a, schema, contract_rules, &phase, report);
             }
         }
+        Kind::Truncate { tables, cascade } if scope.role != Role::Rollback => {
+            let old: Vec<Rel> = tables
+                .iter()
+                .filter(|t| !schema.created(t))
+                .cloned()
+                .collect();
+            if !old.is_empty() || *cascade {
+                report(
+                    Rule::Truncate,
+                    format!(
+                        "TRUNCATE {} deletes every row at once under ACCESS EXCLUSIVE{}; a \
+                         rollback cannot bring the rows back",
+                        names(tables),
+                        if *cascade {
+                            ", and CASCADE empties every table with a foreign key to it as well"
+                        } else {
+                            ""
+                        }
+                    ),
+                    "delete in key-range batches (DELETE … WHERE key BETWEEN …, a step at a \
+                     time); if the table is retired, drop it in the irreversible contract phase",
+                );
+            }
+        }
+        Kind::Refresh {
+            view,
+            concurrently: false,
+        } if !schema.created(view) => report(
+            Rule::RefreshNotConcurrently,
+            format!(
+                "REFRESH MATERIALIZED VIEW {view} without CONCURRENTLY rebuilds it under ACCESS \
+                 EXCLUSIVE: every read of the view waits until the refresh is done"
+            ),
+            "write REFRESH MATERIALIZED VIEW CONCURRENTLY (it needs a unique index on the view, \
+             which a `create_index` step can build); reads go on while it runs",
+        ),
+        Kind::AlterDomain { domain, action } => match action {
+            DomainAction::AddConstraint {
+                not_valid: false, ..
+            } => report(
+                Rule::DomainConstraintWithoutNotValid,
+                format!(
+                    "ALTER DOMAIN {domain} ADD CONSTRAINT without NOT VALID checks every column of \
+                     every table that uses the domain, holding a SHARE lock on each: their writes \
+                     wait until it is done"
+                ),
+                "add it NOT VALID (new values are checked at once), then ALTER DOMAIN … VALIDATE \
+                 CONSTRAINT in a later `sql` step, in its own transaction",
+            ),
+            DomainAction::SetNotNull => report(
+                Rule::DomainConstraintWithoutNotValid,
+                format!(
+                    "ALTER DOMAIN {domain} SET NOT NULL checks every column of every table that \
+                     uses the domain, holding a SHARE lock on each: their writes wait until it is \
+                     done"
+                ),
+                "add CHECK (VALUE IS NOT NULL) NOT VALID to the domain, then VALIDATE CONSTRAINT \
+                 in a later `sql` step",
+            ),
+            _ => {}
+        },
+        Kind::CreateDomain {
+            domain,
+            check: true,
+        } if contract_rules || scope.role == Role::File => report(
+            Rule::CreateDomainWithCheck,
+            format!(
+                "CREATE DOMAIN {domain} with a CHECK: a column of an existing table moved to this \
+                 domain is checked row by row under ACCESS EXCLUSIVE, and a CHECK changed later \
+                 must be checked against every column that uses it"
+            ),
+            "create the domain without the constraint, then ALTER DOMAIN … ADD CONSTRAINT … NOT \
+             VALID and VALIDATE CONSTRAINT in a later step; or put the CHECK on the table's \
+             column with a `constraint` step",
+        ),
+        Kind::DropSchema {
+            schemas,
+            cascade: true,
+        } if scope.role != Role::Rollback => report(
+            Rule::DropSchemaCascade,
+            format!(
+                "DROP SCHEMA {} CASCADE drops every table, view and function in it, with their \
+                 data, whatever they are: nothing lists them first and a rollback cannot bring \
+                 them back",
+                schemas.join(", ")
+            ),
+            "drop the objects you mean by name, in the irreversible contract phase; then DROP \
+             SCHEMA without CASCADE (it fails if anything is left)",
+        ),
+        Kind::DropDatabase { name } => report(
+            Rule::DropDatabase,
+            format!(
+                "DROP DATABASE {name} removes a whole database and every row in it; no \
+                 migration step can undo it"
+            ),
+            "do not drop databases from a migration: retire it by hand after a backup, outside \
+             cutover",
+        ),
         _ => {}
     }
 }
@@ -560,7 +872,8 @@ fn alter_action(
             default,
             not_null,
             generated,
-            constraint,
+            constraints,
+            references,
             ..
         } if !new_table => {
             if *generated {
@@ -607,7 +920,41 @@ fn alter_action(
                     "add it nullable, fill it with a `backfill` step, then use a `not_null` step",
                 );
             }
-            if let Some(kind @ (ConstraintKind::Unique | ConstraintKind::PrimaryKey)) = constraint {
+            let has_default = default
+                .as_ref()
+                .is_some_and(|(expr, _)| !expr.trim().eq_ignore_ascii_case("null"));
+            if constraints.contains(&ConstraintKind::ForeignKey) && has_default {
+                report(
+                    Rule::ConstraintWithoutNotValid,
+                    format!(
+                        "ADD COLUMN {column} with a DEFAULT and REFERENCES {}: every row gets the \
+                         default, and the foreign key is validated with a full scan while {table} \
+                         is locked ACCESS EXCLUSIVE (reads and writes wait)",
+                        references
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default()
+                    ),
+                    "add the column plainly (no default: there is nothing to validate), then add \
+                     the foreign key with a `constraint` step (NOT VALID, then VALIDATE), and set \
+                     the default afterwards",
+                );
+            }
+            if constraints.contains(&ConstraintKind::Check) {
+                report(
+                    Rule::ConstraintWithoutNotValid,
+                    format!(
+                        "ADD COLUMN {column} with an inline CHECK: the check is validated against \
+                         every row while {table} is locked ACCESS EXCLUSIVE (reads and writes wait)"
+                    ),
+                    "add the column plainly, then add the CHECK with a `constraint` step (NOT \
+                     VALID, then VALIDATE in its own transaction)",
+                );
+            }
+            if let Some(kind) = constraints
+                .iter()
+                .find(|k| matches!(k, ConstraintKind::Unique | ConstraintKind::PrimaryKey))
+            {
                 report(
                     Rule::UniqueWithoutIndex,
                     format!(
@@ -690,6 +1037,113 @@ fn alter_action(
             ),
             "use a `constraint` step with UNIQUE (…): it builds the index CONCURRENTLY, then adds \
              the constraint USING INDEX",
+        ),
+        Action::AddConstraint {
+            kind: ConstraintKind::Exclude,
+            ..
+        } if !new_table => report(
+            Rule::ExcludeConstraint,
+            format!(
+                "ADD CONSTRAINT … EXCLUDE on {table} builds its index under ACCESS EXCLUSIVE: \
+                 reads and writes wait for the whole build (an exclusion constraint cannot be \
+                 added NOT VALID or USING INDEX)"
+            ),
+            "if uniqueness is enough, use a `constraint` step with UNIQUE (built CONCURRENTLY); \
+             otherwise add the exclusion constraint on a new table (copy_rows, sync_trigger, \
+             swap), or in a maintenance window with `allow_unsafe`",
+        ),
+        Action::DetachPartition {
+            partition,
+            concurrently: false,
+        } if !new_table => report(
+            Rule::DetachPartitionNotConcurrently,
+            format!(
+                "DETACH PARTITION {partition} without CONCURRENTLY takes ACCESS EXCLUSIVE on \
+                 {table}: every read and write of the partitioned table waits{}",
+                if schema.pg_major < 14 {
+                    format!(
+                        " (CONCURRENTLY needs PostgreSQL 14; this is {})",
+                        schema.pg_major
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+            if schema.pg_major >= 14 {
+                "write ALTER TABLE … DETACH PARTITION … CONCURRENTLY in a `sql` step of its own \
+                 (it runs outside a transaction, which cutover does for a one-statement step)"
+            } else {
+                "upgrade to PostgreSQL 14+ for DETACH … CONCURRENTLY; until then detach in a \
+                 quiet moment with a short lock_timeout, and say so with `allow_unsafe`"
+            },
+        ),
+        Action::AttachPartition { partition }
+            if !new_table
+                && !schema.created(partition)
+                && !schema.has_validated_check(partition) =>
+        {
+            report(
+                Rule::AttachPartitionScans,
+                format!(
+                    "ATTACH PARTITION {partition} scans {partition} under ACCESS EXCLUSIVE to \
+                     prove every row fits the partition bound{}",
+                    if schema.pg_major < 12 {
+                        format!(
+                            ", and on PostgreSQL {} holds ACCESS EXCLUSIVE on {table} as well",
+                            schema.pg_major
+                        )
+                    } else {
+                        String::new()
+                    }
+                ),
+                "first add a CHECK matching the bound to the partition (NOT VALID, then VALIDATE \
+                 in a later step, or a `constraint` step); ATTACH then skips the scan, and the \
+                 CHECK can be dropped afterwards",
+            )
+        }
+        Action::Logged if !new_table => report(
+            Rule::SetLoggedRewrites,
+            format!(
+                "SET LOGGED / SET UNLOGGED rewrites {table} and its indexes under ACCESS \
+                 EXCLUSIVE (reads and writes wait); SET LOGGED also writes the whole table to the \
+                 WAL, which replicas must replay"
+            ),
+            "create a new table with the persistence you want, fill it with `copy_rows` kept \
+             current by a `sync_trigger`, and `swap` the names",
+        ),
+        Action::SetTablespace if !new_table => report(
+            Rule::SetTablespaceRewrites,
+            format!(
+                "SET TABLESPACE copies every file of {table} under ACCESS EXCLUSIVE: reads and \
+                 writes wait until the copy is done"
+            ),
+            "move it online with pg_repack --tablespace, or copy it (`copy_rows` + \
+             `sync_trigger` + `swap`) into a table created in the new tablespace",
+        ),
+        Action::DropDefault { column }
+            if !new_table && contract_rules && schema.is_not_null(table, column) =>
+        {
+            report(
+                Rule::DropDefaultNotNull,
+                format!(
+                    "DROP DEFAULT on {table}.{column}, which is NOT NULL, in {}: the running \
+                     application's inserts that leave {column} out start failing",
+                    phase()
+                ),
+                "keep the default until the application always writes the column; drop it in the \
+                 irreversible contract phase (or DROP NOT NULL first, there too)",
+            )
+        }
+        Action::DropNotNull { column } if !new_table && contract_rules => report(
+            Rule::DropNotNullBeforeContract,
+            format!(
+                "DROP NOT NULL on {table}.{column} in {}: code that relies on it may read NULLs \
+                 as soon as anyone writes one, and rolling back means SET NOT NULL again, which \
+                 scans the table under ACCESS EXCLUSIVE",
+                phase()
+            ),
+            "move it to the irreversible contract phase (`irreversible = true`), after the \
+             application no longer needs the column filled",
         ),
         Action::RenameColumn | Action::RenameTable if contract_rules && !new_table => report(
             Rule::RenameBeforeContract,

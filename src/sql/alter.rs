@@ -15,7 +15,8 @@ pub(super) fn action(a: &ast::AlterTableAction) -> Action {
             let mut default = None;
             let mut not_null = false;
             let mut generated = false;
-            let mut constraint = None;
+            let mut constraints = Vec::new();
+            let mut references = None;
             for con in c.constraints() {
                 match con {
                     ast::Constraint::DefaultConstraint(d) => {
@@ -29,18 +30,23 @@ pub(super) fn action(a: &ast::AlterTableAction) -> Action {
                     // row from a sequence: a rewrite as well.
                     ast::Constraint::GeneratedConstraint(_) => generated = true,
                     ast::Constraint::PrimaryKeyConstraint(_) => {
-                        constraint = Some(ConstraintKind::PrimaryKey)
+                        constraints.push(ConstraintKind::PrimaryKey)
                     }
                     ast::Constraint::UniqueConstraint(_) => {
-                        constraint = Some(ConstraintKind::Unique)
+                        constraints.push(ConstraintKind::Unique)
                     }
-                    ast::Constraint::ReferencesConstraint(_)
-                    | ast::Constraint::ForeignKeyConstraint(_) => {
-                        constraint = Some(ConstraintKind::ForeignKey)
+                    ast::Constraint::ReferencesConstraint(r) => {
+                        constraints.push(ConstraintKind::ForeignKey);
+                        references = r
+                            .syntax()
+                            .children()
+                            .find(|c| c.kind() == SyntaxKind::PATH)
+                            .map(|t| Rel::from_sql(&text_of(&t)));
                     }
-                    ast::Constraint::CheckConstraint(_) => {
-                        constraint = constraint.or(Some(ConstraintKind::Check))
+                    ast::Constraint::ForeignKeyConstraint(_) => {
+                        constraints.push(ConstraintKind::ForeignKey)
                     }
+                    ast::Constraint::CheckConstraint(_) => constraints.push(ConstraintKind::Check),
                     _ => {}
                 }
             }
@@ -68,7 +74,8 @@ pub(super) fn action(a: &ast::AlterTableAction) -> Action {
                 default,
                 not_null,
                 generated,
-                constraint,
+                constraints,
+                references,
             }
         }
         A::DropColumn(d) => Action::DropColumn {
@@ -89,9 +96,9 @@ pub(super) fn action(a: &ast::AlterTableAction) -> Action {
                     using: t.using_expr().is_some(),
                 },
                 Some(ast::AlterColumnOption::SetNotNull(_)) => Action::SetNotNull { column },
-                Some(ast::AlterColumnOption::DropNotNull(_)) => Action::DropNotNull,
-                Some(ast::AlterColumnOption::SetDefault(_))
-                | Some(ast::AlterColumnOption::DropDefault(_)) => Action::Default,
+                Some(ast::AlterColumnOption::DropNotNull(_)) => Action::DropNotNull { column },
+                Some(ast::AlterColumnOption::SetDefault(_)) => Action::SetDefault,
+                Some(ast::AlterColumnOption::DropDefault(_)) => Action::DropDefault { column },
                 Some(ast::AlterColumnOption::SetStatistics(_)) => Action::Statistics,
                 _ => Action::Other {
                     text: text_of(a.syntax()),
@@ -154,8 +161,20 @@ pub(super) fn action(a: &ast::AlterTableAction) -> Action {
         | A::EnableReplicaTrigger(_) => Action::Trigger,
         A::SetOptions(_) | A::ResetOptions(_) => Action::StorageParams,
         A::SetLogged(_) | A::SetUnlogged(_) => Action::Logged,
-        A::AttachPartition(_) => Action::AttachPartition,
+        A::SetTablespace(_) => Action::SetTablespace,
+        A::AttachPartition(p) => Action::AttachPartition {
+            partition: Rel::from_sql(
+                &p.table_name_ref()
+                    .map(|t| text_of(t.syntax()))
+                    .unwrap_or_default(),
+            ),
+        },
         A::DetachPartition(d) => Action::DetachPartition {
+            partition: Rel::from_sql(
+                &d.table_name_ref()
+                    .map(|t| text_of(t.syntax()))
+                    .unwrap_or_default(),
+            ),
             concurrently: has_token(d.syntax(), SyntaxKind::CONCURRENTLY_KW),
         },
         other => Action::Other {

@@ -5,10 +5,10 @@ use squawk_syntax::SyntaxKind;
 use squawk_syntax::SyntaxNode;
 use squawk_syntax::ast::{self, AstNode};
 
-use super::Kind;
 use super::alter::action;
 use super::parse::{fold_one, has_token, leading_words, rel, text_of};
 use super::rel::Rel;
+use super::{DomainAction, Kind};
 
 pub(super) fn describe(stmt: &ast::Stmt) -> Kind {
     let node = stmt.syntax();
@@ -50,16 +50,21 @@ pub(super) fn describe(stmt: &ast::Stmt) -> Kind {
         },
         ast::Stmt::CreateTable(c) => {
             let mut columns = Vec::new();
+            let mut not_null = Vec::new();
             let mut like = Vec::new();
             if let Some(args) = c.table_arg_list() {
                 for arg in args.args() {
                     match arg {
                         ast::TableArg::Column(col) => {
                             if let (Some(name), Some(ty)) = (col.name(), col.ty()) {
-                                columns.push((
-                                    fold_one(&text_of(name.syntax())),
-                                    text_of(ty.syntax()),
-                                ));
+                                let name = fold_one(&text_of(name.syntax()));
+                                if col.syntax().descendants().any(|n| {
+                                    ast::NotNullConstraint::can_cast(n.kind())
+                                        || ast::PrimaryKeyConstraint::can_cast(n.kind())
+                                }) {
+                                    not_null.push(name.clone());
+                                }
+                                columns.push((name, text_of(ty.syntax())));
                             }
                         }
                         ast::TableArg::LikeClause(l) => {
@@ -91,6 +96,7 @@ pub(super) fn describe(stmt: &ast::Stmt) -> Kind {
                 table: rel(c.table_name().as_ref().map(|t| t.syntax()))
                     .unwrap_or_else(|| Rel::from_sql("?")),
                 columns,
+                not_null,
                 references,
                 like,
             }
@@ -122,8 +128,10 @@ pub(super) fn describe(stmt: &ast::Stmt) -> Kind {
         ast::Stmt::Explain(_) if !has_token(node, SyntaxKind::ANALYZE_KW) => Kind::Read,
         ast::Stmt::Vacuum(v) => Kind::Vacuum {
             full: v.full_token().is_some()
-                || v.vacuum_option_list()
-                    .is_some_and(|o| has_token(o.syntax(), SyntaxKind::FULL_KW)),
+                || v.vacuum_option_list().is_some_and(|o| {
+                    o.vacuum_options()
+                        .any(|opt| option_on(&text_of(opt.syntax()), "full"))
+                }),
             tables: v
                 .table_and_columns_list()
                 .map(|l| {
@@ -148,6 +156,9 @@ pub(super) fn describe(stmt: &ast::Stmt) -> Kind {
                 }),
         },
         ast::Stmt::Truncate(t) => Kind::Truncate {
+            cascade: t
+                .drop_behavior()
+                .is_some_and(|b| has_token(b.syntax(), SyntaxKind::CASCADE_KW)),
             tables: t
                 .table_list()
                 .map(|l| {
@@ -195,6 +206,55 @@ pub(super) fn describe(stmt: &ast::Stmt) -> Kind {
                 .and_then(|o| o.syntax().children().last())
                 .map(|n| Rel::from_sql(&text_of(&n))),
         },
+        ast::Stmt::Refresh(r) => Kind::Refresh {
+            view: rel(r.view_ref().as_ref().map(|v| v.syntax()))
+                .unwrap_or_else(|| Rel::from_sql("?")),
+            concurrently: r.concurrently_token().is_some(),
+        },
+        ast::Stmt::AlterDomain(d) => Kind::AlterDomain {
+            domain: rel(d.domain_ref().as_ref().map(|v| v.syntax()))
+                .unwrap_or_else(|| Rel::from_sql("?")),
+            action: match d.action() {
+                Some(ast::AlterDomainAction::AddConstraint(c)) => DomainAction::AddConstraint {
+                    name: c
+                        .constraint()
+                        .and_then(|c| c.constraint_name())
+                        .map(|n| fold_one(&text_of(n.syntax()))),
+                    not_valid: c.constraint().is_some_and(|c| c.is_not_valid())
+                        || has_token(c.syntax(), SyntaxKind::VALID_KW),
+                },
+                Some(ast::AlterDomainAction::ValidateConstraint(v)) => {
+                    DomainAction::ValidateConstraint {
+                        name: v
+                            .constraint_name_ref()
+                            .map(|n| fold_one(&text_of(n.syntax())))
+                            .unwrap_or_default(),
+                    }
+                }
+                Some(ast::AlterDomainAction::SetNotNull(_)) => DomainAction::SetNotNull,
+                _ => DomainAction::Other,
+            },
+        },
+        ast::Stmt::CreateDomain(d) => Kind::CreateDomain {
+            domain: rel(d.domain().as_ref().map(|v| v.syntax()))
+                .unwrap_or_else(|| Rel::from_sql("?")),
+            check: has_token(node, SyntaxKind::CHECK_KW),
+        },
+        ast::Stmt::DropSchema(d) => Kind::DropSchema {
+            schemas: d
+                .schema_refs()
+                .map(|r| fold_one(&text_of(r.syntax())))
+                .collect(),
+            cascade: d
+                .drop_behavior()
+                .is_some_and(|b| has_token(b.syntax(), SyntaxKind::CASCADE_KW)),
+        },
+        ast::Stmt::DropDatabase(d) => Kind::DropDatabase {
+            name: d
+                .database_ref()
+                .map(|r| fold_one(&text_of(r.syntax())))
+                .unwrap_or_default(),
+        },
         ast::Stmt::Begin(_) => Kind::Begin,
         ast::Stmt::Commit(_) | ast::Stmt::Rollback(_) => Kind::End,
         ast::Stmt::Set(_) | ast::Stmt::Reset(_) | ast::Stmt::SetTransaction(_) => Kind::Set,
@@ -215,4 +275,20 @@ fn relation_of(node: Option<&SyntaxNode>) -> Rel {
         .trim_end_matches('*')
         .trim();
     Rel::from_sql(text)
+}
+
+/// A boolean option as written in an option list (`FULL`, `FULL true`,
+/// `FULL off`, `full 0`): whether it is named and switched on.
+fn option_on(text: &str, name: &str) -> bool {
+    let mut words = text.split_whitespace();
+    if !words.next().is_some_and(|w| w.eq_ignore_ascii_case(name)) {
+        return false;
+    }
+    match words.next() {
+        None => true,
+        Some(v) => {
+            let v = v.trim_matches('\'').to_ascii_lowercase();
+            !matches!(v.as_str(), "false" | "off" | "0" | "no")
+        }
+    }
 }

@@ -64,6 +64,8 @@ pub enum Kind {
         table: Rel,
         /// Its columns and their types.
         columns: Vec<(String, String)>,
+        /// Its columns declared NOT NULL (or PRIMARY KEY).
+        not_null: Vec<String>,
         /// Tables it references (foreign keys) or copies (`LIKE`).
         references: Vec<Rel>,
         /// The `LIKE` sources.
@@ -111,6 +113,41 @@ pub enum Kind {
     Truncate {
         /// The tables.
         tables: Vec<Rel>,
+        /// `CASCADE`: tables referencing them are emptied too.
+        cascade: bool,
+    },
+    /// `REFRESH MATERIALIZED VIEW [CONCURRENTLY]`.
+    Refresh {
+        /// The view.
+        view: Rel,
+        /// Readers go on while it refreshes.
+        concurrently: bool,
+    },
+    /// `ALTER DOMAIN`.
+    AlterDomain {
+        /// The domain.
+        domain: Rel,
+        /// What it does.
+        action: DomainAction,
+    },
+    /// `CREATE DOMAIN`.
+    CreateDomain {
+        /// The domain.
+        domain: Rel,
+        /// It has a CHECK constraint.
+        check: bool,
+    },
+    /// `DROP SCHEMA`.
+    DropSchema {
+        /// The schemas.
+        schemas: Vec<String>,
+        /// `CASCADE`: everything in them goes too.
+        cascade: bool,
+    },
+    /// `DROP DATABASE`.
+    DropDatabase {
+        /// The database.
+        name: String,
     },
     /// `LOCK TABLE`.
     Lock {
@@ -162,8 +199,10 @@ pub enum Action {
         not_null: bool,
         /// `GENERATED ALWAYS AS (…) STORED`.
         generated: bool,
-        /// `PRIMARY KEY` / `UNIQUE` / `REFERENCES` inline.
-        constraint: Option<ConstraintKind>,
+        /// `PRIMARY KEY` / `UNIQUE` / `REFERENCES` / `CHECK` inline.
+        constraints: Vec<ConstraintKind>,
+        /// The table an inline `REFERENCES` names.
+        references: Option<Rel>,
     },
     /// `DROP COLUMN`.
     DropColumn {
@@ -185,9 +224,17 @@ pub enum Action {
         column: String,
     },
     /// `ALTER COLUMN … DROP NOT NULL`.
-    DropNotNull,
-    /// `ALTER COLUMN … SET DEFAULT` / `DROP DEFAULT`.
-    Default,
+    DropNotNull {
+        /// The column.
+        column: String,
+    },
+    /// `ALTER COLUMN … SET DEFAULT`.
+    SetDefault,
+    /// `ALTER COLUMN … DROP DEFAULT`.
+    DropDefault {
+        /// The column.
+        column: String,
+    },
     /// `ADD CONSTRAINT`.
     AddConstraint {
         /// CHECK, FOREIGN KEY, …
@@ -224,10 +271,17 @@ pub enum Action {
     Statistics,
     /// `SET LOGGED` / `SET UNLOGGED` (a rewrite).
     Logged,
+    /// `SET TABLESPACE` (a copy of the table's files).
+    SetTablespace,
     /// `ATTACH PARTITION`.
-    AttachPartition,
+    AttachPartition {
+        /// The table attached.
+        partition: Rel,
+    },
     /// `DETACH PARTITION [CONCURRENTLY]`.
     DetachPartition {
+        /// The table detached.
+        partition: Rel,
         /// Without ACCESS EXCLUSIVE.
         concurrently: bool,
     },
@@ -236,6 +290,27 @@ pub enum Action {
         /// The sub-command as written.
         text: String,
     },
+}
+
+/// One `ALTER DOMAIN` sub-command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DomainAction {
+    /// `ADD CONSTRAINT`.
+    AddConstraint {
+        /// Its name, when given.
+        name: Option<String>,
+        /// `NOT VALID`: existing values are not checked.
+        not_valid: bool,
+    },
+    /// `VALIDATE CONSTRAINT`.
+    ValidateConstraint {
+        /// The constraint.
+        name: String,
+    },
+    /// `SET NOT NULL` (checks every column of the domain).
+    SetNotNull,
+    /// Anything else (catalog only).
+    Other,
 }
 
 /// The kinds of table constraint.
@@ -282,16 +357,19 @@ impl Statement {
                 ..
             } => *concurrently || target == "DATABASE" || target == "SYSTEM",
             Kind::Vacuum { .. } => true,
-            Kind::AlterTable { actions, .. } => actions
-                .iter()
-                .any(|a| matches!(a, Action::DetachPartition { concurrently: true })),
+            Kind::AlterTable { actions, .. } => actions.iter().any(|a| {
+                matches!(
+                    a,
+                    Action::DetachPartition {
+                        concurrently: true,
+                        ..
+                    }
+                )
+            }),
+            Kind::DropDatabase { .. } => true,
             Kind::Other { what } => matches!(
                 what.as_str(),
-                "CREATE DATABASE"
-                    | "DROP DATABASE"
-                    | "ALTER SYSTEM"
-                    | "CREATE TABLESPACE"
-                    | "DROP TABLESPACE"
+                "CREATE DATABASE" | "ALTER SYSTEM" | "CREATE TABLESPACE" | "DROP TABLESPACE"
             ),
             Kind::Cluster { table } => table.is_none(),
             _ => false,

@@ -71,7 +71,8 @@ fn alter_table_actions_are_described() {
             default: Some(("random()".into(), true)),
             not_null: true,
             generated: false,
-            constraint: None,
+            constraints: vec![],
+            references: None,
         }
     );
     assert!(matches!(
@@ -141,6 +142,13 @@ fn autocommit_statements_are_known_from_the_grammar() {
     assert!(auto("VACUUM (ANALYZE) users"));
     assert!(auto("vacuum users"));
     assert!(auto("CREATE DATABASE x"));
+    assert!(auto("DROP DATABASE x"));
+    assert!(auto(
+        "ALTER TABLE measurements DETACH PARTITION measurements_2020 CONCURRENTLY"
+    ));
+    assert!(auto("alter table m detach partition p concurrently;"));
+    assert!(!auto("ALTER TABLE m DETACH PARTITION p"));
+    assert!(!auto("ALTER TABLE m DETACH PARTITION p FINALIZE"));
     assert!(!auto("CREATE INDEX i ON t (c)"));
     assert!(!auto("SELECT 'concurrently'"));
     assert!(!auto("ALTER TABLE users ADD COLUMN c int"));
@@ -175,4 +183,71 @@ fn other_statements_keep_their_leading_words() {
             mode: "SHARE ROW EXCLUSIVE".into()
         }
     );
+}
+
+#[test]
+fn the_forms_of_issue_24_are_described() {
+    assert_eq!(
+        one("TRUNCATE a, b CASCADE"),
+        Kind::Truncate {
+            tables: vec![Rel::from_sql("a"), Rel::from_sql("b")],
+            cascade: true
+        }
+    );
+    assert!(matches!(
+        one("REFRESH MATERIALIZED VIEW CONCURRENTLY v"),
+        Kind::Refresh {
+            concurrently: true,
+            ..
+        }
+    ));
+    assert!(matches!(
+        one("ALTER DOMAIN d ADD CONSTRAINT c CHECK (VALUE > 0) NOT VALID"),
+        Kind::AlterDomain {
+            action: DomainAction::AddConstraint {
+                not_valid: true,
+                ..
+            },
+            ..
+        }
+    ));
+    assert!(matches!(
+        one("CREATE DOMAIN d AS int CHECK (VALUE > 0)"),
+        Kind::CreateDomain { check: true, .. }
+    ));
+    assert_eq!(
+        one("DROP SCHEMA s CASCADE"),
+        Kind::DropSchema {
+            schemas: vec!["s".into()],
+            cascade: true
+        }
+    );
+    let Kind::AlterTable { actions, .. } = one(
+        "ALTER TABLE m ATTACH PARTITION p FOR VALUES IN (1), SET TABLESPACE t, \
+         ALTER COLUMN c DROP DEFAULT, ALTER COLUMN c DROP NOT NULL",
+    ) else {
+        panic!("not an ALTER TABLE")
+    };
+    assert_eq!(
+        actions,
+        vec![
+            Action::AttachPartition {
+                partition: Rel::from_sql("p")
+            },
+            Action::SetTablespace,
+            Action::DropDefault { column: "c".into() },
+            Action::DropNotNull { column: "c".into() },
+        ]
+    );
+    for (sql, full) in [
+        ("VACUUM (FULL FALSE) t", false),
+        ("VACUUM (FULL off) t", false),
+        ("VACUUM (FULL) t", true),
+        ("VACUUM (ANALYZE, FULL true) t", true),
+    ] {
+        assert!(
+            matches!(one(sql), Kind::Vacuum { full: f, .. } if f == full),
+            "{sql}"
+        );
+    }
 }
