@@ -227,6 +227,189 @@ async fn statements_that_cannot_run_in_a_transaction_request_the_predicted_lock(
     }
 }
 
+/// What cutover's lock table says for the first relation `statement` names
+/// (for entries named in words: "every table using domain d").
+fn predicted_first(statement: &str) -> Option<LockMode> {
+    let stmts = sql::parse(statement);
+    assert_eq!(stmts.len(), 1, "{statement}");
+    effects(&stmts[0], &Schema::new(15))
+        .unwrap_or_else(|| panic!("no lock-table entry for {statement}"))
+        .first()
+        .map(|e| e.mode)
+}
+
+/// Partitions, a domain in use, a materialized view, an exclusion-ready
+/// table and a schema with a table, beside `users` and `orders`.
+async fn newer_forms_db(test: &str) -> TestDb {
+    let db = lock_db(test).await;
+    db.connect()
+        .await
+        .client
+        .batch_execute(
+            "CREATE TABLE m (id int, at date) PARTITION BY RANGE (at);
+             CREATE TABLE m_2023 PARTITION OF m FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
+             CREATE TABLE m_2024 (id int, at date);
+             INSERT INTO m_2024 VALUES (1, '2024-06-01');
+             CREATE DOMAIN positive AS int;
+             ALTER DOMAIN positive ADD CONSTRAINT positive_nv CHECK (VALUE > -1000) NOT VALID;
+             CREATE TABLE amounts (id int NOT NULL, v positive);
+             INSERT INTO amounts VALUES (1, 5);
+             CREATE MATERIALIZED VIEW user_count AS SELECT count(*) AS n FROM users;
+             CREATE UNIQUE INDEX user_count_n ON user_count (n);
+             CREATE TABLE bookings (room int, during int4range);
+             CREATE SCHEMA legacy;
+             CREATE TABLE legacy.t (id int);",
+        )
+        .await
+        .expect("set up");
+    db
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lock_table_matches_pg_locks_for_the_newer_forms() {
+    let db = newer_forms_db("locks_newer").await;
+    let conn = db.connect().await;
+    let pid: i32 = scalar(&conn, "SELECT pg_backend_pid()").await;
+    // (statement, relations whose lock is predicted and observed by name)
+    let by_name: &[(&str, &[&str])] = &[
+        ("ALTER TABLE m DETACH PARTITION m_2023", &["m", "m_2023"]),
+        (
+            "ALTER TABLE m ATTACH PARTITION m_2024 FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')",
+            &["m", "m_2024"],
+        ),
+        (
+            "ALTER TABLE users ADD COLUMN n int CHECK (n > 0)",
+            &["users"],
+        ),
+        (
+            "ALTER TABLE orders ADD COLUMN u2 bigint DEFAULT 1 REFERENCES users (id)",
+            &["orders", "users"],
+        ),
+        (
+            "ALTER TABLE bookings ADD CONSTRAINT no_overlap EXCLUDE USING gist (during WITH &&)",
+            &["bookings"],
+        ),
+        ("TRUNCATE orders CASCADE", &["orders"]),
+        (
+            "ALTER TABLE users ALTER COLUMN age DROP DEFAULT",
+            &["users"],
+        ),
+        (
+            "ALTER TABLE amounts ALTER COLUMN id DROP NOT NULL",
+            &["amounts"],
+        ),
+        ("ALTER TABLE users SET UNLOGGED", &["users"]),
+        ("ALTER TABLE users SET TABLESPACE pg_default", &["users"]),
+        ("REFRESH MATERIALIZED VIEW user_count", &["user_count"]),
+        (
+            "REFRESH MATERIALIZED VIEW CONCURRENTLY user_count",
+            &["user_count"],
+        ),
+    ];
+    // (statement, the relation pg_locks shows for an entry named in words)
+    let in_words: &[(&str, &str)] = &[
+        (
+            "ALTER DOMAIN positive ADD CONSTRAINT positive_check CHECK (VALUE > 0)",
+            "amounts",
+        ),
+        (
+            "ALTER DOMAIN positive ADD CONSTRAINT positive_check CHECK (VALUE > 0) NOT VALID",
+            "amounts",
+        ),
+        (
+            "ALTER DOMAIN positive VALIDATE CONSTRAINT positive_nv",
+            "amounts",
+        ),
+        ("DROP SCHEMA legacy CASCADE", "legacy.t"),
+    ];
+    let mut checked = 0;
+    let cases = by_name
+        .iter()
+        .map(|(s, rels)| {
+            (
+                *s,
+                rels.iter()
+                    .map(|r| (*r, Some(predicted(s, r))))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .chain(
+            in_words
+                .iter()
+                .map(|(s, rel)| (*s, vec![(*rel, predicted_first(s))])),
+        );
+    for (statement, expected) in cases {
+        let mut oids = Vec::new();
+        for (rel, mode) in &expected {
+            oids.push((*rel, oid(&conn, rel).await, *mode));
+        }
+        conn.client.batch_execute("BEGIN").await.expect("begin");
+        conn.client
+            .batch_execute(statement)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        for (rel, rel_oid, mode) in &oids {
+            let seen = strongest(&conn, pid, *rel_oid, true).await;
+            assert_eq!(seen, *mode, "{statement}: pg_locks on {rel} shows {seen:?}");
+            checked += 1;
+        }
+        conn.client
+            .batch_execute("ROLLBACK")
+            .await
+            .expect("rollback");
+    }
+    assert!(checked >= 18, "{checked} locks compared");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detach_partition_concurrently_requests_the_predicted_lock_outside_a_transaction() {
+    // It cannot run in a transaction block: hold SHARE UPDATE EXCLUSIVE on
+    // the parent, and watch the mode it waits for.
+    let db = newer_forms_db("locks_detach").await;
+    let holder = db.connect().await;
+    let observer = db.connect().await;
+    let parent = oid(&observer, "m").await;
+    let statement = "ALTER TABLE m DETACH PARTITION m_2023 CONCURRENTLY";
+    assert!(sql::parse(statement)[0].needs_autocommit());
+    holder
+        .client
+        .batch_execute("BEGIN; LOCK TABLE m IN SHARE UPDATE EXCLUSIVE MODE")
+        .await
+        .expect("hold");
+    let worker = db.connect().await;
+    let pid: i32 = scalar(&worker, "SELECT pg_backend_pid()").await;
+    let task = tokio::spawn(async move {
+        let r = worker.client.batch_execute(statement).await;
+        drop(worker);
+        r.map_err(|e| e.to_string())
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let requested = loop {
+        if let Some(m) = strongest(&observer, pid, parent, false).await {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "{statement} never waited on m");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(requested, predicted(statement, "m"), "{statement}");
+    holder
+        .client
+        .batch_execute("ROLLBACK")
+        .await
+        .expect("release");
+    let done = tokio::time::timeout(Duration::from_secs(120), task)
+        .await
+        .expect("statement finished")
+        .expect("task");
+    assert!(done.is_ok(), "{statement}: {done:?}");
+    let attached: bool = scalar(
+        &observer,
+        "SELECT EXISTS (SELECT FROM pg_inherits WHERE inhrelid = 'm_2023'::regclass)",
+    )
+    .await;
+    assert!(!attached, "the partition is detached");
+}
+
 #[test]
 fn every_shipped_plan_lints_clean() {
     let plans: Vec<String> = std::fs::read_dir(format!("{}/plans", env!("CARGO_MANIFEST_DIR")))

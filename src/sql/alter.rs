@@ -37,11 +37,7 @@ pub(super) fn action(a: &ast::AlterTableAction) -> Action {
                     }
                     ast::Constraint::ReferencesConstraint(r) => {
                         constraints.push(ConstraintKind::ForeignKey);
-                        references = r
-                            .syntax()
-                            .children()
-                            .find(|c| c.kind() == SyntaxKind::PATH)
-                            .map(|t| Rel::from_sql(&text_of(&t)));
+                        references = r.table().map(|t| Rel::from_sql(&text_of(t.syntax())));
                     }
                     ast::Constraint::ForeignKeyConstraint(_) => {
                         constraints.push(ConstraintKind::ForeignKey)

@@ -83,10 +83,7 @@ pub(super) fn describe(stmt: &ast::Stmt) -> Kind {
                         fk.table_name_ref()
                             .map(|t| Rel::from_sql(&text_of(t.syntax())))
                     } else if let Some(r) = ast::ReferencesConstraint::cast(n) {
-                        r.syntax()
-                            .children()
-                            .find(|c| c.kind() == SyntaxKind::PATH)
-                            .map(|t| Rel::from_sql(&text_of(&t)))
+                        r.table().map(|t| Rel::from_sql(&text_of(t.syntax())))
                     } else {
                         None
                     }

@@ -251,3 +251,22 @@ fn the_forms_of_issue_24_are_described() {
         );
     }
 }
+
+#[test]
+fn inline_references_name_their_table() {
+    let Kind::CreateTable { references, .. } =
+        one("CREATE TABLE o (id int, user_id bigint REFERENCES public.users (id))")
+    else {
+        panic!("not a CREATE TABLE")
+    };
+    assert_eq!(references, vec![Rel::from_sql("public.users")]);
+    let Kind::AlterTable { actions, .. } =
+        one("ALTER TABLE o ADD COLUMN u bigint DEFAULT 1 REFERENCES users (id)")
+    else {
+        panic!("not an ALTER TABLE")
+    };
+    assert!(matches!(
+        &actions[0],
+        Action::AddColumn { references: Some(r), .. } if *r == Rel::from_sql("users")
+    ));
+}
