@@ -767,3 +767,31 @@ async fn run_refuses_a_fragment_that_escapes_and_executes_nothing() {
     .await;
     assert!(!added, "the earlier step's ADD COLUMN must not have run");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sql_step_detaches_a_partition_concurrently_outside_a_transaction() {
+    let db = newer_forms_db("run_detach").await;
+    let (_dir, plan) = write_plan(
+        r#"
+name = "retire 2023"
+[[phases]]
+name = "expand"
+[[phases.steps]]
+kind = "sql"
+name = "detach 2023"
+sql = "ALTER TABLE m DETACH PARTITION m_2023 CONCURRENTLY"
+rollback = "ALTER TABLE m ATTACH PARTITION m_2023 FOR VALUES FROM ('2023-01-01') TO ('2024-01-01')"
+"#,
+    );
+    let (code, out, _) = cutover("postgres://unused@127.0.0.1:1/none", &["lint", &plan]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, err) = cutover(&db.url, &["run", &plan, "--yes", "--headless"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let conn = db.connect().await;
+    let attached: bool = scalar(
+        &conn,
+        "SELECT EXISTS (SELECT FROM pg_inherits WHERE inhrelid = 'm_2023'::regclass)",
+    )
+    .await;
+    assert!(!attached, "the partition is detached");
+}

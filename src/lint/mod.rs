@@ -752,7 +752,7 @@ fn check(
         }
         Kind::AlterTable { table, actions } => {
             for a in actions {
-                alter_action(table, a, schema, contract_rules, &phase, report);
+                alter_action(table, a, schema, scope, &phase, report);
             }
         }
         Kind::Truncate { tables, cascade } if scope.role != Role::Rollback => {
@@ -861,11 +861,13 @@ fn alter_action(
     table: &Rel,
     a: &Action,
     schema: &Schema,
-    contract_rules: bool,
+    scope: &Scope,
     phase: &dyn Fn() -> String,
     report: &mut dyn FnMut(Rule, String, &str),
 ) {
     let new_table = schema.created(table);
+    let rollback = scope.role == Role::Rollback;
+    let contract_rules = !rollback && !scope.irreversible;
     match a {
         Action::AddColumn {
             column,
@@ -1079,6 +1081,7 @@ fn alter_action(
         ),
         Action::AttachPartition { partition }
             if !new_table
+                && !rollback
                 && !schema.created(partition)
                 && !schema.has_validated_check(partition) =>
         {

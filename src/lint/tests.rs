@@ -507,6 +507,12 @@ fn attach_partition_scans() {
         15,
     );
     insta::assert_snapshot!(out);
+    // A rollback re-attaching what its step detached is the point.
+    let undo = Scope {
+        role: Role::Rollback,
+        ..expand()
+    };
+    assert!(rules(attach, &undo, 15).is_empty());
 }
 
 #[test]
