@@ -462,7 +462,9 @@ fn action_lock(table: &Rel, a: &Action, schema: &Schema) -> (LockMode, Work) {
         }
         Action::ValidateConstraint { .. } => (M::ShareUpdateExclusive, Work::Scan),
         Action::Trigger => (M::ShareRowExclusive, Work::Catalog),
-        Action::StorageParams | Action::Statistics => (M::ShareUpdateExclusive, Work::Catalog),
+        Action::StorageParams | Action::Statistics | Action::DetachFinalize => {
+            (M::ShareUpdateExclusive, Work::Catalog)
+        }
         // Before 12, ATTACH locked the parent ACCESS EXCLUSIVE.
         Action::AttachPartition { .. } if schema.pg_major < 12 => {
             (M::AccessExclusive, Work::Catalog)

@@ -475,7 +475,10 @@ fn detach_partition_not_concurrently() {
     let out = case(
         Rule::DetachPartitionNotConcurrently,
         "ALTER TABLE measurements DETACH PARTITION measurements_2020",
-        &["ALTER TABLE measurements DETACH PARTITION measurements_2020 CONCURRENTLY"],
+        &[
+            "ALTER TABLE measurements DETACH PARTITION measurements_2020 CONCURRENTLY",
+            "ALTER TABLE measurements DETACH PARTITION measurements_2020 FINALIZE",
+        ],
         &expand(),
         15,
     );

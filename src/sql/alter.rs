@@ -165,6 +165,9 @@ pub(super) fn action(a: &ast::AlterTableAction) -> Action {
                     .unwrap_or_default(),
             ),
         },
+        A::DetachPartition(d) if has_token(d.syntax(), SyntaxKind::FINALIZE_KW) => {
+            Action::DetachFinalize
+        }
         A::DetachPartition(d) => Action::DetachPartition {
             partition: Rel::from_sql(
                 &d.table_name_ref()

@@ -278,6 +278,9 @@ pub enum Action {
         /// The table attached.
         partition: Rel,
     },
+    /// `DETACH PARTITION … FINALIZE`: completes an interrupted concurrent
+    /// detach.
+    DetachFinalize,
     /// `DETACH PARTITION [CONCURRENTLY]`.
     DetachPartition {
         /// The table detached.
