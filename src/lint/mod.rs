@@ -200,6 +200,7 @@ pub struct Schema {
     not_null_checks: HashMap<String, (String, String)>,
     validated: HashSet<(String, String)>,
     not_null: HashSet<(String, String)>,
+    nullable: HashSet<(String, String)>,
     checks: HashMap<String, String>,
     checked: HashSet<String>,
 }
@@ -214,6 +215,7 @@ impl Schema {
             not_null_checks: HashMap::new(),
             validated: HashSet::new(),
             not_null: HashSet::new(),
+            nullable: HashSet::new(),
             checks: HashMap::new(),
             checked: HashSet::new(),
         }
@@ -260,8 +262,23 @@ impl Schema {
     /// Records that a column is NOT NULL (from the plan, or from the
     /// database).
     pub fn mark_not_null(&mut self, table: &Rel, column: &str) {
-        self.not_null
-            .insert((table.name.clone(), column.to_string()));
+        let key = (table.name.clone(), column.to_string());
+        self.nullable.remove(&key);
+        self.not_null.insert(key);
+    }
+
+    /// Records that a column accepts NULL (from the plan, or from the
+    /// database).
+    pub fn mark_nullable(&mut self, table: &Rel, column: &str) {
+        let key = (table.name.clone(), column.to_string());
+        self.not_null.remove(&key);
+        self.nullable.insert(key);
+    }
+
+    /// The column is known to accept NULL.
+    pub fn is_nullable(&self, table: &Rel, column: &str) -> bool {
+        self.nullable
+            .contains(&(table.name.clone(), column.to_string()))
     }
 
     /// The column is known to be NOT NULL.
@@ -311,13 +328,12 @@ impl Schema {
                             self.set_column_type(table, column, ty);
                             if *not_null || constraints.contains(&ConstraintKind::PrimaryKey) {
                                 self.mark_not_null(table, column);
+                            } else {
+                                self.mark_nullable(table, column);
                             }
                         }
                         Action::SetNotNull { column } => self.mark_not_null(table, column),
-                        Action::DropNotNull { column } => {
-                            self.not_null
-                                .remove(&(table.name.clone(), column.to_string()));
-                        }
+                        Action::DropNotNull { column } => self.mark_nullable(table, column),
                         Action::SetType { column, ty, .. } => {
                             self.set_column_type(table, column, ty)
                         }
@@ -1124,15 +1140,24 @@ fn alter_action(
              `sync_trigger` + `swap`) into a table created in the new tablespace",
         ),
         Action::DropDefault { column }
-            if !new_table && contract_rules && schema.is_not_null(table, column) =>
+            if !new_table && contract_rules && !schema.is_nullable(table, column) =>
         {
             report(
                 Rule::DropDefaultNotNull,
-                format!(
-                    "DROP DEFAULT on {table}.{column}, which is NOT NULL, in {}: the running \
-                     application's inserts that leave {column} out start failing",
-                    phase()
-                ),
+                if schema.is_not_null(table, column) {
+                    format!(
+                        "DROP DEFAULT on {table}.{column}, which is NOT NULL, in {}: the running \
+                         application's inserts that leave {column} out start failing",
+                        phase()
+                    )
+                } else {
+                    format!(
+                        "DROP DEFAULT on {table}.{column} in {}: if the column is NOT NULL (not \
+                         known offline), the running application's inserts that leave {column} \
+                         out start failing; if not, they start writing NULL",
+                        phase()
+                    )
+                },
                 "keep the default until the application always writes the column; drop it in the \
                  irreversible contract phase (or DROP NOT NULL first, there too)",
             )

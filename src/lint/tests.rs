@@ -599,6 +599,17 @@ fn drop_default_not_null() {
         15,
     );
     insta::assert_snapshot!(out);
+    // Offline, a column's NOT NULL is unknown: flagged, and said so.
+    let unknown = run(
+        "ALTER TABLE users ALTER COLUMN flag DROP DEFAULT",
+        &expand(),
+        15,
+    );
+    assert_eq!(unknown.len(), 1);
+    assert!(
+        unknown[0].message.contains("not known offline"),
+        "{unknown:?}"
+    );
     // In the contract phase the application has moved on.
     assert!(
         rules(
