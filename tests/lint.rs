@@ -795,3 +795,89 @@ rollback = "ALTER TABLE m ATTACH PARTITION m_2023 FOR VALUES FROM ('2023-01-01')
     .await;
     assert!(!attached, "the partition is detached");
 }
+
+/// One case of `tests/lint_cases/reference.sql`.
+struct Case {
+    name: String,
+    expect: String,
+    pg: String,
+    sql: String,
+}
+
+fn reference_cases() -> Vec<Case> {
+    let path = format!(
+        "{}/tests/lint_cases/reference.sql",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).expect("reference corpus");
+    let mut cases: Vec<Case> = Vec::new();
+    for line in text.lines() {
+        if let Some(head) = line.strip_prefix("-- case ") {
+            let words: Vec<&str> = head.split_whitespace().collect();
+            assert!(
+                words.len() >= 3 && words[1] == "expect",
+                "bad case line: {line}"
+            );
+            let pg = match words.get(3..) {
+                Some(["pg", v]) => v.to_string(),
+                _ => "15".to_string(),
+            };
+            cases.push(Case {
+                name: words[0].to_string(),
+                expect: words[2].to_string(),
+                pg,
+                sql: String::new(),
+            });
+        } else if let Some(case) = cases.last_mut() {
+            case.sql.push_str(line);
+            case.sql.push('\n');
+        }
+    }
+    cases
+}
+
+#[test]
+fn the_reference_corpus_gets_its_verdicts_from_cutover_lint() {
+    // Each case is linted end to end, as a user would: `cutover lint FILE
+    // --pg-version N --format json`.
+    let cases = reference_cases();
+    assert!(cases.len() >= 80, "{} cases", cases.len());
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut wrong = Vec::new();
+    for case in &cases {
+        let file = dir.path().join(format!("{}.sql", case.name));
+        std::fs::write(&file, &case.sql).expect("write case");
+        let f = file.display().to_string();
+        let (code, json, err) = cutover(
+            "postgres://unused@127.0.0.1:1/none",
+            &["lint", &f, "--pg-version", &case.pg, "--format", "json"],
+        );
+        let doc: serde_json::Value = serde_json::from_str(&json)
+            .unwrap_or_else(|e| panic!("{}: {e}: {json}{err}", case.name));
+        let rules: Vec<String> = doc["findings"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| f["rule_name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let agrees = if case.expect == "ok" {
+            code == 0 && rules.is_empty()
+        } else {
+            code == 1 && rules.contains(&case.expect)
+        };
+        if !agrees {
+            wrong.push(format!(
+                "{} (expect {}, pg {}): exit {code}, {rules:?}",
+                case.name, case.expect, case.pg
+            ));
+        }
+    }
+    println!(
+        "{} of {} reference cases agree",
+        cases.len() - wrong.len(),
+        cases.len()
+    );
+    assert!(wrong.is_empty(), "disagreements:\n{}", wrong.join("\n"));
+}
