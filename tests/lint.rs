@@ -881,3 +881,59 @@ fn the_reference_corpus_gets_its_verdicts_from_cutover_lint() {
     );
     assert!(wrong.is_empty(), "disagreements:\n{}", wrong.join("\n"));
 }
+
+const NEWER_FORMS_PLAN: &str = r#"
+name = "newer forms"
+[[phases]]
+name = "expand"
+[[phases.steps]]
+kind = "sql"
+name = "detach 2023"
+sql = "ALTER TABLE m DETACH PARTITION m_2023"
+rollback = "ALTER TABLE m ATTACH PARTITION m_2023 FOR VALUES FROM ('2023-01-01') TO ('2024-01-01')"
+[[phases.steps]]
+kind = "sql"
+name = "refresh"
+sql = "REFRESH MATERIALIZED VIEW user_count"
+[[phases.steps]]
+kind = "sql"
+name = "move"
+sql = "ALTER TABLE users SET TABLESPACE pg_default"
+[[phases.steps]]
+kind = "sql"
+name = "domain check"
+sql = "ALTER DOMAIN positive ADD CONSTRAINT positive_check CHECK (VALUE > 0)"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_and_check_flag_the_newer_forms_with_their_locks() {
+    let (_dir, plan) = write_plan(NEWER_FORMS_PLAN);
+    let (code, out, err) = cutover("postgres://unused@127.0.0.1:1/none", &["plan", &plan]);
+    assert_eq!(code, 1, "{out}{err}");
+    for expected in [
+        "UNSAFE [detach-partition-not-concurrently]",
+        "lock: ACCESS EXCLUSIVE on m_2023",
+        "UNSAFE [refresh-matview-not-concurrently]",
+        "lock: ACCESS EXCLUSIVE on user_count — rewrites the table",
+        "UNSAFE [set-tablespace-rewrites]",
+        "lock: ACCESS EXCLUSIVE on users — rewrites the table",
+        "UNSAFE [domain-constraint-without-not-valid]",
+        "lock: SHARE on every table using domain positive — scans the table, blocks writes",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+
+    let db = newer_forms_db("check_newer").await;
+    let (code, out, err) = cutover(&db.url, &["check", &plan]);
+    assert_eq!(code, 1, "{out}{err}");
+    for rule in [
+        "detach-partition-not-concurrently",
+        "refresh-matview-not-concurrently",
+        "set-tablespace-rewrites",
+        "domain-constraint-without-not-valid",
+    ] {
+        assert!(out.contains(&format!("error[{rule}]")), "{rule} in:\n{out}");
+    }
+    let (code, out, err) = cutover(&db.url, &["run", &plan, "--yes", "--headless"]);
+    assert_eq!(code, 2, "{out}{err}");
+}
