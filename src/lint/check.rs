@@ -199,7 +199,9 @@ pub(super) fn check(
                      wait until it is done"
                 ),
                 "add it NOT VALID (new values are checked at once), then ALTER DOMAIN … VALIDATE \
-                 CONSTRAINT in a later `sql` step, in its own transaction",
+                 CONSTRAINT in a later `sql` step, in its own transaction (on PostgreSQL 15 the \
+                 VALIDATE still holds SHARE on those tables while it scans: for a large table, \
+                 put the CHECK on the table's column with a `constraint` step instead)",
             ),
             DomainAction::SetNotNull => report(
                 Rule::DomainConstraintWithoutNotValid,
