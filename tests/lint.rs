@@ -937,3 +937,79 @@ async fn plan_and_check_flag_the_newer_forms_with_their_locks() {
     let (code, out, err) = cutover(&db.url, &["run", &plan, "--yes", "--headless"]);
     assert_eq!(code, 2, "{out}{err}");
 }
+
+#[test]
+fn every_fragment_field_is_checked() {
+    let (_dir, plan) = write_plan(
+        r#"
+name = "fragments everywhere"
+[[phases]]
+name = "expand"
+[[phases.steps]]
+kind = "sync_trigger"
+name = "one_way"
+table = "users"
+set = "full_name = name; DROP TABLE users"
+when = "name IS NOT NULL) OR (true"
+[[phases.steps]]
+kind = "sync_trigger"
+name = "two_way"
+table = "users"
+old = "age"
+new = "age_new"
+forward = "NEW.age::bigint -- widen"
+[[phases.steps]]
+kind = "copy_rows"
+from = "users"
+to = "addresses"
+key = "id"
+columns = { user_id = "id", street = "upper(street" }
+where = "country = 'PT'))"
+[[phases.steps]]
+kind = "create_index"
+name = "users_lower_email"
+table = "users"
+columns = ["(lower(email)", "id"]
+where = "age > 0 /* adults"
+"#,
+    );
+    let (code, json, err) = cutover(
+        "postgres://unused@127.0.0.1:1/none",
+        &["lint", "--format", "json", &plan],
+    );
+    assert_eq!(code, 1, "{json}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    let mut seen: Vec<(String, String)> = doc["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|f| f["rule_name"] == "fragment-escapes")
+                .map(|f| {
+                    (
+                        f["step"].as_str().unwrap_or("").to_string(),
+                        f["message"]
+                            .as_str()
+                            .and_then(|m| m.split('`').nth(1))
+                            .unwrap_or("")
+                            .to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    seen.sort();
+    let mut expected: Vec<(String, String)> = [
+        ("sync trigger one_way", "set"),
+        ("sync trigger one_way", "when"),
+        ("sync trigger two_way", "forward"),
+        ("copy users to addresses", "columns"),
+        ("copy users to addresses", "where"),
+        ("index users_lower_email", "columns"),
+        ("index users_lower_email", "where"),
+    ]
+    .iter()
+    .map(|(s, f)| (s.to_string(), f.to_string()))
+    .collect();
+    expected.sort();
+    assert_eq!(seen, expected, "{doc:#}");
+}
