@@ -971,6 +971,11 @@ name = "users_lower_email"
 table = "users"
 columns = ["(lower(email)", "id"]
 where = "age > 0 /* adults"
+[[phases.steps]]
+kind = "constraint"
+name = "age_ok"
+table = "users"
+definition = "CHECK (age >= 0); DELETE FROM users"
 "#,
     );
     let (code, json, err) = cutover(
@@ -1006,6 +1011,7 @@ where = "age > 0 /* adults"
         ("copy users to addresses", "where"),
         ("index users_lower_email", "columns"),
         ("index users_lower_email", "where"),
+        ("constraint age_ok", "definition"),
     ]
     .iter()
     .map(|(s, f)| (s.to_string(), f.to_string()))

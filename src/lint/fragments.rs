@@ -14,6 +14,8 @@ pub enum Shape {
     Expression,
     /// `column = expression, …` (`set`).
     Assignments,
+    /// One table constraint (a `constraint` step's `definition`).
+    Constraint,
 }
 
 /// One fragment of a step.
@@ -78,6 +80,11 @@ pub fn of_step(step: &Step) -> Vec<Fragment> {
             );
             out.extend(s.where_.as_deref().map(|w| expr("where", w)));
         }
+        Step::Constraint(s) => out.push(Fragment {
+            field: "definition",
+            text: s.definition.clone(),
+            shape: Shape::Constraint,
+        }),
         _ => {}
     }
     out
@@ -88,10 +95,14 @@ pub fn check(f: &Fragment) -> Option<Hit> {
     let result = match f.shape {
         Shape::Expression => fragment::expression(&f.text).map(|_| ()),
         Shape::Assignments => fragment::assignments(&f.text).map(|_| ()),
+        Shape::Constraint => fragment::constraint(&f.text).map(|_| ()),
     };
     let what = match f.shape {
         Shape::Expression => "exactly one SQL expression",
         Shape::Assignments => "an assignment list `column = expression, …`",
+        Shape::Constraint => {
+            "one table constraint: CHECK (…), FOREIGN KEY (…) REFERENCES … or UNIQUE (…)"
+        }
     };
     let (rule, why) = match result {
         Ok(()) => return None,

@@ -15,6 +15,7 @@ use std::fmt;
 use squawk_syntax::SourceFile;
 use squawk_syntax::ast::{self, AstNode};
 
+use super::ConstraintKind;
 use super::parse::text_of;
 use crate::db::ident::fold_qualified;
 
@@ -140,6 +141,50 @@ pub fn assignments(fragment: &str) -> Result<Vec<String>, FragmentError> {
         return Err(FragmentError::Unparsable("it assigns no column".into()));
     }
     Ok(columns)
+}
+
+/// A `constraint` step's `definition`: exactly one table constraint
+/// (`CHECK (…)`, `FOREIGN KEY (…) REFERENCES …`, `UNIQUE (…)`). Returns its
+/// kind.
+pub fn constraint(fragment: &str) -> Result<ConstraintKind, FragmentError> {
+    contained(fragment)?;
+    const PREFIX: &str = "ALTER TABLE cutover_fragment ADD CONSTRAINT cutover_fragment ";
+    let text = format!("{PREFIX}{fragment}");
+    let parse = SourceFile::parse(&text);
+    if let Some(e) = parse.errors().first() {
+        return Err(FragmentError::Unparsable(format!(
+            "it is not a table constraint ({})",
+            e.message()
+        )));
+    }
+    let mut stmts = parse.tree().stmts();
+    let (Some(ast::Stmt::AlterTable(alter)), None) = (stmts.next(), stmts.next()) else {
+        return Err(FragmentError::Escapes(
+            "it does not stay one constraint: with the SQL around it, it becomes another \
+             statement"
+                .into(),
+        ));
+    };
+    let actions: Vec<ast::AlterTableAction> = alter.actions().collect();
+    let [ast::AlterTableAction::AddConstraint(add)] = actions.as_slice() else {
+        return Err(FragmentError::Escapes(
+            "it adds more to the ALTER TABLE cutover builds than one constraint".into(),
+        ));
+    };
+    if usize::from(add.syntax().text_range().end()) != text.trim_end().len() {
+        return Err(FragmentError::Escapes(
+            "something follows the constraint".into(),
+        ));
+    }
+    match add.constraint() {
+        Some(ast::Constraint::CheckConstraint(_)) => Ok(ConstraintKind::Check),
+        Some(ast::Constraint::ForeignKeyConstraint(_)) => Ok(ConstraintKind::ForeignKey),
+        Some(ast::Constraint::UniqueConstraint(_)) => Ok(ConstraintKind::Unique),
+        _ => Err(FragmentError::Unparsable(
+            "a `constraint` step takes CHECK (…), FOREIGN KEY (…) REFERENCES … or UNIQUE (…)"
+                .into(),
+        )),
+    }
 }
 
 /// The fragment on its own: nothing in it can end, comment out or reopen
@@ -330,6 +375,30 @@ mod tests {
             expression("v IS"),
             Err(FragmentError::Unparsable(_))
         ));
+    }
+
+    #[test]
+    fn constraint_definitions_are_one_table_constraint() {
+        assert_eq!(constraint("CHECK (age >= 0)"), Ok(ConstraintKind::Check));
+        assert_eq!(
+            constraint("FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE"),
+            Ok(ConstraintKind::ForeignKey)
+        );
+        assert_eq!(
+            constraint("UNIQUE (email, country)"),
+            Ok(ConstraintKind::Unique)
+        );
+        for bad in [
+            "CHECK (age >= 0)) OR (true",
+            "CHECK (age >= 0); DROP TABLE users",
+            "CHECK (age >= 0), DROP COLUMN age",
+            "CHECK (age >= 0) -- why",
+        ] {
+            assert!(escapes(constraint(bad)), "{bad}: {:?}", constraint(bad));
+        }
+        for bad in ["PRIMARY KEY (id)", "CHECK", "age >= 0"] {
+            assert!(constraint(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
