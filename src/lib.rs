@@ -12,6 +12,7 @@ pub mod monitor;
 pub mod plan;
 pub mod report;
 pub mod sandbox;
+pub mod sql;
 pub mod ui;
 
 /// Process exit codes, the same for every command.

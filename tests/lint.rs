@@ -11,8 +11,9 @@ use common::{
     TestDb, connect, fresh_db, scalar, seeded_db, seeded_db_with_replica, shipped_plan, write_plan,
 };
 use cutover::db::Conn;
+use cutover::lint::Schema;
 use cutover::lint::locks::{LockMode, effects};
-use cutover::lint::{Schema, sql};
+use cutover::sql;
 
 fn unsafe_plan() -> String {
     format!("{}/tests/plans/unsafe.toml", env!("CARGO_MANIFEST_DIR"))
@@ -224,6 +225,189 @@ async fn statements_that_cannot_run_in_a_transaction_request_the_predicted_lock(
                 .expect("drop");
         }
     }
+}
+
+/// What cutover's lock table says for the first relation `statement` names
+/// (for entries named in words: "every table using domain d").
+fn predicted_first(statement: &str) -> Option<LockMode> {
+    let stmts = sql::parse(statement);
+    assert_eq!(stmts.len(), 1, "{statement}");
+    effects(&stmts[0], &Schema::new(15))
+        .unwrap_or_else(|| panic!("no lock-table entry for {statement}"))
+        .first()
+        .map(|e| e.mode)
+}
+
+/// Partitions, a domain in use, a materialized view, an exclusion-ready
+/// table and a schema with a table, beside `users` and `orders`.
+async fn newer_forms_db(test: &str) -> TestDb {
+    let db = lock_db(test).await;
+    db.connect()
+        .await
+        .client
+        .batch_execute(
+            "CREATE TABLE m (id int, at date) PARTITION BY RANGE (at);
+             CREATE TABLE m_2023 PARTITION OF m FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
+             CREATE TABLE m_2024 (id int, at date);
+             INSERT INTO m_2024 VALUES (1, '2024-06-01');
+             CREATE DOMAIN positive AS int;
+             ALTER DOMAIN positive ADD CONSTRAINT positive_nv CHECK (VALUE > -1000) NOT VALID;
+             CREATE TABLE amounts (id int NOT NULL, v positive);
+             INSERT INTO amounts VALUES (1, 5);
+             CREATE MATERIALIZED VIEW user_count AS SELECT count(*) AS n FROM users;
+             CREATE UNIQUE INDEX user_count_n ON user_count (n);
+             CREATE TABLE bookings (room int, during int4range);
+             CREATE SCHEMA legacy;
+             CREATE TABLE legacy.t (id int);",
+        )
+        .await
+        .expect("set up");
+    db
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lock_table_matches_pg_locks_for_the_newer_forms() {
+    let db = newer_forms_db("locks_newer").await;
+    let conn = db.connect().await;
+    let pid: i32 = scalar(&conn, "SELECT pg_backend_pid()").await;
+    // (statement, relations whose lock is predicted and observed by name)
+    let by_name: &[(&str, &[&str])] = &[
+        ("ALTER TABLE m DETACH PARTITION m_2023", &["m", "m_2023"]),
+        (
+            "ALTER TABLE m ATTACH PARTITION m_2024 FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')",
+            &["m", "m_2024"],
+        ),
+        (
+            "ALTER TABLE users ADD COLUMN n int CHECK (n > 0)",
+            &["users"],
+        ),
+        (
+            "ALTER TABLE orders ADD COLUMN u2 bigint DEFAULT 1 REFERENCES users (id)",
+            &["orders", "users"],
+        ),
+        (
+            "ALTER TABLE bookings ADD CONSTRAINT no_overlap EXCLUDE USING gist (during WITH &&)",
+            &["bookings"],
+        ),
+        ("TRUNCATE orders CASCADE", &["orders"]),
+        (
+            "ALTER TABLE users ALTER COLUMN age DROP DEFAULT",
+            &["users"],
+        ),
+        (
+            "ALTER TABLE amounts ALTER COLUMN id DROP NOT NULL",
+            &["amounts"],
+        ),
+        ("ALTER TABLE users SET UNLOGGED", &["users"]),
+        ("ALTER TABLE users SET TABLESPACE pg_default", &["users"]),
+        ("REFRESH MATERIALIZED VIEW user_count", &["user_count"]),
+        (
+            "REFRESH MATERIALIZED VIEW CONCURRENTLY user_count",
+            &["user_count"],
+        ),
+    ];
+    // (statement, the relation pg_locks shows for an entry named in words)
+    let in_words: &[(&str, &str)] = &[
+        (
+            "ALTER DOMAIN positive ADD CONSTRAINT positive_check CHECK (VALUE > 0)",
+            "amounts",
+        ),
+        (
+            "ALTER DOMAIN positive ADD CONSTRAINT positive_check CHECK (VALUE > 0) NOT VALID",
+            "amounts",
+        ),
+        (
+            "ALTER DOMAIN positive VALIDATE CONSTRAINT positive_nv",
+            "amounts",
+        ),
+        ("DROP SCHEMA legacy CASCADE", "legacy.t"),
+    ];
+    let mut checked = 0;
+    let cases = by_name
+        .iter()
+        .map(|(s, rels)| {
+            (
+                *s,
+                rels.iter()
+                    .map(|r| (*r, Some(predicted(s, r))))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .chain(
+            in_words
+                .iter()
+                .map(|(s, rel)| (*s, vec![(*rel, predicted_first(s))])),
+        );
+    for (statement, expected) in cases {
+        let mut oids = Vec::new();
+        for (rel, mode) in &expected {
+            oids.push((*rel, oid(&conn, rel).await, *mode));
+        }
+        conn.client.batch_execute("BEGIN").await.expect("begin");
+        conn.client
+            .batch_execute(statement)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        for (rel, rel_oid, mode) in &oids {
+            let seen = strongest(&conn, pid, *rel_oid, true).await;
+            assert_eq!(seen, *mode, "{statement}: pg_locks on {rel} shows {seen:?}");
+            checked += 1;
+        }
+        conn.client
+            .batch_execute("ROLLBACK")
+            .await
+            .expect("rollback");
+    }
+    assert!(checked >= 18, "{checked} locks compared");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detach_partition_concurrently_requests_the_predicted_lock_outside_a_transaction() {
+    // It cannot run in a transaction block: hold SHARE UPDATE EXCLUSIVE on
+    // the parent, and watch the mode it waits for.
+    let db = newer_forms_db("locks_detach").await;
+    let holder = db.connect().await;
+    let observer = db.connect().await;
+    let parent = oid(&observer, "m").await;
+    let statement = "ALTER TABLE m DETACH PARTITION m_2023 CONCURRENTLY";
+    assert!(sql::parse(statement)[0].needs_autocommit());
+    holder
+        .client
+        .batch_execute("BEGIN; LOCK TABLE m IN SHARE UPDATE EXCLUSIVE MODE")
+        .await
+        .expect("hold");
+    let worker = db.connect().await;
+    let pid: i32 = scalar(&worker, "SELECT pg_backend_pid()").await;
+    let task = tokio::spawn(async move {
+        let r = worker.client.batch_execute(statement).await;
+        drop(worker);
+        r.map_err(|e| e.to_string())
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let requested = loop {
+        if let Some(m) = strongest(&observer, pid, parent, false).await {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "{statement} never waited on m");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(requested, predicted(statement, "m"), "{statement}");
+    holder
+        .client
+        .batch_execute("ROLLBACK")
+        .await
+        .expect("release");
+    let done = tokio::time::timeout(Duration::from_secs(120), task)
+        .await
+        .expect("statement finished")
+        .expect("task");
+    assert!(done.is_ok(), "{statement}: {done:?}");
+    let attached: bool = scalar(
+        &observer,
+        "SELECT EXISTS (SELECT FROM pg_inherits WHERE inhrelid = 'm_2023'::regclass)",
+    )
+    .await;
+    assert!(!attached, "the partition is detached");
 }
 
 #[test]
@@ -516,4 +700,322 @@ allow_unsafe = "scratch is a one-row table nobody reads"
     )
     .await;
     assert_eq!(journaled, 1);
+}
+
+const ESCAPING_FRAGMENT: &str = r#"
+name = "escaping fragment"
+[[phases]]
+name = "expand"
+[[phases.steps]]
+kind = "sql"
+name = "add v"
+sql = "ALTER TABLE users ADD COLUMN v int"
+rollback = "ALTER TABLE users DROP COLUMN v"
+[[phases.steps]]
+kind = "backfill"
+name = "fill v"
+table = "users"
+key = "id"
+set = "v = age"
+where = "v IS NULL) OR (true"
+"#;
+
+#[test]
+fn lint_refuses_a_fragment_that_escapes_its_statement() {
+    let (_dir, plan) = write_plan(ESCAPING_FRAGMENT);
+    let (code, out, err) = cutover("postgres://unused@127.0.0.1:1/none", &["lint", &plan]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("error[fragment-escapes]"), "{out}");
+    assert!(out.contains("`where`"), "{out}");
+    assert!(
+        out.contains("plan.toml:16:10 (phase `expand`, step `fill v`)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("closes a parenthesis it did not open"),
+        "{out}"
+    );
+
+    let bad_set = ESCAPING_FRAGMENT
+        .replace("set = \"v = age\"", "set = \"v age\"")
+        .replace("v IS NULL) OR (true", "v IS NULL");
+    let (_dir2, plan) = write_plan(&bad_set);
+    let (code, out, err) = cutover("postgres://unused@127.0.0.1:1/none", &["lint", &plan]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("error[fragment-unparsable]"), "{out}");
+    assert!(out.contains("`set`"), "{out}");
+
+    let fine = ESCAPING_FRAGMENT.replace("v IS NULL) OR (true", "v IS NULL");
+    let (_dir3, plan) = write_plan(&fine);
+    let (code, out, err) = cutover("postgres://unused@127.0.0.1:1/none", &["lint", &plan]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_refuses_a_fragment_that_escapes_and_executes_nothing() {
+    let db = seeded_db("run_fragment", 100).await;
+    let (_dir, plan) = write_plan(ESCAPING_FRAGMENT);
+    let (code, out, err) = cutover(&db.url, &["run", &plan, "--yes", "--headless"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("error[fragment-escapes]"), "{err}");
+    assert!(err.contains("refusing to start"), "{err}");
+    let conn = db.connect().await;
+    let added: bool = scalar(
+        &conn,
+        "SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'users'::regclass AND attname = 'v')",
+    )
+    .await;
+    assert!(!added, "the earlier step's ADD COLUMN must not have run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sql_step_detaches_a_partition_concurrently_outside_a_transaction() {
+    let db = newer_forms_db("run_detach").await;
+    let (_dir, plan) = write_plan(
+        r#"
+name = "retire 2023"
+[[phases]]
+name = "expand"
+[[phases.steps]]
+kind = "sql"
+name = "detach 2023"
+sql = "ALTER TABLE m DETACH PARTITION m_2023 CONCURRENTLY"
+rollback = "ALTER TABLE m ATTACH PARTITION m_2023 FOR VALUES FROM ('2023-01-01') TO ('2024-01-01')"
+"#,
+    );
+    let (code, out, _) = cutover("postgres://unused@127.0.0.1:1/none", &["lint", &plan]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, err) = cutover(&db.url, &["run", &plan, "--yes", "--headless"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let conn = db.connect().await;
+    let attached: bool = scalar(
+        &conn,
+        "SELECT EXISTS (SELECT FROM pg_inherits WHERE inhrelid = 'm_2023'::regclass)",
+    )
+    .await;
+    assert!(!attached, "the partition is detached");
+}
+
+/// One case of `tests/lint_cases/reference.sql`.
+struct Case {
+    name: String,
+    expect: String,
+    pg: String,
+    sql: String,
+}
+
+fn reference_cases() -> Vec<Case> {
+    let path = format!(
+        "{}/tests/lint_cases/reference.sql",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).expect("reference corpus");
+    let mut cases: Vec<Case> = Vec::new();
+    for line in text.lines() {
+        if let Some(head) = line.strip_prefix("-- case ") {
+            let words: Vec<&str> = head.split_whitespace().collect();
+            assert!(
+                words.len() >= 3 && words[1] == "expect",
+                "bad case line: {line}"
+            );
+            let pg = match words.get(3..) {
+                Some(["pg", v]) => v.to_string(),
+                _ => "15".to_string(),
+            };
+            cases.push(Case {
+                name: words[0].to_string(),
+                expect: words[2].to_string(),
+                pg,
+                sql: String::new(),
+            });
+        } else if let Some(case) = cases.last_mut() {
+            case.sql.push_str(line);
+            case.sql.push('\n');
+        }
+    }
+    cases
+}
+
+#[test]
+fn the_reference_corpus_gets_its_verdicts_from_cutover_lint() {
+    // Each case is linted end to end, as a user would: `cutover lint FILE
+    // --pg-version N --format json`.
+    let cases = reference_cases();
+    assert!(cases.len() >= 80, "{} cases", cases.len());
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut wrong = Vec::new();
+    for case in &cases {
+        let file = dir.path().join(format!("{}.sql", case.name));
+        std::fs::write(&file, &case.sql).expect("write case");
+        let f = file.display().to_string();
+        let (code, json, err) = cutover(
+            "postgres://unused@127.0.0.1:1/none",
+            &["lint", &f, "--pg-version", &case.pg, "--format", "json"],
+        );
+        let doc: serde_json::Value = serde_json::from_str(&json)
+            .unwrap_or_else(|e| panic!("{}: {e}: {json}{err}", case.name));
+        let rules: Vec<String> = doc["findings"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| f["rule_name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let agrees = if case.expect == "ok" {
+            code == 0 && rules.is_empty()
+        } else {
+            code == 1 && rules.contains(&case.expect)
+        };
+        if !agrees {
+            wrong.push(format!(
+                "{} (expect {}, pg {}): exit {code}, {rules:?}",
+                case.name, case.expect, case.pg
+            ));
+        }
+    }
+    println!(
+        "{} of {} reference cases agree",
+        cases.len() - wrong.len(),
+        cases.len()
+    );
+    assert!(wrong.is_empty(), "disagreements:\n{}", wrong.join("\n"));
+}
+
+const NEWER_FORMS_PLAN: &str = r#"
+name = "newer forms"
+[[phases]]
+name = "expand"
+[[phases.steps]]
+kind = "sql"
+name = "detach 2023"
+sql = "ALTER TABLE m DETACH PARTITION m_2023"
+rollback = "ALTER TABLE m ATTACH PARTITION m_2023 FOR VALUES FROM ('2023-01-01') TO ('2024-01-01')"
+[[phases.steps]]
+kind = "sql"
+name = "refresh"
+sql = "REFRESH MATERIALIZED VIEW user_count"
+[[phases.steps]]
+kind = "sql"
+name = "move"
+sql = "ALTER TABLE users SET TABLESPACE pg_default"
+[[phases.steps]]
+kind = "sql"
+name = "domain check"
+sql = "ALTER DOMAIN positive ADD CONSTRAINT positive_check CHECK (VALUE > 0)"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_and_check_flag_the_newer_forms_with_their_locks() {
+    let (_dir, plan) = write_plan(NEWER_FORMS_PLAN);
+    let (code, out, err) = cutover("postgres://unused@127.0.0.1:1/none", &["plan", &plan]);
+    assert_eq!(code, 1, "{out}{err}");
+    for expected in [
+        "UNSAFE [detach-partition-not-concurrently]",
+        "lock: ACCESS EXCLUSIVE on m_2023",
+        "UNSAFE [refresh-matview-not-concurrently]",
+        "lock: ACCESS EXCLUSIVE on user_count — rewrites the table",
+        "UNSAFE [set-tablespace-rewrites]",
+        "lock: ACCESS EXCLUSIVE on users — rewrites the table",
+        "UNSAFE [domain-constraint-without-not-valid]",
+        "lock: SHARE on every table using domain positive — scans the table, blocks writes",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+
+    let db = newer_forms_db("check_newer").await;
+    let (code, out, err) = cutover(&db.url, &["check", &plan]);
+    assert_eq!(code, 1, "{out}{err}");
+    for rule in [
+        "detach-partition-not-concurrently",
+        "refresh-matview-not-concurrently",
+        "set-tablespace-rewrites",
+        "domain-constraint-without-not-valid",
+    ] {
+        assert!(out.contains(&format!("error[{rule}]")), "{rule} in:\n{out}");
+    }
+    let (code, out, err) = cutover(&db.url, &["run", &plan, "--yes", "--headless"]);
+    assert_eq!(code, 2, "{out}{err}");
+}
+
+#[test]
+fn every_fragment_field_is_checked() {
+    let (_dir, plan) = write_plan(
+        r#"
+name = "fragments everywhere"
+[[phases]]
+name = "expand"
+[[phases.steps]]
+kind = "sync_trigger"
+name = "one_way"
+table = "users"
+set = "full_name = name; DROP TABLE users"
+when = "name IS NOT NULL) OR (true"
+[[phases.steps]]
+kind = "sync_trigger"
+name = "two_way"
+table = "users"
+old = "age"
+new = "age_new"
+forward = "NEW.age::bigint -- widen"
+[[phases.steps]]
+kind = "copy_rows"
+from = "users"
+to = "addresses"
+key = "id"
+columns = { user_id = "id", street = "upper(street" }
+where = "country = 'PT'))"
+[[phases.steps]]
+kind = "create_index"
+name = "users_lower_email"
+table = "users"
+columns = ["(lower(email)", "id"]
+where = "age > 0 /* adults"
+[[phases.steps]]
+kind = "constraint"
+name = "age_ok"
+table = "users"
+definition = "CHECK (age >= 0); DELETE FROM users"
+"#,
+    );
+    let (code, json, err) = cutover(
+        "postgres://unused@127.0.0.1:1/none",
+        &["lint", "--format", "json", &plan],
+    );
+    assert_eq!(code, 1, "{json}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    let mut seen: Vec<(String, String)> = doc["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|f| f["rule_name"] == "fragment-escapes")
+                .map(|f| {
+                    (
+                        f["step"].as_str().unwrap_or("").to_string(),
+                        f["message"]
+                            .as_str()
+                            .and_then(|m| m.split('`').nth(1))
+                            .unwrap_or("")
+                            .to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    seen.sort();
+    let mut expected: Vec<(String, String)> = [
+        ("sync trigger one_way", "set"),
+        ("sync trigger one_way", "when"),
+        ("sync trigger two_way", "forward"),
+        ("copy users to addresses", "columns"),
+        ("copy users to addresses", "where"),
+        ("index users_lower_email", "columns"),
+        ("index users_lower_email", "where"),
+        ("constraint age_ok", "definition"),
+    ]
+    .iter()
+    .map(|(s, f)| (s.to_string(), f.to_string()))
+    .collect();
+    expected.sort();
+    assert_eq!(seen, expected, "{doc:#}");
 }

@@ -12,11 +12,11 @@ use crate::db::{Conn, DbError, Target, quote_qualified};
 use crate::engine::steps::{batch, vacuum_behind};
 use crate::exit;
 use crate::journal::{self, StepStatus};
+use crate::lint::Schema;
 use crate::lint::plan::{Finding, analyze};
 use crate::lint::render;
-use crate::lint::sql::{Kind, Rel};
-use crate::lint::{Schema, sql};
 use crate::plan::{LoadedPlan, Step};
+use crate::sql::{self, Kind, Rel};
 
 /// How serious a preflight item is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

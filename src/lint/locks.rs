@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::Schema;
-use super::sql::{Action, ConstraintKind, Kind, Rel, Statement};
+use crate::sql::{Action, ConstraintKind, DomainAction, Kind, Rel, Statement};
 
 /// PostgreSQL's table lock modes, weakest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -234,12 +234,37 @@ pub fn effects(stmt: &Statement, schema: &Schema) -> Option<Vec<LockEffect>> {
                 let (m, w) = action_lock(table, a, schema);
                 mode = mode.max(m);
                 work = work.max(w);
-                if let Action::AddConstraint {
-                    references: Some(target),
-                    ..
-                } = a
-                {
-                    out.push(effect(target, M::ShareRowExclusive, Work::Catalog));
+                match a {
+                    Action::AddConstraint {
+                        references: Some(target),
+                        ..
+                    }
+                    | Action::AddColumn {
+                        references: Some(target),
+                        ..
+                    } => out.push(effect(target, M::ShareRowExclusive, Work::Catalog)),
+                    Action::AttachPartition { partition } => out.push(effect(
+                        partition,
+                        M::AccessExclusive,
+                        if schema.created(partition) || schema.has_validated_check(partition) {
+                            Work::Catalog
+                        } else {
+                            Work::Scan
+                        },
+                    )),
+                    Action::DetachPartition {
+                        partition,
+                        concurrently,
+                    } => out.push(effect(
+                        partition,
+                        if *concurrently {
+                            M::ShareUpdateExclusive
+                        } else {
+                            M::AccessExclusive
+                        },
+                        Work::Catalog,
+                    )),
+                    _ => {}
                 }
             }
             out.insert(0, effect(table, mode, work));
@@ -298,7 +323,37 @@ pub fn effects(stmt: &Statement, schema: &Schema) -> Option<Vec<LockEffect>> {
             M::AccessExclusive,
             Work::Rewrite,
         )],
-        Kind::Truncate { tables } => all(tables, M::AccessExclusive, Work::Catalog),
+        Kind::Truncate { tables, .. } => all(tables, M::AccessExclusive, Work::Catalog),
+        Kind::Refresh { view, concurrently } => vec![if *concurrently {
+            // Reads of the view go on; it has no writers.
+            effect(view, M::Exclusive, Work::Scan)
+        } else {
+            effect(view, M::AccessExclusive, Work::Rewrite)
+        }],
+        Kind::AlterDomain { domain, action } => {
+            // The domain itself takes no relation lock; the tables with a
+            // column of the domain are locked while each is checked.
+            let users = Rel::from_sql(&format!("tables using {domain}"));
+            match action {
+                DomainAction::AddConstraint {
+                    not_valid: false, ..
+                }
+                | DomainAction::ValidateConstraint { .. }
+                | DomainAction::SetNotNull => vec![LockEffect {
+                    relation: format!("every table using domain {domain}"),
+                    ..effect(&users, M::Share, Work::Scan)
+                }],
+                _ => Vec::new(),
+            }
+        }
+        Kind::CreateDomain { .. } | Kind::DropDatabase { .. } => Vec::new(),
+        Kind::DropSchema { schemas, .. } => schemas
+            .iter()
+            .map(|s| LockEffect {
+                relation: format!("every relation in schema {s}"),
+                ..effect(&Rel::from_sql("x"), M::AccessExclusive, Work::Catalog)
+            })
+            .collect(),
         Kind::Lock { tables, mode } => all(
             tables,
             LockMode::parse(mode).unwrap_or(M::AccessExclusive),
@@ -333,15 +388,23 @@ fn action_lock(table: &Rel, a: &Action, schema: &Schema) -> (LockMode, Work) {
             default,
             generated,
             not_null,
+            constraints,
             ..
         } => {
             let rewrites = *generated
                 || default
                     .as_ref()
                     .is_some_and(|(_, volatile)| *volatile || schema.pg_major < 11);
+            let has_default = default
+                .as_ref()
+                .is_some_and(|(expr, _)| !expr.trim().eq_ignore_ascii_case("null"));
+            // An inline CHECK, or a foreign key whose column starts with a
+            // value, is validated against every row.
+            let validates = constraints.contains(&ConstraintKind::Check)
+                || (constraints.contains(&ConstraintKind::ForeignKey) && has_default);
             let work = if rewrites && !new_table {
                 Work::Rewrite
-            } else if *not_null && default.is_none() && !new_table {
+            } else if ((*not_null && default.is_none()) || validates) && !new_table {
                 Work::Scan
             } else {
                 Work::Catalog
@@ -349,8 +412,9 @@ fn action_lock(table: &Rel, a: &Action, schema: &Schema) -> (LockMode, Work) {
             (M::AccessExclusive, work)
         }
         Action::DropColumn { .. }
-        | Action::DropNotNull
-        | Action::Default
+        | Action::DropNotNull { .. }
+        | Action::SetDefault
+        | Action::DropDefault { .. }
         | Action::DropConstraint
         | Action::RenameColumn
         | Action::RenameTable
@@ -398,11 +462,16 @@ fn action_lock(table: &Rel, a: &Action, schema: &Schema) -> (LockMode, Work) {
         }
         Action::ValidateConstraint { .. } => (M::ShareUpdateExclusive, Work::Scan),
         Action::Trigger => (M::ShareRowExclusive, Work::Catalog),
-        Action::StorageParams | Action::Statistics | Action::AttachPartition => {
+        Action::StorageParams | Action::Statistics | Action::DetachFinalize => {
             (M::ShareUpdateExclusive, Work::Catalog)
         }
-        Action::Logged => (M::AccessExclusive, Work::Rewrite),
-        Action::DetachPartition { concurrently } => (
+        // Before 12, ATTACH locked the parent ACCESS EXCLUSIVE.
+        Action::AttachPartition { .. } if schema.pg_major < 12 => {
+            (M::AccessExclusive, Work::Catalog)
+        }
+        Action::AttachPartition { .. } => (M::ShareUpdateExclusive, Work::Catalog),
+        Action::Logged | Action::SetTablespace => (M::AccessExclusive, Work::Rewrite),
+        Action::DetachPartition { concurrently, .. } => (
             if *concurrently {
                 M::ShareUpdateExclusive
             } else {
@@ -434,13 +503,13 @@ mod tests {
     #[test]
     fn alter_table_takes_the_strongest_of_its_actions() {
         let schema = Schema::new(15);
-        let stmts = super::super::sql::parse(
+        let stmts = crate::sql::parse(
             "ALTER TABLE users VALIDATE CONSTRAINT c, ALTER COLUMN a SET STATISTICS 100",
         );
         let e = effects(&stmts[0], &schema).unwrap_or_default();
         assert_eq!(e[0].mode, LockMode::ShareUpdateExclusive);
         assert_eq!(e[0].blocks, Blocks::Nothing);
-        let stmts = super::super::sql::parse(
+        let stmts = crate::sql::parse(
             "ALTER TABLE users VALIDATE CONSTRAINT c, ADD COLUMN b int DEFAULT random()",
         );
         let e = effects(&stmts[0], &schema).unwrap_or_default();

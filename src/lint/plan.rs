@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::locks::{self, LockEffect, LockMode, Work};
-use super::sql::Rel;
 use super::{Hit, Role, Rule, Schema, Scope, lint_sql};
 use crate::engine::steps::{self, Inverse, batch};
 use crate::plan::{LoadedPlan, Step, line_col};
+use crate::sql::Rel;
 
 /// A rule that matched, located in its file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -260,6 +260,22 @@ pub fn analyze(loaded: &LoadedPlan, schema: &mut Schema) -> PlanReport {
                 Step::Sql(s) => s.allow_unsafe.clone(),
                 _ => None,
             };
+            for fragment in super::fragments::of_step(step) {
+                if let Some(hit) = super::fragments::check(&fragment) {
+                    let at = spans
+                        .find(pi, si, fragment.field)
+                        .map(|span| value_offset(&loaded.text, &span, 0))
+                        .unwrap_or_else(|| spanned.span().start);
+                    report.findings.push(locate(
+                        &hit,
+                        &loaded.path,
+                        &loaded.text,
+                        at,
+                        Some((phase.name(), &step.display_name())),
+                        None,
+                    ));
+                }
+            }
             let mut planned = Vec::new();
             for (label, sql, source) in statements(step, plan) {
                 match source {
@@ -301,7 +317,7 @@ pub fn analyze(loaded: &LoadedPlan, schema: &mut Schema) -> PlanReport {
                         }
                     }
                     Source::Generated => {
-                        let stmts = super::sql::parse(&sql);
+                        let stmts = crate::sql::parse(&sql);
                         let mut all = Vec::new();
                         let mut unknown = false;
                         for stmt in &stmts {

@@ -430,6 +430,421 @@ fn unparsable() {
     insta::assert_snapshot!(out);
 }
 
+fn file() -> Scope {
+    Scope {
+        phase: None,
+        irreversible: false,
+        role: Role::File,
+    }
+}
+
+#[test]
+fn validate_in_same_transaction() {
+    let out = case(
+        Rule::ValidateInSameTransaction,
+        "BEGIN; ALTER TABLE a ADD CONSTRAINT f FOREIGN KEY (b_id) REFERENCES b (id) NOT VALID; \
+         ALTER TABLE a VALIDATE CONSTRAINT f; COMMIT;",
+        &[
+            // A file's statements autocommit: each in its own transaction.
+            "ALTER TABLE a ADD CONSTRAINT f FOREIGN KEY (b_id) REFERENCES b (id) NOT VALID; \
+             ALTER TABLE a VALIDATE CONSTRAINT f;",
+            "BEGIN; ALTER TABLE a ADD CONSTRAINT f FOREIGN KEY (b_id) REFERENCES b (id) NOT VALID; \
+             COMMIT; BEGIN; ALTER TABLE a VALIDATE CONSTRAINT f; COMMIT;",
+            "ALTER TABLE a VALIDATE CONSTRAINT f",
+        ],
+        &file(),
+        15,
+    );
+    insta::assert_snapshot!(out);
+    // A `sql` step's statements share one transaction; so do one ALTER's
+    // actions; and domains have the same trap.
+    for sql in [
+        "ALTER TABLE a ADD CONSTRAINT c CHECK (x > 0) NOT VALID; ALTER TABLE a VALIDATE CONSTRAINT c",
+        "ALTER TABLE a ADD CONSTRAINT c CHECK (x > 0) NOT VALID, VALIDATE CONSTRAINT c",
+        "ALTER DOMAIN d ADD CONSTRAINT c CHECK (VALUE > 0) NOT VALID; ALTER DOMAIN d VALIDATE CONSTRAINT c",
+    ] {
+        assert!(
+            rules(sql, &expand(), 15).contains(&Rule::ValidateInSameTransaction),
+            "{sql}"
+        );
+    }
+}
+
+#[test]
+fn detach_partition_not_concurrently() {
+    let out = case(
+        Rule::DetachPartitionNotConcurrently,
+        "ALTER TABLE measurements DETACH PARTITION measurements_2020",
+        &[
+            "ALTER TABLE measurements DETACH PARTITION measurements_2020 CONCURRENTLY",
+            "ALTER TABLE measurements DETACH PARTITION measurements_2020 FINALIZE",
+        ],
+        &expand(),
+        15,
+    );
+    insta::assert_snapshot!(out);
+    let old = run(
+        "ALTER TABLE measurements DETACH PARTITION measurements_2020",
+        &expand(),
+        13,
+    );
+    assert!(old[0].message.contains("needs PostgreSQL 14"), "{old:?}");
+}
+
+#[test]
+fn attach_partition_scans() {
+    let attach =
+        "ALTER TABLE m ATTACH PARTITION m_2024 FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')";
+    let out = case(
+        Rule::AttachPartitionScans,
+        attach,
+        &[
+            &format!(
+                "ALTER TABLE m_2024 ADD CONSTRAINT m_2024_bound \
+                 CHECK (at >= '2024-01-01' AND at < '2025-01-01') NOT VALID; \
+                 ALTER TABLE m_2024 VALIDATE CONSTRAINT m_2024_bound; {attach}"
+            ),
+            &format!("CREATE TABLE m_2024 (LIKE m); {attach}"),
+        ],
+        &expand(),
+        15,
+    );
+    insta::assert_snapshot!(out);
+    // A rollback re-attaching what its step detached is the point.
+    let undo = Scope {
+        role: Role::Rollback,
+        ..expand()
+    };
+    assert!(rules(attach, &undo, 15).is_empty());
+}
+
+#[test]
+fn domain_constraint_without_not_valid() {
+    let out = case(
+        Rule::DomainConstraintWithoutNotValid,
+        "ALTER DOMAIN positive ADD CONSTRAINT positive_check CHECK (VALUE > 0)",
+        &[
+            "ALTER DOMAIN positive ADD CONSTRAINT positive_check CHECK (VALUE > 0) NOT VALID",
+            "ALTER DOMAIN positive VALIDATE CONSTRAINT positive_check",
+        ],
+        &expand(),
+        15,
+    );
+    insta::assert_snapshot!(out);
+    assert_eq!(
+        rules("ALTER DOMAIN positive SET NOT NULL", &expand(), 15),
+        vec![Rule::DomainConstraintWithoutNotValid]
+    );
+}
+
+#[test]
+fn create_domain_with_check() {
+    let out = case(
+        Rule::CreateDomainWithCheck,
+        "CREATE DOMAIN positive AS int CHECK (VALUE > 0)",
+        &[
+            "CREATE DOMAIN positive AS int",
+            "CREATE DOMAIN code AS text NOT NULL",
+        ],
+        &expand(),
+        15,
+    );
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn exclude_constraint() {
+    let out = case(
+        Rule::ExcludeConstraint,
+        "ALTER TABLE bookings ADD CONSTRAINT no_overlap EXCLUDE USING gist (room WITH =, during WITH &&)",
+        &["CREATE TABLE b (room int, during tstzrange); \
+           ALTER TABLE b ADD CONSTRAINT no_overlap EXCLUDE USING gist (room WITH =, during WITH &&)"],
+        &expand(),
+        15,
+    );
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn truncate() {
+    let out = case(
+        Rule::Truncate,
+        "TRUNCATE users CASCADE",
+        &[
+            "DELETE FROM users WHERE id BETWEEN 1 AND 1000",
+            "CREATE TABLE t (id int); TRUNCATE t",
+        ],
+        &expand(),
+        15,
+    );
+    insta::assert_snapshot!(out);
+    assert_eq!(
+        rules("TRUNCATE TABLE users", &file(), 15),
+        vec![Rule::Truncate]
+    );
+}
+
+#[test]
+fn drop_default_not_null() {
+    let out = case(
+        Rule::DropDefaultNotNull,
+        "ALTER TABLE users ADD COLUMN flag boolean NOT NULL DEFAULT false; \
+         ALTER TABLE users ALTER COLUMN flag DROP DEFAULT",
+        &[
+            "ALTER TABLE users ADD COLUMN flag boolean DEFAULT false; \
+             ALTER TABLE users ALTER COLUMN flag DROP DEFAULT",
+            "CREATE TABLE t (id int NOT NULL DEFAULT 0); ALTER TABLE t ALTER COLUMN id DROP DEFAULT",
+        ],
+        &expand(),
+        15,
+    );
+    insta::assert_snapshot!(out);
+    // Offline, a column's NOT NULL is unknown: flagged, and said so.
+    let unknown = run(
+        "ALTER TABLE users ALTER COLUMN flag DROP DEFAULT",
+        &expand(),
+        15,
+    );
+    assert_eq!(unknown.len(), 1);
+    assert!(
+        unknown[0].message.contains("not known offline"),
+        "{unknown:?}"
+    );
+    // In the contract phase the application has moved on.
+    assert!(
+        rules(
+            "ALTER TABLE users ADD COLUMN flag boolean NOT NULL DEFAULT false; \
+             ALTER TABLE users ALTER COLUMN flag DROP DEFAULT",
+            &scope("contract", true),
+            15
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn drop_not_null_before_contract() {
+    let out = case(
+        Rule::DropNotNullBeforeContract,
+        "ALTER TABLE users ALTER COLUMN email DROP NOT NULL",
+        &["ALTER TABLE users ALTER COLUMN email SET DEFAULT ''"],
+        &expand(),
+        15,
+    );
+    insta::assert_snapshot!(out);
+    assert!(
+        rules(
+            "ALTER TABLE users ALTER COLUMN email DROP NOT NULL",
+            &scope("contract", true),
+            15
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn drop_database() {
+    let out = case(
+        Rule::DropDatabase,
+        "DROP DATABASE legacy",
+        &["DROP SCHEMA IF EXISTS scratch"],
+        &file(),
+        15,
+    );
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn drop_schema_cascade() {
+    let out = case(
+        Rule::DropSchemaCascade,
+        "DROP SCHEMA legacy CASCADE",
+        &["DROP SCHEMA legacy", "DROP SCHEMA legacy RESTRICT"],
+        &scope("contract", true),
+        15,
+    );
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn set_logged_rewrites() {
+    let out = case(
+        Rule::SetLoggedRewrites,
+        "ALTER TABLE events SET UNLOGGED",
+        &["CREATE TABLE e (id int); ALTER TABLE e SET LOGGED"],
+        &expand(),
+        15,
+    );
+    insta::assert_snapshot!(out);
+    assert_eq!(
+        rules("ALTER TABLE events SET LOGGED", &expand(), 15),
+        vec![Rule::SetLoggedRewrites]
+    );
+}
+
+#[test]
+fn set_tablespace_rewrites() {
+    let out = case(
+        Rule::SetTablespaceRewrites,
+        "ALTER TABLE events SET TABLESPACE fast_ssd",
+        &["ALTER TABLE events SET (fillfactor = 90)"],
+        &expand(),
+        15,
+    );
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn refresh_matview_not_concurrently() {
+    let out = case(
+        Rule::RefreshNotConcurrently,
+        "REFRESH MATERIALIZED VIEW daily_totals",
+        &["REFRESH MATERIALIZED VIEW CONCURRENTLY daily_totals"],
+        &expand(),
+        15,
+    );
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn transaction_left_open() {
+    let out = case(
+        Rule::TransactionLeftOpen,
+        "BEGIN;\nCREATE TABLE t (id int);",
+        &[
+            "BEGIN; CREATE TABLE t (id int); COMMIT;",
+            "START TRANSACTION; CREATE TABLE t (id int); END;",
+            "CREATE TABLE t (id int);",
+        ],
+        &file(),
+        15,
+    );
+    insta::assert_snapshot!(out);
+    assert_eq!(
+        rules("BEGIN; CREATE TABLE t (id int)", &expand(), 15),
+        vec![Rule::TransactionLeftOpen]
+    );
+}
+
+#[test]
+fn add_column_with_a_validated_constraint() {
+    // A foreign key on a column that starts with a value, or an inline
+    // CHECK, is validated against every row under ACCESS EXCLUSIVE.
+    for sql in [
+        "ALTER TABLE a ADD COLUMN b_id bigint DEFAULT 1 REFERENCES b (id)",
+        "ALTER TABLE a ADD COLUMN n int CHECK (n > 0)",
+    ] {
+        assert_eq!(
+            rules(sql, &expand(), 15),
+            vec![Rule::ConstraintWithoutNotValid],
+            "{sql}"
+        );
+    }
+    for ok in [
+        "ALTER TABLE a ADD COLUMN b_id bigint REFERENCES b (id)",
+        "ALTER TABLE a ADD COLUMN b_id bigint DEFAULT NULL REFERENCES b (id)",
+    ] {
+        assert!(rules(ok, &expand(), 15).is_empty(), "{ok}");
+    }
+    let hit = run(
+        "ALTER TABLE a ADD COLUMN b_id bigint DEFAULT 1 REFERENCES b (id)",
+        &expand(),
+        15,
+    );
+    insta::assert_snapshot!(format!("{}\nhelp: {}", hit[0].message, hit[0].help));
+}
+
+#[test]
+fn vacuum_full_switched_off_is_plain_vacuum() {
+    for sql in [
+        "VACUUM (FULL FALSE) t",
+        "VACUUM (FULL off) t",
+        "VACUUM (full 0, ANALYZE) t",
+        "VACUUM (ANALYZE, FULL false) t",
+    ] {
+        assert!(
+            !rules(sql, &file(), 15).contains(&Rule::VacuumFull),
+            "{sql}"
+        );
+    }
+    for sql in [
+        "VACUUM (FULL) t",
+        "VACUUM (FULL TRUE) t",
+        "VACUUM (FULL on, ANALYZE) t",
+        "VACUUM FULL t",
+    ] {
+        assert!(rules(sql, &file(), 15).contains(&Rule::VacuumFull), "{sql}");
+    }
+}
+
+/// The fragment rule that fires on `bad` (and none on `good`), as printed.
+fn fragment_case(
+    rule: Rule,
+    shape: fragments::Shape,
+    field: &'static str,
+    bad: &str,
+    good: &[&str],
+) -> String {
+    let frag = |text: &str| fragments::Fragment {
+        field,
+        text: text.to_string(),
+        shape,
+    };
+    let hit = fragments::check(&frag(bad)).unwrap_or_else(|| panic!("{bad} passed"));
+    assert_eq!(hit.rule, rule, "{bad}: {hit:?}");
+    for ok in good {
+        assert_eq!(fragments::check(&frag(ok)), None, "{ok}");
+    }
+    format!(
+        "{bad}\n\n{}: {}\nhelp: {}\n",
+        hit.rule.name(),
+        hit.message,
+        hit.help
+    )
+}
+
+#[test]
+fn fragment_escapes() {
+    let out = fragment_case(
+        Rule::FragmentEscapes,
+        fragments::Shape::Expression,
+        "where",
+        "v IS NULL) OR (true",
+        &["v IS NULL OR (w > 0 AND note <> ')')"],
+    );
+    insta::assert_snapshot!(out);
+    for bad in [
+        "a = 1 WHERE true",
+        "a = 1; DELETE FROM users",
+        "a = 1 -- why",
+    ] {
+        let hit = fragments::check(&fragments::Fragment {
+            field: "set",
+            text: bad.into(),
+            shape: fragments::Shape::Assignments,
+        });
+        assert_eq!(hit.map(|h| h.rule), Some(Rule::FragmentEscapes), "{bad}");
+    }
+}
+
+#[test]
+fn fragment_unparsable() {
+    let out = fragment_case(
+        Rule::FragmentUnparsable,
+        fragments::Shape::Assignments,
+        "set",
+        "full_name first || last",
+        &["full_name = first || ' ' || last, \"Nick\" = NULL"],
+    );
+    insta::assert_snapshot!(out);
+    let hit = fragments::check(&fragments::Fragment {
+        field: "where",
+        text: "v IS".into(),
+        shape: fragments::Shape::Expression,
+    });
+    assert_eq!(hit.map(|h| h.rule), Some(Rule::FragmentUnparsable));
+}
+
 #[test]
 fn every_rule_is_tested_above() {
     // Keeps this file honest when a rule is added: each name appears in a

@@ -266,9 +266,9 @@ pub enum Inverse {
 /// Statements PostgreSQL refuses inside a transaction block; they cannot
 /// commit together with their journal record.
 pub fn needs_autocommit(sql: &str) -> bool {
-    crate::lint::sql::parse(sql)
+    crate::sql::parse(sql)
         .iter()
-        .any(crate::lint::sql::Statement::needs_autocommit)
+        .any(crate::sql::Statement::needs_autocommit)
 }
 
 #[cfg(test)]
