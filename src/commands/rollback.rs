@@ -17,7 +17,7 @@ use crate::report::{self, HeadlessOptions};
 /// The locks one undo statement takes, in words.
 fn locks_of(sql: &str) -> String {
     let schema = Schema::new(crate::lint::DEFAULT_PG_MAJOR);
-    let locks: Vec<String> = crate::lint::sql::parse(sql)
+    let locks: Vec<String> = crate::sql::parse(sql)
         .iter()
         .map(|s| match effects(s, &schema) {
             Some(e) if e.is_empty() => "no table lock".to_string(),

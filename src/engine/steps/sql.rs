@@ -5,7 +5,7 @@
 use super::{Ctx, StepError, create_index, needs_autocommit};
 use crate::db::{Conn, DbError, execute_with_retry, quote_qualified};
 use crate::journal::steps::Created;
-use crate::lint::sql::{Kind, parse};
+use crate::sql::{Kind, parse};
 use crate::plan::model::SqlStep;
 
 /// The tables a statement builds an index on concurrently (CREATE INDEX
