@@ -42,13 +42,39 @@ pub enum Command {
 }
 
 /// Stops an engine at once: cancels the running statement, no queueing.
-#[derive(Clone, Default)]
+/// Also carries the detach signal, which ends lock-retry waits at their
+/// next boundary (a detach never cancels a running statement).
+#[derive(Clone)]
 pub struct AbortHandle {
     token: CancellationToken,
+    detach: CancellationToken,
     reason: Arc<Mutex<Option<String>>>,
 }
 
+impl Default for AbortHandle {
+    fn default() -> Self {
+        let token = CancellationToken::new();
+        AbortHandle {
+            detach: token.child_token(),
+            token,
+            reason: Arc::default(),
+        }
+    }
+}
+
 impl AbortHandle {
+    /// Asks the run to stop at the next boundary (a retry wait, a batch, a
+    /// step): frontends call this along with [`Command::Detach`], which the
+    /// engine reads only at safe points.
+    pub fn detach(&self) {
+        self.detach.cancel();
+    }
+
+    /// Cancelled by an abort or a detach: for waits between attempts.
+    pub fn stop_token(&self) -> &CancellationToken {
+        &self.detach
+    }
+
     /// Aborts with a reason (the first reason given wins).
     pub fn abort(&self, reason: impl Into<String>) {
         if let Ok(mut r) = self.reason.lock()

@@ -81,6 +81,7 @@ impl Emitter {
 
     /// Publishes an event.
     pub fn emit(&self, kind: EventKind) {
+        self.progress.send_if_modified(|p| track_lock_wait(p, &kind));
         let event = Event {
             at: SystemTime::now(),
             level: kind.level(),
@@ -104,6 +105,44 @@ impl Emitter {
     /// The current progress.
     pub fn snapshot(&self) -> Progress {
         self.progress.borrow().clone()
+    }
+}
+
+/// Keeps the progress's lock-wait view in step with the events: set by a
+/// retry, cleared when the step moves on or the run stops.
+fn track_lock_wait(p: &mut Progress, kind: &EventKind) -> bool {
+    use EventKind as K;
+    match kind {
+        K::Retry {
+            name,
+            retry,
+            of,
+            reason,
+            ..
+        } => {
+            let since = match &p.lock_wait {
+                Some(w) if &w.step == name => w.since,
+                _ => Some(std::time::Instant::now()),
+            };
+            p.lock_wait = Some(super::progress::LockRetry {
+                step: name.clone(),
+                retry: *retry,
+                of: *of,
+                reason: reason.clone(),
+                since,
+            });
+            p.lock_retries += 1;
+            true
+        }
+        K::StepFinished { .. }
+        | K::StepFailed { .. }
+        | K::StepStarted { .. }
+        | K::Aborted { .. }
+        | K::Detached { .. }
+        | K::Failed { .. }
+        | K::Finished { .. }
+        | K::ConnectionLost { .. } => p.lock_wait.take().is_some(),
+        _ => false,
     }
 }
 

@@ -121,6 +121,26 @@ pub struct Progress {
     pub throttle: Option<String>,
     /// Why the run stopped, if it did.
     pub reason: Option<String>,
+    /// A statement retrying after lock timeouts, while it does.
+    pub lock_wait: Option<LockRetry>,
+    /// Lock-timeout retries across the run (DDL attempts and batches).
+    pub lock_retries: u64,
+}
+
+/// A statement waiting its turn for a lock, retry after retry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LockRetry {
+    /// The step.
+    pub step: String,
+    /// The last retry.
+    pub retry: u32,
+    /// Retries allowed.
+    pub of: u32,
+    /// What the server said.
+    pub reason: String,
+    /// When the first retry began.
+    #[serde(skip)]
+    pub since: Option<std::time::Instant>,
 }
 
 /// Rows per second over a sliding window of recent batches.

@@ -89,6 +89,7 @@ async fn interrupt(handle: &EngineHandle, count: u32, opts: &HeadlessOptions) {
              interrupt again to abort now",
             opts,
         );
+        handle.abort.detach();
         let _ = handle.commands.send(Command::Detach).await;
     } else if count == 2 {
         print_line(
