@@ -7,17 +7,22 @@ use std::time::{Duration, SystemTime};
 
 use crate::engine::control::Command;
 use crate::engine::events::{Event, EventKind, Level};
-use crate::engine::progress::{Progress, RunState};
+use crate::engine::progress::{BatchProgress, Progress, RunState};
 use crate::engine::rollback::{UndoAction, undo_list};
 use crate::journal::StepStatus;
+use crate::lint::plan::PlanReport;
 use crate::monitor::MonitorState;
 use crate::plan::Plan;
 use crate::plan::model::{AbortLimits, Step, Throttle};
 
-use super::keys::Action;
+use super::action::Action;
+use super::locking::{self, LockRow};
 
 /// Lines the event log keeps.
 const LOG_LINES: usize = 500;
+
+/// Log entries PgUp/PgDn move by.
+pub const LOG_PAGE: usize = 10;
 
 /// The panes that can take focus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +86,20 @@ pub enum Modal {
     },
     /// "Quit while a step runs? It pauses at a safe point." (y/n)
     ConfirmQuit,
+    /// Cancel the query of, or terminate, a session (y/n).
+    ConfirmSignal {
+        /// The backend.
+        pid: i32,
+        /// Terminate the session (else cancel its query).
+        terminate: bool,
+    },
+    /// A row or step in full (Enter), closed with Esc or Enter.
+    Inspect {
+        /// The title.
+        title: String,
+        /// The lines.
+        lines: Vec<String>,
+    },
 }
 
 /// What the loop must do after an action.
@@ -94,6 +113,29 @@ pub enum Effect {
     StartRollback,
     /// Leave the cockpit.
     Quit,
+    /// Cancel the query of (or terminate) another session. The engine has
+    /// no command for it yet: the loop reports that instead of acting.
+    Signal {
+        /// The backend.
+        pid: i32,
+        /// Terminate the session (else cancel its query).
+        terminate: bool,
+    },
+}
+
+/// A lock-timeout retry of the running step, from the newest Retry event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LockRetry {
+    /// The step.
+    pub step: String,
+    /// Which retry.
+    pub retry: u32,
+    /// Retries allowed.
+    pub of: u32,
+    /// What the server said.
+    pub reason: String,
+    /// When it was reported.
+    pub at: SystemTime,
 }
 
 /// One line of the event log.
@@ -123,10 +165,31 @@ pub struct App {
     pub monitor: Arc<MonitorState>,
     /// The event log, oldest first.
     pub log: VecDeque<LogLine>,
-    /// Lines scrolled up from the bottom.
+    /// Log entries scrolled away from the newest (0 = following the tail).
     pub log_scroll: usize,
-    /// Rows/s once a second, for the sparkline.
-    pub rate_history: VecDeque<u64>,
+    /// Entries that arrived while scrolled away.
+    pub log_unseen: usize,
+    /// Rows/s once a second, for the sparkline; `None` while nothing
+    /// moves (paused, held, at a gate): a gap, not a bar.
+    pub rate_history: VecDeque<Option<u64>>,
+    /// Keys walked at each tick of the running batched step, for a rate
+    /// over a recent window (verify steps publish no rate of their own).
+    pub marks: VecDeque<(SystemTime, i64)>,
+    /// The last batched step's numbers, kept after it ends (summary).
+    pub last_batch: Option<BatchProgress>,
+    /// The newest lock-timeout retry of the running step.
+    pub lock_retry: Option<LockRetry>,
+    /// When the engine stopped (clocks stop there).
+    pub stopped_at: Option<SystemTime>,
+    /// The dry run of the plan: each step's statements and locks.
+    pub dry_run: Option<PlanReport>,
+    /// The selected row of the Locks pane.
+    pub lock_selected: usize,
+    /// The root blocker of our waiting statement, as last seen (between
+    /// lock-timeout retries nothing of ours waits, but the blocker stays).
+    pub last_blocker: Option<LockRow>,
+    /// The relation our statement last waited for.
+    pub last_blocked_on: Option<String>,
     /// When each step started (running) and how long finished ones took.
     pub step_times: HashMap<(usize, usize), (SystemTime, Option<Duration>)>,
     /// The clock the screen is drawn at.
@@ -156,7 +219,16 @@ impl App {
             monitor: Arc::new(MonitorState::default()),
             log: VecDeque::new(),
             log_scroll: 0,
+            log_unseen: 0,
             rate_history: VecDeque::new(),
+            marks: VecDeque::new(),
+            last_batch: None,
+            lock_retry: None,
+            stopped_at: None,
+            dry_run: None,
+            lock_selected: 0,
+            last_blocker: None,
+            last_blocked_on: None,
             step_times: HashMap::new(),
             now: SystemTime::now(),
             focus: Pane::Backfill,
@@ -211,11 +283,64 @@ impl App {
             && self.progress.gate.is_none()
     }
 
+    /// Takes the engine's newest progress; keeps the last batched step's
+    /// numbers for the exit summary.
+    pub fn set_progress(&mut self, progress: Progress) {
+        if let Some(b) = &progress.batch {
+            self.last_batch = Some(b.clone());
+        } else {
+            self.marks.clear();
+        }
+        self.progress = progress;
+    }
+
+    /// Takes the monitor's newest sample; remembers who blocks our
+    /// statement while its lock retries go on.
+    pub fn set_monitor(&mut self, monitor: Arc<MonitorState>) {
+        let sample = &monitor.sample;
+        if let Some(w) = locking::our_wait(sample) {
+            self.last_blocked_on = locking::relation(&w.waits_for).map(str::to_string);
+            if let Some(b) = locking::our_blocker(sample) {
+                self.last_blocker = Some(b);
+            }
+        } else if self.lock_retry.is_none() {
+            self.last_blocker = None;
+            self.last_blocked_on = None;
+        }
+        self.monitor = monitor;
+        let rows = self.lock_rows().len();
+        self.lock_selected = self.lock_selected.min(rows.saturating_sub(1));
+    }
+
+    /// A line of the cockpit's own in the log.
+    pub fn note(&mut self, level: Level, text: String) {
+        self.push_log(LogLine {
+            at: self.now,
+            level,
+            text,
+        });
+    }
+
+    fn push_log(&mut self, line: LogLine) {
+        self.log.push_back(line);
+        // Scrolled away: the view stays on the same entries, and says how
+        // many arrived below it.
+        if self.log_scroll > 0 {
+            self.log_scroll += 1;
+            self.log_unseen += 1;
+        }
+        while self.log.len() > LOG_LINES {
+            self.log.pop_front();
+        }
+        self.log_scroll = self.log_scroll.min(self.log.len().saturating_sub(1));
+    }
+
     /// Records an engine event.
     pub fn on_event(&mut self, event: &Event) {
         match &event.kind {
             EventKind::StepStarted { phase, step, .. } => {
                 self.step_times.insert((*phase, *step), (event.at, None));
+                self.lock_retry = None;
             }
             EventKind::StepFinished {
                 phase,
@@ -231,35 +356,40 @@ impl App {
                     (*phase, *step),
                     (started, Some(Duration::from_millis(*elapsed_ms))),
                 );
+                self.lock_retry = None;
             }
+            EventKind::Retry {
+                name,
+                retry,
+                of,
+                reason,
+                ..
+            } => {
+                self.lock_retry = Some(LockRetry {
+                    step: name.clone(),
+                    retry: *retry,
+                    of: *of,
+                    reason: reason.clone(),
+                    at: event.at,
+                });
+            }
+            EventKind::StepFailed { .. } | EventKind::GateWaiting { .. } => self.lock_retry = None,
+            EventKind::Aborted { .. }
+            | EventKind::Failed { .. }
+            | EventKind::Finished { .. }
+            | EventKind::Detached { .. }
+            | EventKind::RolledBack { .. } => {
+                self.lock_retry = None;
+                self.stopped_at = Some(event.at);
+            }
+            EventKind::RollbackStarted { .. } => self.stopped_at = None,
             _ => {}
         }
-        self.log.push_back(LogLine {
+        self.push_log(LogLine {
             at: event.at,
             level: event.level,
             text: event.kind.message(),
         });
-        while self.log.len() > LOG_LINES {
-            self.log.pop_front();
-        }
-    }
-
-    /// Once a second: the sparkline's next point.
-    pub fn on_tick(&mut self, now: SystemTime) {
-        self.now = now;
-        if let Some(b) = &self.progress.batch {
-            self.rate_history.push_back(b.rows_per_sec.max(0.0) as u64);
-            while self.rate_history.len() > 600 {
-                self.rate_history.pop_front();
-            }
-        }
-    }
-
-    /// How long a step has run (or took).
-    pub fn step_elapsed(&self, phase: usize, step: usize) -> Option<Duration> {
-        self.step_times.get(&(phase, step)).map(|(start, took)| {
-            took.unwrap_or_else(|| self.now.duration_since(*start).unwrap_or_default())
-        })
     }
 
     fn current_batch_size(&self) -> u64 {
@@ -319,6 +449,18 @@ impl App {
             {
                 self.modal = Modal::None;
                 return Some(Effect::Send(Command::Advance { by: operator() }));
+            }
+            (Modal::ConfirmSignal { pid, terminate }, Action::Confirm) => {
+                let effect = Effect::Signal {
+                    pid: *pid,
+                    terminate: *terminate,
+                };
+                self.modal = Modal::None;
+                return Some(effect);
+            }
+            (Modal::ConfirmSignal { .. }, Action::Cancel) => self.modal = Modal::None,
+            (Modal::Inspect { .. }, Action::Cancel | Action::Confirm | Action::Inspect) => {
+                self.modal = Modal::None;
             }
             (Modal::None, action) => return self.update_main(action),
             _ => {}
@@ -387,10 +529,28 @@ impl App {
                 };
                 self.focus = Pane::ALL[next];
             }
-            Action::ScrollUp => {
-                self.log_scroll = (self.log_scroll + 1).min(self.log.len().saturating_sub(1));
+            Action::ScrollUp if self.focus == Pane::Locks => {
+                self.lock_selected = self.lock_selected.saturating_sub(1);
             }
-            Action::ScrollDown => self.log_scroll = self.log_scroll.saturating_sub(1),
+            Action::ScrollDown if self.focus == Pane::Locks => {
+                let rows = self.lock_rows().len();
+                self.lock_selected = (self.lock_selected + 1).min(rows.saturating_sub(1));
+            }
+            Action::ScrollUp => self.scroll_log_up(1),
+            Action::ScrollDown => self.scroll_log_down(1),
+            Action::PageUp => self.scroll_log_up(LOG_PAGE),
+            Action::PageDown => self.scroll_log_down(LOG_PAGE),
+            Action::ScrollEnd => self.scroll_log_down(usize::MAX),
+            Action::ScrollHome => self.scroll_log_up(usize::MAX),
+            Action::Inspect => self.modal = self.inspect(),
+            Action::CancelSession | Action::TerminateSession => {
+                if let Some(pid) = self.selected_other_session() {
+                    self.modal = Modal::ConfirmSignal {
+                        pid,
+                        terminate: action == Action::TerminateSession,
+                    };
+                }
+            }
             Action::Help => self.modal = Modal::Help,
             Action::Quit => {
                 if !self.engine_running() {
@@ -426,5 +586,9 @@ pub fn main_table(plan: &Plan) -> String {
         .unwrap_or_else(|| plan.name.clone())
 }
 
+mod readings;
+mod select;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod truth_tests;

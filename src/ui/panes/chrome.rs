@@ -6,20 +6,82 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
 
 use crate::engine::progress::RunState;
+use crate::journal::StepStatus;
 use crate::ui::app::{App, Modal};
 use crate::ui::keys::BINDINGS;
-use crate::ui::theme;
+use crate::ui::panes::plan::{IRREVERSIBLE, glyph};
+use crate::ui::text::fit;
+use crate::ui::{locking, now, theme};
+
+/// What the glyphs and colours mean, for the help.
+fn legend() -> Vec<Line<'static>> {
+    let mut glyphs = vec![Span::styled("  steps: ", theme::strong())];
+    for (status, what) in [
+        (StepStatus::Pending, "pending"),
+        (StepStatus::Running, "running"),
+        (StepStatus::Done, "done"),
+        (StepStatus::Failed, "failed"),
+        (StepStatus::RolledBack, "rolled back"),
+    ] {
+        let (g, style) = glyph(status);
+        glyphs.push(Span::styled(g, style));
+        glyphs.push(Span::raw(format!(" {what}  ")));
+    }
+    glyphs.push(Span::styled("⏸", theme::warn()));
+    glyphs.push(Span::raw(" gate waiting  ▸ current"));
+    vec![
+        Line::styled("Legend", theme::strong()),
+        Line::from(glyphs),
+        Line::from(vec![
+            Span::styled(format!("  {IRREVERSIBLE}"), theme::danger()),
+            Span::raw(" a phase that cannot be rolled back (typed confirmation)"),
+        ]),
+        Line::from(vec![
+            Span::raw("  "),
+            Span::styled("red", theme::danger()),
+            Span::raw(" over a throttle or abort limit, a root blocker, failure   "),
+        ]),
+        Line::from(vec![
+            Span::raw("  "),
+            Span::styled("amber", theme::warn()),
+            Span::raw(" past half an abort limit, paused, waiting, warnings"),
+        ]),
+        Line::from(vec![
+            Span::raw("  "),
+            Span::styled("blue", theme::paced()),
+            Span::raw(" pacing you asked for (max_rows_per_second, gentle mode)"),
+        ]),
+        Line::from(vec![
+            Span::raw("  "),
+            Span::styled("cyan", theme::ours()),
+            Span::raw(" cutover's own sessions; a cyan border has focus (tab)"),
+        ]),
+        Line::from(vec![
+            Span::raw("  "),
+            Span::styled("grey", theme::dim()),
+            Span::raw(" secondary; \"stale since\" = no new sample since then"),
+        ]),
+        Line::raw("  sparkline: rows/s per second, scale above it; blank = nothing moved"),
+    ]
+}
 
 /// The header line.
 pub struct Header<'a>(pub &'a App);
 
 fn state_text(app: &App) -> (String, ratatui::style::Style) {
     let p = &app.progress;
+    if let Some(wait) = now::lock_wait(app) {
+        return (wait.headline(), theme::danger());
+    }
     let text = match p.state {
         RunState::Starting => "STARTING".to_string(),
-        RunState::Running if p.throttle.is_some() => "THROTTLED".to_string(),
+        RunState::Running if app.held_by_limit() => "THROTTLED".to_string(),
+        RunState::Running if p.throttle.is_some() => "RUNNING (paced)".to_string(),
         RunState::Running => "RUNNING".to_string(),
-        RunState::WaitingGate => "WAITING AT GATE".to_string(),
+        RunState::WaitingGate => match &p.gate {
+            Some(g) if g.irreversible => "WAITING AT GATE (next: IRREVERSIBLE)".to_string(),
+            _ => "WAITING AT GATE".to_string(),
+        },
         RunState::Paused => "PAUSED".to_string(),
         RunState::Aborting => "ABORTING".to_string(),
         RunState::Aborted => "ABORTED".to_string(),
@@ -31,8 +93,9 @@ fn state_text(app: &App) -> (String, ratatui::style::Style) {
     };
     let style = match p.state {
         RunState::Aborted | RunState::Failed | RunState::Aborting => theme::danger(),
+        RunState::Running if app.held_by_limit() => theme::danger(),
+        RunState::Running if p.throttle.is_some() => theme::paced(),
         RunState::WaitingGate | RunState::Paused | RunState::RollingBack => theme::warn(),
-        RunState::Running if p.throttle.is_some() => theme::warn(),
         RunState::Finished | RunState::RolledBack => theme::ok(),
         _ => theme::strong(),
     };
@@ -48,6 +111,12 @@ impl Widget for Header<'_> {
             Span::styled(" cutover ", theme::strong()),
             Span::styled(state, style),
         ];
+        if app.quitting && app.engine_running() {
+            spans.push(Span::styled(
+                " · detaching at the next safe point…",
+                theme::warn(),
+            ));
+        }
         if let Some(id) = app.progress.run_id {
             spans.push(Span::raw(format!(" · run #{id}")));
         }
@@ -55,7 +124,7 @@ impl Widget for Header<'_> {
             " · {} · {}",
             app.plan.name, app.database
         )));
-        Line::from(spans).render(area, buf);
+        fit(Line::from(spans), area.width as usize).render(area, buf);
     }
 }
 
@@ -67,7 +136,10 @@ impl Widget for Footer<'_> {
         let app = self.0;
         let mut spans = Vec::new();
         let extra = match &app.modal {
-            Modal::ConfirmAbort | Modal::ConfirmQuit => Some("y confirm · n/Esc cancel"),
+            Modal::ConfirmAbort | Modal::ConfirmQuit | Modal::ConfirmSignal { .. } => {
+                Some("y confirm · n/Esc cancel")
+            }
+            Modal::Inspect { .. } => Some("Enter/Esc close"),
             Modal::ConfirmRollback { .. } | Modal::ConfirmIrreversible { .. } => {
                 Some("type the table name · Enter confirm · Esc cancel")
             }
@@ -87,7 +159,7 @@ impl Widget for Footer<'_> {
         {
             spans.push(Span::styled(format!(" · {reason}"), theme::danger()));
         }
-        Line::from(spans).render(area, buf);
+        fit(Line::from(spans), area.width as usize).render(area, buf);
     }
 }
 
@@ -174,6 +246,40 @@ impl Widget for Dialog<'_> {
                 }
                 (" Roll back ", lines)
             }
+            Modal::ConfirmSignal { pid, terminate } => (
+                if *terminate {
+                    " End session? "
+                } else {
+                    " Cancel query? "
+                },
+                {
+                    let mut lines: Vec<Line> = app
+                        .lock_rows()
+                        .iter()
+                        .find(|r| r.pid == *pid)
+                        .map(|r| vec![Line::raw(locking::session_line(r))])
+                        .unwrap_or_default();
+                    lines.push(Line::raw(if *terminate {
+                        format!("pg_terminate_backend({pid}): its transaction rolls back and its connection closes.")
+                    } else {
+                        format!("pg_cancel_backend({pid}): its running statement is cancelled.")
+                    }));
+                    lines.push(Line::raw(""));
+                    lines.push(Line::styled(
+                        if *terminate {
+                            format!("End session {pid}? (y/n)")
+                        } else {
+                            format!("Cancel the query of {pid}? (y/n)")
+                        },
+                        theme::danger(),
+                    ));
+                    lines
+                },
+            ),
+            Modal::Inspect { title, lines } => (
+                title.as_str(),
+                lines.iter().map(|l| Line::raw(l.clone())).collect(),
+            ),
             Modal::Help => {
                 let mut lines: Vec<Line> = BINDINGS
                     .iter()
@@ -189,6 +295,8 @@ impl Widget for Dialog<'_> {
                     Span::raw("pause and detach; twice: abort now"),
                 ]));
                 lines.push(Line::raw(""));
+                lines.extend(legend());
+                lines.push(Line::raw(""));
                 lines.push(Line::styled(
                     format!("log file: {}", crate::ui::log_path().display()),
                     theme::dim(),
@@ -196,7 +304,6 @@ impl Widget for Dialog<'_> {
                 (" Keys ", lines)
             }
         };
-        let height = lines.len() as u16 + 2;
         let width = lines
             .iter()
             .map(|l| l.width() as u16)
@@ -204,7 +311,33 @@ impl Widget for Dialog<'_> {
             .unwrap_or(20)
             .max(30)
             + 4;
-        let rect = centred(area, width, height);
+        let rect = centred(area, width, lines.len() as u16 + 2);
+        // Wrapped rows past the bottom would vanish: say so instead.
+        let inner_width = rect.width.saturating_sub(2).max(1) as usize;
+        let rows: usize = lines
+            .iter()
+            .map(|l| l.width().max(1).div_ceil(inner_width))
+            .sum();
+        let rect = centred(area, width, rows as u16 + 2);
+        let room = rect.height.saturating_sub(2) as usize;
+        let mut lines = lines;
+        if rows > room && room > 0 {
+            let mut used = 0;
+            let mut kept = Vec::new();
+            for l in lines {
+                let r = l.width().max(1).div_ceil(inner_width);
+                if used + r > room.saturating_sub(1) {
+                    break;
+                }
+                used += r;
+                kept.push(l);
+            }
+            kept.push(Line::styled(
+                "… (more than fits: enlarge the terminal)",
+                theme::dim(),
+            ));
+            lines = kept;
+        }
         Clear.render(rect, buf);
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
