@@ -26,7 +26,14 @@ pub fn draw(frame: &mut Frame, app: &App) {
     let now_height = if large {
         wanted_height(app, true).clamp(3, 13)
     } else {
-        wanted_height(app, false).clamp(1, 3)
+        // Taller terminals give the strip more rows: at a gate it lists
+        // what advancing runs.
+        let most = match area.height {
+            36.. => 6,
+            28..=35 => 4,
+            _ => 3,
+        };
+        wanted_height(app, false).clamp(1, most)
     };
     let [header, now, body, footer] = Layout::vertical([
         Constraint::Length(1),
