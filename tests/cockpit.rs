@@ -347,6 +347,80 @@ sql = "ALTER TABLE users DROP COLUMN nickname"
     let _ = std::fs::remove_file(&log_file);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cockpit_names_the_session_a_ddl_waits_behind() {
+    let db = seeded_db("cockpit_lock_wait", 1_000).await;
+    let conn = db.connect().await;
+    let (_dir, plan) = write_plan(
+        r#"
+name = "cockpit lock wait"
+[settings]
+lock_timeout = "300ms"
+lock_retries = 200
+retry_backoff = "100ms..300ms"
+[[phases]]
+name = "expand"
+[[phases.steps]]
+kind = "sql"
+sql = "ALTER TABLE users ADD COLUMN nickname text"
+rollback = "ALTER TABLE users DROP COLUMN IF EXISTS nickname"
+"#,
+    );
+    let exit_file = tempfile::NamedTempFile::new().unwrap();
+    let exit_path = exit_file.path().display().to_string();
+    let log_file = format!("{exit_path}.log");
+    let command = format!(
+        "env DATABASE_URL='{}' CUTOVER_LOG_FILE='{log_file}' {} run {plan}; echo EXIT=$? > {exit_path}; sleep 30",
+        db.url,
+        cutover_bin()
+    );
+    let tmux = Tmux::start(&command);
+    tmux.wait_for("WAITING AT GATE", Duration::from_secs(30));
+    // A session idle in a transaction that read the table: the DDL's
+    // ACCESS EXCLUSIVE lock waits behind it.
+    let holder = db.connect().await;
+    holder
+        .client
+        .batch_execute("BEGIN; SELECT count(*) FROM users WHERE id < 10")
+        .await
+        .unwrap();
+    let pid: i32 = scalar(&holder, "SELECT pg_backend_pid()").await;
+    tmux.keys(&["n"]);
+    let screen = tmux.wait_for("WAITING FOR LOCK on users (retry", Duration::from_secs(30));
+    assert!(
+        screen
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .contains("WAITING FOR LOCK"),
+        "the header says it:\n{screen}"
+    );
+    let screen = tmux.wait_for(&format!("blocked by pid {pid}"), Duration::from_secs(30));
+    assert!(
+        screen.contains("idle in transaction"),
+        "the blocker's state is named:\n{screen}"
+    );
+    holder.client.batch_execute("ROLLBACK").await.unwrap();
+    tmux.wait_for("FINISHED", Duration::from_secs(30));
+    tmux.keys(&["q"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&exit_path).unwrap_or_default();
+        if text.starts_with("EXIT=") {
+            assert_eq!(text.trim(), "EXIT=0");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cutover did not exit:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(conn);
+    let _ = std::fs::remove_file(&log_file);
+}
+
 #[test]
 fn demo_runs_end_to_end_headless() {
     let out = Command::new(cutover_bin())

@@ -4,6 +4,7 @@
 
 use crate::engine::progress::RunState;
 use crate::lint::render;
+use crate::plan::model::GateMode;
 
 use super::app::App;
 use super::locking::{self, LockRow};
@@ -111,8 +112,13 @@ fn step_plan(app: &App, pi: usize, si: usize) -> Option<&crate::lint::plan::Step
     app.dry_run.as_ref()?.steps.get(index)
 }
 
-/// A step's statements and their locks, one line each.
+/// A step's statements and their locks, one line each (its rollback
+/// statements too).
 pub fn statements_of(app: &App, pi: usize, si: usize) -> Vec<String> {
+    statements(app, pi, si, true)
+}
+
+fn statements(app: &App, pi: usize, si: usize, with_rollback: bool) -> Vec<String> {
     let Some(step) = step_plan(app, pi, si) else {
         return vec!["(statements not known: the dry run is not loaded)".into()];
     };
@@ -120,7 +126,11 @@ pub fn statements_of(app: &App, pi: usize, si: usize) -> Vec<String> {
         return vec!["  runs no statement".into()];
     }
     let mut out = Vec::new();
-    for s in &step.statements {
+    for s in step
+        .statements
+        .iter()
+        .filter(|s| with_rollback || !s.label.starts_with("rollback"))
+    {
         let label = if s.label.is_empty() {
             String::new()
         } else {
@@ -228,17 +238,44 @@ pub fn lines(app: &App) -> Vec<NowLine> {
                     Tone::Normal,
                 ));
             }
-            for (pi, si) in after_gate(app) {
-                let step = app.plan.phases[pi].steps[si].get_ref();
+            let next = after_gate(app);
+            for (pi, si) in &next {
+                let step = app.plan.phases[*pi].steps[*si].get_ref();
                 out.push(line(
                     format!("next: {} \"{}\"", step.kind(), step.display_name()),
                     Tone::Normal,
                 ));
                 out.extend(
-                    statements_of(app, pi, si)
+                    statements(app, *pi, *si, false)
                         .into_iter()
                         .map(|s| line(s, Tone::Dim)),
                 );
+            }
+            // A gate step ending its phase: the next phase waits at its own
+            // gate, so advancing here runs nothing yet.
+            if next.is_empty()
+                && let Some(g) = &p.gate
+            {
+                match app.plan.phases.get(g.phase + 1) {
+                    Some(ph) => out.push(line(
+                        format!(
+                            "next: phase {}{}, which {}",
+                            ph.name(),
+                            if ph.irreversible {
+                                " (IRREVERSIBLE)"
+                            } else {
+                                ""
+                            },
+                            if ph.gate == GateMode::Manual {
+                                "waits at its own gate"
+                            } else {
+                                "starts at once"
+                            }
+                        ),
+                        Tone::Normal,
+                    )),
+                    None => out.push(line("next: the end of the plan", Tone::Normal)),
+                }
             }
         }
         RunState::Running | RunState::Paused => {

@@ -10,6 +10,10 @@ use super::app::App;
 /// The commands that make sense after the run stopped as it did.
 pub fn next_commands(app: &App) -> Vec<String> {
     let plan = &app.plan_path;
+    // The demo's database is thrown away when it exits.
+    if plan.ends_with("(built in)") {
+        return vec!["cutover demo  (starts a fresh sandbox and runs it again)".into()];
+    }
     match app.progress.state {
         RunState::Finished => vec![format!("cutover status {plan}  (the run is complete)")],
         RunState::RolledBack => vec![format!("cutover run {plan}  (starts the plan again)")],

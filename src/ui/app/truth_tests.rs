@@ -394,3 +394,30 @@ fn every_exit_prints_where_the_run_stands_and_what_to_type() {
         "{s}"
     );
 }
+
+#[test]
+fn a_gate_step_ending_its_phase_says_the_next_phase_waits_at_its_own_gate() {
+    let mut a = at_the_irreversible_gate();
+    a.progress.statuses[1][3] = Running;
+    a.progress.gate = Some(GateInfo {
+        phase: 1,
+        name: "deploy the app".into(),
+        message: "Deploy the app version that reads and writes full_name, then advance.".into(),
+        irreversible: false,
+    });
+    let screen = render(&a, 160, 48);
+    assert!(
+        screen.contains("WAITING AT GATE deploy the app: Deploy the app version"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("next: phase contract (IRREVERSIBLE), which waits at its own gate"),
+        "{screen}"
+    );
+    let row = screen
+        .lines()
+        .find(|l| l.contains("deploy the app  gate"))
+        .unwrap();
+    assert!(row.contains('⏸') && row.contains('▸'), "{row}");
+    assert!(screen.contains("5/7 steps done"), "{screen}");
+}
