@@ -54,7 +54,11 @@ pub fn draw(frame: &mut Frame, app: &App) {
         small(app, body, buf);
     }
     Footer(app).render(footer, buf);
-    Dialog(app).render(body, buf);
+    // Dialogs may cover everything but the footer, which says how to
+    // answer them.
+    let [above_footer, _] =
+        Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(area);
+    Dialog(app).render(above_footer, buf);
 }
 
 fn pane(app: &App, which: Pane, area: Rect, buf: &mut ratatui::buffer::Buffer) {

@@ -421,3 +421,17 @@ fn a_gate_step_ending_its_phase_says_the_next_phase_waits_at_its_own_gate() {
     assert!(row.contains('⏸') && row.contains('▸'), "{row}");
     assert!(screen.contains("5/7 steps done"), "{screen}");
 }
+
+#[test]
+fn help_has_the_keys_and_a_legend_at_every_size() {
+    let mut a = backfilling_throttled();
+    a.update(Action::Help);
+    snapshot("help", &a);
+    for (w, h) in [(80, 24), (100, 30), (160, 48)] {
+        let screen = render(&a, w, h);
+        assert!(screen.contains("Legend"), "{screen}");
+        assert!(screen.contains("⚠ IRREVERSIBLE"), "{screen}");
+        assert!(screen.contains("log file"), "{screen}");
+        assert!(!screen.contains("more than fits"), "{screen}");
+    }
+}

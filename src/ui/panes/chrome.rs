@@ -7,6 +7,7 @@ use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
 
 use crate::engine::progress::RunState;
 use crate::journal::StepStatus;
+use crate::ui::action::Action;
 use crate::ui::app::{App, Modal};
 use crate::ui::keys::BINDINGS;
 use crate::ui::panes::plan::{IRREVERSIBLE, glyph};
@@ -149,7 +150,25 @@ impl Widget for Footer<'_> {
         if let Some(text) = extra {
             spans.push(Span::styled(format!(" {text}"), theme::strong()));
         } else {
-            for b in BINDINGS.iter().filter(|b| (b.applies)(app)) {
+            // Keys that apply, in the keymap's order; when they do not all
+            // fit, the later ones give way, but help and quit always stay.
+            let applying: Vec<_> = BINDINGS.iter().filter(|b| (b.applies)(app)).collect();
+            let cost =
+                |b: &crate::ui::keys::Binding| b.keys.chars().count() + b.what.chars().count() + 3;
+            let kept_for_last: usize = applying
+                .iter()
+                .filter(|b| matches!(b.action, Action::Help | Action::Quit))
+                .map(|b| cost(b))
+                .sum();
+            let mut room = (area.width as usize).saturating_sub(kept_for_last);
+            for b in applying {
+                let always = matches!(b.action, Action::Help | Action::Quit);
+                if !always {
+                    if cost(b) > room {
+                        continue;
+                    }
+                    room -= cost(b);
+                }
                 spans.push(Span::styled(format!(" {}", b.keys), theme::strong()));
                 spans.push(Span::styled(format!(" {} ", b.what), theme::dim()));
             }
@@ -281,19 +300,21 @@ impl Widget for Dialog<'_> {
                 lines.iter().map(|l| Line::raw(l.clone())).collect(),
             ),
             Modal::Help => {
-                let mut lines: Vec<Line> = BINDINGS
-                    .iter()
-                    .map(|b| {
-                        Line::from(vec![
-                            Span::styled(format!("{:>9}  ", b.keys), theme::strong()),
-                            Span::raw(b.what),
-                        ])
-                    })
+                // Two keys a line, so keys and legend fit at 80×24.
+                let key = |keys: &str, what: &str| {
+                    vec![
+                        Span::styled(format!("{keys:>13}  "), theme::strong()),
+                        Span::raw(format!("{what:<22}")),
+                    ]
+                };
+                let mut entries: Vec<Vec<Span>> =
+                    BINDINGS.iter().map(|b| key(b.keys, b.what)).collect();
+                entries.push(key("Home/g", "oldest log entry"));
+                entries.push(key("Ctrl-C", "detach; twice: abort"));
+                let mut lines: Vec<Line> = entries
+                    .chunks(2)
+                    .map(|pair| Line::from(pair.concat()))
                     .collect();
-                lines.push(Line::from(vec![
-                    Span::styled(format!("{:>9}  ", "Ctrl-C"), theme::strong()),
-                    Span::raw("pause and detach; twice: abort now"),
-                ]));
                 lines.push(Line::raw(""));
                 lines.extend(legend());
                 lines.push(Line::raw(""));
