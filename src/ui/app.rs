@@ -314,9 +314,15 @@ impl App {
             self.last_blocker = None;
             self.last_blocked_on = None;
         }
+        // The selection follows its session, not its row number: a new
+        // sample may reorder the rows under the operator's cursor.
+        let selected_pid = self.lock_rows().get(self.lock_selected).map(|r| r.pid);
         self.monitor = monitor;
-        let rows = self.lock_rows().len();
-        self.lock_selected = self.lock_selected.min(rows.saturating_sub(1));
+        let rows = self.lock_rows();
+        self.lock_selected = selected_pid
+            .and_then(|pid| rows.iter().position(|r| r.pid == pid))
+            .unwrap_or(self.lock_selected)
+            .min(rows.len().saturating_sub(1));
     }
 
     /// A line of the cockpit's own in the log.

@@ -274,8 +274,19 @@ fn the_root_blocker_can_be_cancelled_after_a_confirmation() {
             terminate: false
         })
     );
+    // A new sample that puts another blocker first keeps 4242 selected.
+    let mut sample = a.monitor.sample.clone();
+    sample.lock_waits[0].blocked_by = vec![9999, 4242];
+    a.set_monitor(Arc::new(MonitorState {
+        sample,
+        history: Default::default(),
+    }));
+    assert_eq!(a.lock_rows().len(), 4);
+    assert_eq!(a.selected_other_session(), Some(4242));
+    assert_eq!(a.lock_rows()[a.lock_selected].pid, 4242);
     a.update(Action::ScrollDown);
-    assert_eq!(a.selected_other_session(), None, "row 2 is ours");
+    assert_eq!(a.lock_rows()[a.lock_selected].pid, 500);
+    assert_eq!(a.selected_other_session(), None, "ours is never offered");
     assert_eq!(a.update(Action::TerminateSession), None);
     assert_eq!(a.modal, Modal::None);
 }
