@@ -93,13 +93,18 @@ pub enum Modal {
         /// Terminate the session (else cancel its query).
         terminate: bool,
     },
-    /// A row or step in full (Enter), closed with Esc or Enter.
-    Inspect {
-        /// The title.
-        title: String,
-        /// The lines.
-        lines: Vec<String>,
-    },
+    /// A row or the run's now / next in full (Enter), closed with Esc or
+    /// Enter; drawn from the live state.
+    Inspect(Inspect),
+}
+
+/// What an inspect dialog shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inspect {
+    /// A session of the Locks pane, by pid.
+    Session(i32),
+    /// What the run does now and next, with the current step's statements.
+    NowNext,
 }
 
 /// What the loop must do after an action.
@@ -472,7 +477,7 @@ impl App {
                 return Some(effect);
             }
             (Modal::ConfirmSignal { .. }, Action::Cancel) => self.modal = Modal::None,
-            (Modal::Inspect { .. }, Action::Cancel | Action::Confirm | Action::Inspect) => {
+            (Modal::Inspect(_), Action::Cancel | Action::Confirm | Action::Inspect) => {
                 self.modal = Modal::None;
             }
             (Modal::None, action) => return self.update_main(action),

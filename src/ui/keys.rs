@@ -135,7 +135,7 @@ pub fn action_for(key: KeyEvent, modal: &Modal) -> Option<Action> {
             KeyCode::Char('?') | KeyCode::Esc | KeyCode::Char('q') => Some(Action::Help),
             _ => None,
         },
-        Modal::Inspect { .. } => match key.code {
+        Modal::Inspect(_) => match key.code {
             KeyCode::Enter | KeyCode::Esc | KeyCode::Char('q') => Some(Action::Cancel),
             _ => None,
         },

@@ -386,3 +386,22 @@ pub fn lines(app: &App) -> Vec<NowLine> {
     }
     out
 }
+
+/// Everything the Now pane knows, for the inspect dialog: the lines and
+/// the current step's statements with their locks.
+pub fn inspect_lines(app: &App) -> Vec<String> {
+    let mut lines: Vec<String> = lines(app).into_iter().map(|l| l.text).collect();
+    if let Some((pi, si)) = app.progress.position
+        && let Some(step) = app.plan.phases.get(pi).and_then(|p| p.steps.get(si))
+    {
+        lines.push(String::new());
+        lines.push(format!(
+            "current: {} \"{}\" in phase {}",
+            step.get_ref().kind(),
+            step.get_ref().display_name(),
+            app.plan.phases[pi].name()
+        ));
+        lines.extend(statements_of(app, pi, si));
+    }
+    lines
+}

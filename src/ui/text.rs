@@ -14,6 +14,12 @@ fn char_cols(c: char) -> usize {
     cols(c.encode_utf8(&mut [0; 4]))
 }
 
+/// `HH:MM:SS` (UTC) of a time.
+pub fn clock(t: std::time::SystemTime) -> String {
+    let s = humantime::format_rfc3339_seconds(t).to_string();
+    s.get(11..19).unwrap_or(&s).to_string()
+}
+
 /// Cuts a string to `width` columns, ending in "…" when it was longer.
 pub fn ellipsize(s: &str, width: usize) -> String {
     if cols(s) <= width {

@@ -1,9 +1,8 @@
 //! Moving around: log scrolling, the selected Locks row, and what Enter
 //! inspects.
 
-use super::{App, Modal, Pane};
+use super::{App, Inspect, Modal, Pane};
 use crate::ui::locking::{self, LockRow};
-use crate::ui::now;
 
 impl App {
     pub(super) fn scroll_log_up(&mut self, n: usize) {
@@ -35,34 +34,15 @@ impl App {
         (!row.ours).then_some(row.pid)
     }
 
-    /// What Enter opens: the selected lock row in full on the Locks pane,
-    /// else the current step's statements and their locks.
+    /// What Enter opens: the selected lock row on the Locks pane, else
+    /// the run's now / next.
     pub(super) fn inspect(&self) -> Modal {
         if self.focus == Pane::Locks {
             let rows = self.lock_rows();
             if let Some(row) = rows.get(self.lock_selected.min(rows.len().saturating_sub(1))) {
-                return Modal::Inspect {
-                    title: format!(" Session {} ", row.pid),
-                    lines: row.describe(),
-                };
+                return Modal::Inspect(Inspect::Session(row.pid));
             }
         }
-        let mut lines: Vec<String> = now::lines(self).into_iter().map(|l| l.text).collect();
-        if let Some((pi, si)) = self.progress.position
-            && let Some(step) = self.plan.phases.get(pi).and_then(|p| p.steps.get(si))
-        {
-            lines.push(String::new());
-            lines.push(format!(
-                "current: {} \"{}\" in phase {}",
-                step.get_ref().kind(),
-                step.get_ref().display_name(),
-                self.plan.phases[pi].name()
-            ));
-            lines.extend(now::statements_of(self, pi, si));
-        }
-        Modal::Inspect {
-            title: " Now / next ".into(),
-            lines,
-        }
+        Modal::Inspect(Inspect::NowNext)
     }
 }

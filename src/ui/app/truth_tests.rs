@@ -108,7 +108,10 @@ fn a_gate_mid_run_shows_what_advancing_runs_and_agrees_with_the_journal() {
 fn enter_inspects_and_never_advances() {
     let mut a = waiting_at_gate();
     assert_eq!(a.update(Action::Inspect), None);
-    assert!(matches!(a.modal, Modal::Inspect { .. }), "{:?}", a.modal);
+    assert_eq!(a.modal, Modal::Inspect(Inspect::NowNext));
+    let screen = render(&a, 100, 30);
+    assert!(screen.contains("Now / next"), "{screen}");
+    assert!(screen.contains("WAITING AT GATE expand"), "{screen}");
     assert_eq!(a.update(Action::Cancel), None);
     assert_eq!(a.modal, Modal::None);
 }
@@ -254,6 +257,13 @@ fn the_root_blocker_can_be_cancelled_after_a_confirmation() {
     }
     // The root blocker is the first row; our own session is never offered.
     assert_eq!(a.selected_other_session(), Some(4242));
+    // Enter drills into it.
+    a.update(Action::Inspect);
+    assert_eq!(a.modal, Modal::Inspect(Inspect::Session(4242)));
+    let screen = render(&a, 100, 30);
+    assert!(screen.contains("state: idle in transaction"), "{screen}");
+    assert!(screen.contains("pg_cancel_backend(4242)"), "{screen}");
+    a.update(Action::Cancel);
     assert_eq!(a.update(Action::CancelSession), None);
     assert_eq!(
         a.modal,

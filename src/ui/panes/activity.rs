@@ -8,7 +8,7 @@ use ratatui::widgets::{Paragraph, Widget};
 
 use crate::engine::events::short_duration;
 use crate::ui::app::{App, Pane};
-use crate::ui::panes::{framed, stale_title};
+use crate::ui::panes::frame::{framed, stale_title};
 use crate::ui::text::fit;
 use crate::ui::theme;
 

@@ -11,7 +11,7 @@ use ratatui::widgets::{Gauge, Paragraph, Sparkline, Widget};
 use crate::engine::events::short_duration;
 use crate::engine::progress::RunState;
 use crate::ui::app::{App, Pane};
-use crate::ui::panes::framed;
+use crate::ui::panes::frame::framed;
 use crate::ui::text::fit;
 use crate::ui::theme;
 

@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
 use crate::engine::progress::RunState;
 use crate::journal::StepStatus;
 use crate::ui::action::Action;
-use crate::ui::app::{App, Modal};
+use crate::ui::app::{App, Inspect, Modal};
 use crate::ui::keys::BINDINGS;
 use crate::ui::panes::plan::{IRREVERSIBLE, glyph};
 use crate::ui::text::fit;
@@ -140,7 +140,7 @@ impl Widget for Footer<'_> {
             Modal::ConfirmAbort | Modal::ConfirmQuit | Modal::ConfirmSignal { .. } => {
                 Some("y confirm · n/Esc cancel")
             }
-            Modal::Inspect { .. } => Some("Enter/Esc close"),
+            Modal::Inspect(_) => Some("Enter/Esc close"),
             Modal::ConfirmRollback { .. } | Modal::ConfirmIrreversible { .. } => {
                 Some("type the table name · Enter confirm · Esc cancel")
             }
@@ -295,9 +295,22 @@ impl Widget for Dialog<'_> {
                     lines
                 },
             ),
-            Modal::Inspect { title, lines } => (
-                title.as_str(),
-                lines.iter().map(|l| Line::raw(l.clone())).collect(),
+            Modal::Inspect(Inspect::Session(pid)) => (
+                " Session ",
+                app.lock_rows()
+                    .iter()
+                    .find(|r| r.pid == *pid)
+                    .map_or_else(
+                        || vec![format!("session {pid} no longer waits or blocks")],
+                        |r| r.describe(),
+                    )
+                    .into_iter()
+                    .map(Line::raw)
+                    .collect(),
+            ),
+            Modal::Inspect(Inspect::NowNext) => (
+                " Now / next ",
+                now::inspect_lines(app).into_iter().map(Line::raw).collect(),
             ),
             Modal::Help => {
                 // Two keys a line, so keys and legend fit at 80×24.

@@ -11,7 +11,7 @@ use ratatui::widgets::{Row, Table, Widget};
 use crate::engine::events::short_duration;
 use crate::ui::app::{App, Pane};
 use crate::ui::locking::{one_line, pids};
-use crate::ui::panes::{framed, stale_title};
+use crate::ui::panes::frame::{framed, stale_title};
 use crate::ui::text::ellipsize;
 use crate::ui::theme;
 

@@ -10,18 +10,12 @@ use ratatui::widgets::{Paragraph, Widget};
 
 use crate::engine::events::Level;
 use crate::ui::app::{App, Pane};
-use crate::ui::panes::framed;
-use crate::ui::text::wrap;
+use crate::ui::panes::frame::framed;
+use crate::ui::text::{clock, wrap};
 use crate::ui::theme;
 
 /// The log pane.
 pub struct LogPane<'a>(pub &'a App);
-
-/// `HH:MM:SS` (UTC) of a time.
-pub fn clock(t: std::time::SystemTime) -> String {
-    let s = humantime::format_rfc3339_seconds(t).to_string();
-    s.get(11..19).unwrap_or(&s).to_string()
-}
 
 /// Width of the `HH:MM:SS ` prefix; wrapped rows indent under the text.
 const STAMP: usize = 9;
