@@ -220,6 +220,10 @@ fn waiting_for_a_lock() -> App {
 fn a_ddl_waiting_for_its_lock_names_the_blocker_everywhere() {
     let mut a = waiting_for_a_lock();
     snapshot("waiting_for_lock", &a);
+    // Quitting says it stops at the next retry.
+    a.update(Action::Quit);
+    assert!(render(&a, 80, 24).contains("Stop retrying and quit? (y/n)"));
+    a.update(Action::Cancel);
     let screen = render(&a, 160, 48);
     let header = screen.lines().next().unwrap();
     assert!(
@@ -372,6 +376,10 @@ fn clocks_stop_and_panes_go_stale_when_the_run_stops() {
     assert_eq!(a.step_elapsed(1, 0), Some(Duration::from_secs(20)));
     let screen = render(&a, 160, 48);
     assert!(screen.contains("Replication · stale since"), "{screen}");
+    assert!(
+        screen.contains("users: 412000 / ~1000000 keys, 411950 changed; stopped"),
+        "{screen}"
+    );
 }
 
 #[test]

@@ -64,6 +64,28 @@ impl Widget for BackfillPane<'_> {
                 None => "no batched step running".into(),
             };
             let mut lines = vec![fit(Line::styled(text, theme::dim()), width)];
+            // After the run stopped: where the last batched step got to,
+            // marked with the time it stopped.
+            if !app.engine_running()
+                && let Some(last) = &app.last_batch
+            {
+                let total = last
+                    .rows_total
+                    .map_or(String::new(), |t| format!(" / ~{t}"));
+                lines.push(fit(
+                    Line::styled(
+                        format!(
+                            "{}: {}{total} keys, {} changed; stopped {}",
+                            last.table,
+                            last.rows_done,
+                            last.rows_updated,
+                            crate::ui::text::clock(app.clock())
+                        ),
+                        theme::dim(),
+                    ),
+                    width,
+                ));
+            }
             if let Some(reason) = &app.progress.throttle {
                 lines.push(fit(Line::styled(reason.clone(), theme::danger()), width));
             }

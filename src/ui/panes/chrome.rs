@@ -211,13 +211,22 @@ impl Widget for Dialog<'_> {
             ),
             Modal::ConfirmQuit => (
                 " Quit? ",
-                vec![
-                    Line::raw("A step is running. Quitting pauses the run at the next"),
-                    Line::raw("safe point (never mid-batch) and detaches; `cutover run`"),
-                    Line::raw("resumes it."),
-                    Line::raw(""),
-                    Line::styled("Pause and quit? (y/n)", theme::warn()),
-                ],
+                if now::lock_wait(app).is_some() {
+                    vec![
+                        Line::raw("A statement is retrying its lock. Quitting stops at the"),
+                        Line::raw("next retry and detaches; `cutover run` resumes it."),
+                        Line::raw(""),
+                        Line::styled("Stop retrying and quit? (y/n)", theme::warn()),
+                    ]
+                } else {
+                    vec![
+                        Line::raw("A step is running. Quitting pauses the run at the next"),
+                        Line::raw("safe point (never mid-batch) and detaches; `cutover run`"),
+                        Line::raw("resumes it."),
+                        Line::raw(""),
+                        Line::styled("Pause and quit? (y/n)", theme::warn()),
+                    ]
+                },
             ),
             Modal::ConfirmIrreversible { typed } => (
                 " Irreversible phase ",
