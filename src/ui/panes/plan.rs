@@ -98,16 +98,27 @@ fn plan_lines(app: &App) -> (Vec<Line<'static>>, usize, Option<usize>) {
                 Span::styled(g, style),
                 Span::raw(" "),
                 Span::styled(step.get_ref().display_name(), name_style),
-                Span::styled(format!("  {}", step.get_ref().kind()), theme::dim()),
             ];
+            // A lock wait comes right after the name, before anything a
+            // narrow pane would cut first.
+            match (&lock_wait, current_step) {
+                (Some(w), true) => spans.push(Span::styled(
+                    match w.retry {
+                        Some((n, of)) => format!("  WAITING FOR LOCK (retry {n}/{of})"),
+                        None => "  WAITING FOR LOCK".to_string(),
+                    },
+                    theme::danger(),
+                )),
+                _ => spans.push(Span::styled(
+                    format!("  {}", step.get_ref().kind()),
+                    theme::dim(),
+                )),
+            }
             if let Some(e) = app.step_elapsed(pi, si) {
                 spans.push(Span::styled(
                     format!("  {}", short_duration(e)),
                     theme::dim(),
                 ));
-            }
-            if current_step && let Some(w) = &lock_wait {
-                spans.push(Span::styled(format!("  {}", w.headline()), theme::danger()));
             }
             lines.push(Line::from(spans));
         }
