@@ -199,14 +199,24 @@ fn waiting_for_a_lock() -> App {
                 ours: false,
             },
         ],
-        open_xacts: vec![OpenXact {
-            pid: 4242,
-            state: "idle in transaction".into(),
-            age: Duration::from_secs(54),
-            xmin_age: None,
-            application: "psql".into(),
-            query: "SELECT * FROM users WHERE id = 1".into(),
-        }],
+        open_xacts: vec![
+            OpenXact {
+                pid: 4242,
+                state: "idle in transaction".into(),
+                age: Duration::from_secs(54),
+                xmin_age: None,
+                application: "psql".into(),
+                query: "SELECT * FROM users WHERE id = 1".into(),
+            },
+            OpenXact {
+                pid: 500,
+                state: "active".into(),
+                age: Duration::from_secs(20),
+                xmin_age: None,
+                application: "cutover".into(),
+                query: "DROP TRIGGER cutover_sync_users_full_name ON users".into(),
+            },
+        ],
         ..Sample::default()
     };
     a.set_monitor(Arc::new(MonitorState {
@@ -242,6 +252,9 @@ fn a_ddl_waiting_for_its_lock_names_the_blocker_everywhere() {
         "{screen}"
     );
     assert!(screen.contains("ROOT: idle in transaction"), "{screen}");
+    assert!(screen.contains("pid 4242 idle in transaction"), "{screen}");
+    // Activity labels cutover's own transaction.
+    assert!(screen.contains("pid 500 (cutover) active"), "{screen}");
     // Between retries nothing of ours waits: the blocker stays named.
     let mut between = a.monitor.sample.clone();
     between.lock_waits.clear();

@@ -76,15 +76,20 @@ impl Widget for ActivityPane<'_> {
             lines.push(Line::styled("no open transactions", theme::dim()));
         }
         for x in &s.open_xacts {
-            let style = if x.age.as_secs() > 60 {
+            // cutover's sessions connect as application "cutover".
+            let ours = x.application == "cutover";
+            let style = if ours {
+                theme::ours()
+            } else if x.age.as_secs() > 60 {
                 theme::warn()
             } else {
                 theme::normal()
             };
             lines.push(Line::styled(
                 format!(
-                    "pid {} {} {} xmin age {}  {}",
+                    "pid {}{} {} {} xmin age {}  {}",
                     x.pid,
+                    if ours { " (cutover)" } else { "" },
                     x.state,
                     short_duration(x.age),
                     x.xmin_age.map_or("-".into(), |a| a.to_string()),
@@ -93,6 +98,10 @@ impl Widget for ActivityPane<'_> {
                 style,
             ));
         }
+        lines.push(Line::styled(
+            "tps and rollbacks/s are database-wide, cutover's own included",
+            theme::dim(),
+        ));
         let width = inner.width as usize;
         let lines: Vec<Line> = lines.into_iter().map(|l| fit(l, width)).collect();
         Paragraph::new(lines).render(inner, buf);
