@@ -136,6 +136,19 @@ pub fn rows(sample: &Sample) -> Vec<LockRow> {
     out
 }
 
+/// A session that waits for nothing may still be cutover's own (its
+/// backfill holding row locks): never offer to cancel it. It is ours when
+/// it connected as "cutover", or when a waiter queued behind one of ours is
+/// blocked by it alone — or by it among others when it was not sampled.
+fn root_is_ours(sample: &Sample, pid: i32, application: Option<&str>) -> bool {
+    application == Some("cutover")
+        || sample.lock_waits.iter().any(|w| {
+            w.behind_us
+                && w.blocked_by.contains(&pid)
+                && (w.blocked_by.len() == 1 || application.is_none())
+        })
+}
+
 fn root_row(sample: &Sample, pid: i32) -> LockRow {
     match sample.open_xacts.iter().find(|x| x.pid == pid) {
         Some(x) => LockRow {
@@ -146,7 +159,7 @@ fn root_row(sample: &Sample, pid: i32) -> LockRow {
             blocked_by: Vec::new(),
             age: Some(x.age),
             query: x.query.clone(),
-            ours: false,
+            ours: root_is_ours(sample, pid, Some(&x.application)),
             behind_us: false,
             blocking: 0,
         },
@@ -160,7 +173,7 @@ fn root_row(sample: &Sample, pid: i32) -> LockRow {
             blocked_by: Vec::new(),
             age: None,
             query: String::new(),
-            ours: false,
+            ours: root_is_ours(sample, pid, None),
             behind_us: false,
             blocking: 0,
         },
@@ -199,11 +212,7 @@ pub fn relation(waits_for: &str) -> Option<&str> {
 pub fn our_blocker(sample: &Sample) -> Option<LockRow> {
     let ours = our_wait(sample)?;
     let root = *root_blockers(sample, ours).first()?;
-    let mut row = root_row(sample, root);
-    // A root that waits for nothing may still be one of ours (a second
-    // cutover session): never offer to cancel it.
-    row.ours = sample.lock_waits.iter().any(|w| w.pid == root && w.ours);
-    Some(row)
+    Some(root_row(sample, root))
 }
 
 /// "pid 4242 psql, idle in transaction 54s: UPDATE …".
@@ -272,5 +281,35 @@ mod tests {
             relation(&our_wait(&sample).unwrap().waits_for),
             Some("users")
         );
+    }
+
+    #[test]
+    fn a_root_blocker_that_is_cutover_itself_is_never_offered_for_cancel() {
+        // The application waits behind our backfill's row locks.
+        let mut app = wait(30, &[20], false);
+        app.behind_us = true;
+        let sample = Sample {
+            lock_waits: vec![app],
+            ..Sample::default()
+        };
+        let found = rows(&sample);
+        assert!(
+            found[0].root && found[0].pid == 20 && found[0].ours,
+            "{found:?}"
+        );
+        // Known by its application name too.
+        let sample = Sample {
+            lock_waits: vec![wait(30, &[20], false)],
+            open_xacts: vec![OpenXact {
+                pid: 20,
+                state: "active".into(),
+                age: Duration::from_secs(2),
+                xmin_age: None,
+                application: "cutover".into(),
+                query: "UPDATE users SET full_name = name WHERE id > $1".into(),
+            }],
+            ..Sample::default()
+        };
+        assert!(rows(&sample)[0].ours);
     }
 }
