@@ -381,7 +381,9 @@ rollback = "ALTER TABLE users DROP COLUMN IF EXISTS nickname"
     let holder = db.connect().await;
     holder
         .client
-        .batch_execute("BEGIN; SELECT count(*) FROM users WHERE id < 10")
+        .batch_execute(
+            "SET application_name = 'report-job'; BEGIN; SELECT count(*) FROM users WHERE id < 10",
+        )
         .await
         .unwrap();
     let pid: i32 = scalar(&holder, "SELECT pg_backend_pid()").await;
@@ -395,7 +397,10 @@ rollback = "ALTER TABLE users DROP COLUMN IF EXISTS nickname"
             .contains("WAITING FOR LOCK"),
         "the header says it:\n{screen}"
     );
-    let screen = tmux.wait_for(&format!("blocked by pid {pid}"), Duration::from_secs(30));
+    let screen = tmux.wait_for(
+        &format!("blocked by pid {pid} report-job"),
+        Duration::from_secs(30),
+    );
     assert!(
         screen.contains("idle in transaction"),
         "the blocker's state is named:\n{screen}"
