@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use common::{cutover_bin, scalar, seeded_db, write_plan};
 
+static NEXT_SOCKET: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 struct Tmux {
     socket: String,
     session: &'static str,
@@ -16,7 +18,12 @@ struct Tmux {
 impl Tmux {
     fn start(command: &str) -> Tmux {
         let t = Tmux {
-            socket: format!("cutover-test-{}", std::process::id()),
+            // One tmux server per test: tests run in parallel.
+            socket: format!(
+                "cutover-test-{}-{}",
+                std::process::id(),
+                NEXT_SOCKET.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            ),
             session: "cockpit",
         };
         let ok = t
@@ -101,6 +108,7 @@ name = "cockpit e2e"
 max_batch_size = 1000
 [[phases]]
 name = "expand"
+description = "Check the dashboards, then advance."
 [[phases.steps]]
 kind = "sql"
 sql = "ALTER TABLE users ADD COLUMN nickname text"
@@ -129,8 +137,23 @@ batch_size = 1000
     for pane in ["Plan", "Backfill", "Log"] {
         assert!(screen.contains(pane), "no {pane} pane:\n{screen}");
     }
+    // The gate's message is on screen, with what advancing runs.
+    let screen = tmux.wait_for(
+        "Check the dashboards, then advance.",
+        Duration::from_secs(10),
+    );
+    assert!(
+        screen.contains("ALTER TABLE users ADD COLUMN nickname text"),
+        "the next statement is shown:\n{screen}"
+    );
+    // Enter inspects; it never releases the gate.
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("Enter/Esc close", Duration::from_secs(10));
+    tmux.keys(&["Escape"]);
+    let screen = tmux.wait_for("n advance gate", Duration::from_secs(10));
+    assert!(screen.contains("WAITING AT GATE"), "{screen}");
     tmux.keys(&["n"]);
-    tmux.wait_for("rows/s", Duration::from_secs(30));
+    tmux.wait_for("keys/s", Duration::from_secs(30));
     // The pane appears before the first batch commits: abort only once
     // some batches are in, so it lands mid-backfill.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -150,6 +173,20 @@ batch_size = 1000
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Paused: nothing moves, and the screen says so instead of the last
+    // rate.
+    tmux.keys(&["p"]);
+    let screen = tmux.wait_for("ETA — (paused)", Duration::from_secs(30));
+    let rate_line = screen
+        .lines()
+        .find(|l| l.contains("keys/s  ETA"))
+        .unwrap_or_default();
+    assert!(
+        rate_line.contains("│0 keys/s"),
+        "no running rate while paused:\n{screen}"
+    );
+    tmux.keys(&["p"]);
+    tmux.wait_for("RUNNING", Duration::from_secs(30));
     tmux.keys(&["a"]);
     tmux.wait_for("Abort the run? (y/n)", Duration::from_secs(10));
     tmux.keys(&["y"]);
@@ -199,9 +236,15 @@ batch_size = 1000
         "#{alternate_on}",
     ]);
     assert_eq!(String::from_utf8_lossy(&alt.stdout).trim(), "0");
+    let screen = tmux.screen();
     assert!(
-        !tmux.screen().contains("ROLLED BACK"),
+        !screen.contains("ROLLED BACK"),
         "the cockpit is still on screen"
+    );
+    // The exit summary is on the normal screen.
+    assert!(
+        screen.contains("\"cockpit e2e\" rolled back") && screen.contains("next: cutover run"),
+        "no exit summary:\n{screen}"
     );
     assert_eq!(
         common::catalog(&conn).await,
@@ -213,6 +256,173 @@ batch_size = 1000
         std::fs::metadata(&log_file).is_ok(),
         "no log file at {log_file}"
     );
+    let _ = std::fs::remove_file(&log_file);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cockpit_irreversible_gate_needs_the_table_name() {
+    let db = seeded_db("cockpit_irreversible", 2_000).await;
+    let conn = db.connect().await;
+    let (_dir, plan) = write_plan(
+        r#"
+name = "cockpit irreversible"
+[[phases]]
+name = "expand"
+gate = "auto"
+[[phases.steps]]
+kind = "sql"
+sql = "ALTER TABLE users ADD COLUMN nickname text"
+rollback = "ALTER TABLE users DROP COLUMN IF EXISTS nickname"
+[[phases]]
+name = "migrate"
+gate = "auto"
+[[phases.steps]]
+kind = "backfill"
+table = "users"
+key = "id"
+set = "nickname = lower(name)"
+[[phases]]
+name = "contract"
+irreversible = true
+[[phases.steps]]
+kind = "sql"
+sql = "ALTER TABLE users DROP COLUMN nickname"
+"#,
+    );
+    let exit_file = tempfile::NamedTempFile::new().unwrap();
+    let exit_path = exit_file.path().display().to_string();
+    let log_file = format!("{exit_path}.log");
+    let command = format!(
+        "env DATABASE_URL='{}' CUTOVER_LOG_FILE='{log_file}' {} run {plan}; echo EXIT=$? > {exit_path}; sleep 30",
+        db.url,
+        cutover_bin()
+    );
+    let tmux = Tmux::start(&command);
+    let screen = tmux.wait_for("IRREVERSIBLE phase (type users", Duration::from_secs(60));
+    assert!(
+        screen.contains("ALTER TABLE users DROP COLUMN nickname"),
+        "the irreversible statement is shown before advancing:\n{screen}"
+    );
+    assert!(screen.contains("ACCESS EXCLUSIVE on users"), "{screen}");
+    tmux.keys(&["n"]);
+    tmux.wait_for("Type users and press Enter", Duration::from_secs(10));
+    // A wrong word does nothing.
+    tmux.keys(&["user", "Enter"]);
+    let screen = tmux.wait_for("> user", Duration::from_secs(10));
+    assert!(screen.contains("Irreversible phase"), "{screen}");
+    let still: i64 = scalar(
+        &conn,
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'nickname'",
+    )
+    .await;
+    assert_eq!(still, 1, "nothing ran on a wrong confirmation");
+    tmux.keys(&["s", "Enter"]);
+    tmux.wait_for("FINISHED", Duration::from_secs(30));
+    tmux.keys(&["q"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        let text = std::fs::read_to_string(&exit_path).unwrap_or_default();
+        if text.starts_with("EXIT=") {
+            break text.trim().to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cutover did not exit:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(exit, "EXIT=0");
+    let screen = tmux.screen();
+    assert!(
+        screen.contains("\"cockpit irreversible\" finished") && screen.contains("(3/3 steps done)"),
+        "no exit summary:\n{screen}"
+    );
+    let gone: i64 = scalar(
+        &conn,
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'nickname'",
+    )
+    .await;
+    assert_eq!(gone, 0, "the contract phase ran after the confirmation");
+    let _ = std::fs::remove_file(&log_file);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cockpit_names_the_session_a_ddl_waits_behind() {
+    let db = seeded_db("cockpit_lock_wait", 1_000).await;
+    let conn = db.connect().await;
+    let (_dir, plan) = write_plan(
+        r#"
+name = "cockpit lock wait"
+[settings]
+lock_timeout = "300ms"
+lock_retries = 200
+retry_backoff = "100ms..300ms"
+[[phases]]
+name = "expand"
+[[phases.steps]]
+kind = "sql"
+sql = "ALTER TABLE users ADD COLUMN nickname text"
+rollback = "ALTER TABLE users DROP COLUMN IF EXISTS nickname"
+"#,
+    );
+    let exit_file = tempfile::NamedTempFile::new().unwrap();
+    let exit_path = exit_file.path().display().to_string();
+    let log_file = format!("{exit_path}.log");
+    let command = format!(
+        "env DATABASE_URL='{}' CUTOVER_LOG_FILE='{log_file}' {} run {plan}; echo EXIT=$? > {exit_path}; sleep 30",
+        db.url,
+        cutover_bin()
+    );
+    let tmux = Tmux::start(&command);
+    tmux.wait_for("WAITING AT GATE", Duration::from_secs(30));
+    // A session idle in a transaction that read the table: the DDL's
+    // ACCESS EXCLUSIVE lock waits behind it.
+    let holder = db.connect().await;
+    holder
+        .client
+        .batch_execute(
+            "SET application_name = 'report-job'; BEGIN; SELECT count(*) FROM users WHERE id < 10",
+        )
+        .await
+        .unwrap();
+    let pid: i32 = scalar(&holder, "SELECT pg_backend_pid()").await;
+    tmux.keys(&["n"]);
+    let screen = tmux.wait_for("WAITING FOR LOCK on users (retry", Duration::from_secs(30));
+    assert!(
+        screen
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .contains("WAITING FOR LOCK"),
+        "the header says it:\n{screen}"
+    );
+    let screen = tmux.wait_for(
+        &format!("blocked by pid {pid} report-job"),
+        Duration::from_secs(30),
+    );
+    assert!(
+        screen.contains("idle in transaction"),
+        "the blocker's state is named:\n{screen}"
+    );
+    holder.client.batch_execute("ROLLBACK").await.unwrap();
+    tmux.wait_for("FINISHED", Duration::from_secs(30));
+    tmux.keys(&["q"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&exit_path).unwrap_or_default();
+        if text.starts_with("EXIT=") {
+            assert_eq!(text.trim(), "EXIT=0");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cutover did not exit:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(conn);
     let _ = std::fs::remove_file(&log_file);
 }
 

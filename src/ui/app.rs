@@ -6,18 +6,20 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::engine::control::Command;
-use crate::engine::events::{Event, EventKind, Level};
-use crate::engine::progress::{Progress, RunState};
+use crate::engine::events::Level;
+use crate::engine::progress::{BatchProgress, Progress, RunState};
 use crate::engine::rollback::{UndoAction, undo_list};
 use crate::journal::StepStatus;
+use crate::lint::plan::PlanReport;
 use crate::monitor::MonitorState;
 use crate::plan::Plan;
 use crate::plan::model::{AbortLimits, Step, Throttle};
 
-use super::keys::Action;
+use super::action::Action;
+use super::locking::LockRow;
 
-/// Lines the event log keeps.
-const LOG_LINES: usize = 500;
+/// Log entries PgUp/PgDn move by.
+pub const LOG_PAGE: usize = 10;
 
 /// The panes that can take focus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +83,25 @@ pub enum Modal {
     },
     /// "Quit while a step runs? It pauses at a safe point." (y/n)
     ConfirmQuit,
+    /// Cancel the query of, or terminate, a session (y/n).
+    ConfirmSignal {
+        /// The backend.
+        pid: i32,
+        /// Terminate the session (else cancel its query).
+        terminate: bool,
+    },
+    /// A row or the run's now / next in full (Enter), closed with Esc or
+    /// Enter; drawn from the live state.
+    Inspect(Inspect),
+}
+
+/// What an inspect dialog shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inspect {
+    /// A session of the Locks pane, by pid.
+    Session(i32),
+    /// What the run does now and next, with the current step's statements.
+    NowNext,
 }
 
 /// What the loop must do after an action.
@@ -94,6 +115,29 @@ pub enum Effect {
     StartRollback,
     /// Leave the cockpit.
     Quit,
+    /// Cancel the query of (or terminate) another session. The engine has
+    /// no command for it yet: the loop reports that instead of acting.
+    Signal {
+        /// The backend.
+        pid: i32,
+        /// Terminate the session (else cancel its query).
+        terminate: bool,
+    },
+}
+
+/// A lock-timeout retry of the running step, from the newest Retry event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LockRetry {
+    /// The step.
+    pub step: String,
+    /// Which retry.
+    pub retry: u32,
+    /// Retries allowed.
+    pub of: u32,
+    /// What the server said.
+    pub reason: String,
+    /// When it was reported.
+    pub at: SystemTime,
 }
 
 /// One line of the event log.
@@ -123,10 +167,31 @@ pub struct App {
     pub monitor: Arc<MonitorState>,
     /// The event log, oldest first.
     pub log: VecDeque<LogLine>,
-    /// Lines scrolled up from the bottom.
+    /// Log entries scrolled away from the newest (0 = following the tail).
     pub log_scroll: usize,
-    /// Rows/s once a second, for the sparkline.
-    pub rate_history: VecDeque<u64>,
+    /// Entries that arrived while scrolled away.
+    pub log_unseen: usize,
+    /// Rows/s once a second, for the sparkline; `None` while nothing
+    /// moves (paused, held, at a gate): a gap, not a bar.
+    pub rate_history: VecDeque<Option<u64>>,
+    /// Keys walked at each tick of the running batched step, for a rate
+    /// over a recent window (verify steps publish no rate of their own).
+    pub marks: VecDeque<(SystemTime, i64)>,
+    /// The last batched step's numbers, kept after it ends (summary).
+    pub last_batch: Option<BatchProgress>,
+    /// The newest lock-timeout retry of the running step.
+    pub lock_retry: Option<LockRetry>,
+    /// When the engine stopped (clocks stop there).
+    pub stopped_at: Option<SystemTime>,
+    /// The dry run of the plan: each step's statements and locks.
+    pub dry_run: Option<PlanReport>,
+    /// The selected row of the Locks pane.
+    pub lock_selected: usize,
+    /// The root blocker of our waiting statement, as last seen (between
+    /// lock-timeout retries nothing of ours waits, but the blocker stays).
+    pub last_blocker: Option<LockRow>,
+    /// The relation our statement last waited for.
+    pub last_blocked_on: Option<String>,
     /// When each step started (running) and how long finished ones took.
     pub step_times: HashMap<(usize, usize), (SystemTime, Option<Duration>)>,
     /// The clock the screen is drawn at.
@@ -156,7 +221,16 @@ impl App {
             monitor: Arc::new(MonitorState::default()),
             log: VecDeque::new(),
             log_scroll: 0,
+            log_unseen: 0,
             rate_history: VecDeque::new(),
+            marks: VecDeque::new(),
+            last_batch: None,
+            lock_retry: None,
+            stopped_at: None,
+            dry_run: None,
+            lock_selected: 0,
+            last_blocker: None,
+            last_blocked_on: None,
             step_times: HashMap::new(),
             now: SystemTime::now(),
             focus: Pane::Backfill,
@@ -209,57 +283,6 @@ impl App {
         self.engine_running()
             && matches!(self.progress.state, RunState::Running | RunState::Paused)
             && self.progress.gate.is_none()
-    }
-
-    /// Records an engine event.
-    pub fn on_event(&mut self, event: &Event) {
-        match &event.kind {
-            EventKind::StepStarted { phase, step, .. } => {
-                self.step_times.insert((*phase, *step), (event.at, None));
-            }
-            EventKind::StepFinished {
-                phase,
-                step,
-                elapsed_ms,
-                ..
-            } => {
-                let started = self
-                    .step_times
-                    .get(&(*phase, *step))
-                    .map_or(event.at, |t| t.0);
-                self.step_times.insert(
-                    (*phase, *step),
-                    (started, Some(Duration::from_millis(*elapsed_ms))),
-                );
-            }
-            _ => {}
-        }
-        self.log.push_back(LogLine {
-            at: event.at,
-            level: event.level,
-            text: event.kind.message(),
-        });
-        while self.log.len() > LOG_LINES {
-            self.log.pop_front();
-        }
-    }
-
-    /// Once a second: the sparkline's next point.
-    pub fn on_tick(&mut self, now: SystemTime) {
-        self.now = now;
-        if let Some(b) = &self.progress.batch {
-            self.rate_history.push_back(b.rows_per_sec.max(0.0) as u64);
-            while self.rate_history.len() > 600 {
-                self.rate_history.pop_front();
-            }
-        }
-    }
-
-    /// How long a step has run (or took).
-    pub fn step_elapsed(&self, phase: usize, step: usize) -> Option<Duration> {
-        self.step_times.get(&(phase, step)).map(|(start, took)| {
-            took.unwrap_or_else(|| self.now.duration_since(*start).unwrap_or_default())
-        })
     }
 
     fn current_batch_size(&self) -> u64 {
@@ -319,6 +342,18 @@ impl App {
             {
                 self.modal = Modal::None;
                 return Some(Effect::Send(Command::Advance { by: operator() }));
+            }
+            (Modal::ConfirmSignal { pid, terminate }, Action::Confirm) => {
+                let effect = Effect::Signal {
+                    pid: *pid,
+                    terminate: *terminate,
+                };
+                self.modal = Modal::None;
+                return Some(effect);
+            }
+            (Modal::ConfirmSignal { .. }, Action::Cancel) => self.modal = Modal::None,
+            (Modal::Inspect(_), Action::Cancel | Action::Confirm | Action::Inspect) => {
+                self.modal = Modal::None;
             }
             (Modal::None, action) => return self.update_main(action),
             _ => {}
@@ -387,10 +422,28 @@ impl App {
                 };
                 self.focus = Pane::ALL[next];
             }
-            Action::ScrollUp => {
-                self.log_scroll = (self.log_scroll + 1).min(self.log.len().saturating_sub(1));
+            Action::ScrollUp if self.focus == Pane::Locks => {
+                self.lock_selected = self.lock_selected.saturating_sub(1);
             }
-            Action::ScrollDown => self.log_scroll = self.log_scroll.saturating_sub(1),
+            Action::ScrollDown if self.focus == Pane::Locks => {
+                let rows = self.lock_rows().len();
+                self.lock_selected = (self.lock_selected + 1).min(rows.saturating_sub(1));
+            }
+            Action::ScrollUp => self.scroll_log_up(1),
+            Action::ScrollDown => self.scroll_log_down(1),
+            Action::PageUp => self.scroll_log_up(LOG_PAGE),
+            Action::PageDown => self.scroll_log_down(LOG_PAGE),
+            Action::ScrollEnd => self.scroll_log_down(usize::MAX),
+            Action::ScrollHome => self.scroll_log_up(usize::MAX),
+            Action::Inspect => self.modal = self.inspect(),
+            Action::CancelSession | Action::TerminateSession => {
+                if let Some(pid) = self.selected_other_session() {
+                    self.modal = Modal::ConfirmSignal {
+                        pid,
+                        terminate: action == Action::TerminateSession,
+                    };
+                }
+            }
             Action::Help => self.modal = Modal::Help,
             Action::Quit => {
                 if !self.engine_running() {
@@ -426,5 +479,10 @@ pub fn main_table(plan: &Plan) -> String {
         .unwrap_or_else(|| plan.name.clone())
 }
 
+mod intake;
+mod readings;
+mod select;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod truth_tests;

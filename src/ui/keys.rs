@@ -3,48 +3,9 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::app::{App, Modal};
-
-/// What the operator asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Release the gate.
-    Advance,
-    /// Pause or resume batches.
-    TogglePause,
-    /// Double the batch size.
-    BatchUp,
-    /// Halve the batch size.
-    BatchDown,
-    /// Back to automatic batch sizing.
-    BatchAuto,
-    /// Abort (asks first).
-    Abort,
-    /// Roll back (asks first).
-    Rollback,
-    /// Next pane.
-    FocusNext,
-    /// Previous pane.
-    FocusPrev,
-    /// Scroll the log up.
-    ScrollUp,
-    /// Scroll the log down.
-    ScrollDown,
-    /// Show or hide the help.
-    Help,
-    /// Quit (detaches safely; asks while a step runs).
-    Quit,
-    /// Yes / Enter in a dialog.
-    Confirm,
-    /// No / Esc in a dialog.
-    Cancel,
-    /// A character typed into a dialog.
-    Type(char),
-    /// Backspace in a dialog.
-    Backspace,
-    /// Ctrl-C: detach; twice: abort now.
-    Interrupt,
-}
+use super::action::Action;
+use super::app::{App, Modal, Pane};
+use crate::engine::progress::RunState;
 
 /// One entry of the keymap.
 pub struct Binding {
@@ -58,10 +19,10 @@ pub struct Binding {
     pub applies: fn(&App) -> bool,
 }
 
-/// The keymap outside dialogs.
+/// The keymap outside dialogs, in the footer's order.
 pub const BINDINGS: &[Binding] = &[
     Binding {
-        keys: "n/Enter",
+        keys: "n",
         action: Action::Advance,
         what: "advance gate",
         applies: |a| a.at_gate(),
@@ -70,13 +31,17 @@ pub const BINDINGS: &[Binding] = &[
         keys: "p",
         action: Action::TogglePause,
         what: "pause/resume",
-        applies: |a| a.engine_running() && !a.at_gate(),
+        applies: |a| {
+            a.engine_running()
+                && matches!(a.progress.state, RunState::Running | RunState::Paused)
+                && !a.at_gate()
+        },
     },
     Binding {
         keys: "+/-",
         action: Action::BatchUp,
         what: "batch size",
-        applies: |a| a.batch_running(),
+        applies: |a| a.batch_running() && a.current_kind() != Some("verify"),
     },
     Binding {
         keys: "0",
@@ -97,6 +62,20 @@ pub const BINDINGS: &[Binding] = &[
         applies: |a| a.can_roll_back(),
     },
     Binding {
+        keys: "c/k",
+        action: Action::CancelSession,
+        what: "cancel/kill session",
+        applies: |a| a.selected_other_session().is_some(),
+    },
+    Binding {
+        keys: "Enter",
+        action: Action::Inspect,
+        what: "inspect",
+        applies: |a| {
+            (a.focus == Pane::Locks && !a.lock_rows().is_empty()) || a.progress.position.is_some()
+        },
+    },
+    Binding {
         keys: "tab",
         action: Action::FocusNext,
         what: "next pane",
@@ -104,9 +83,21 @@ pub const BINDINGS: &[Binding] = &[
     },
     Binding {
         keys: "↑/↓",
+        action: Action::ScrollDown,
+        what: "select",
+        applies: |a| a.focus == Pane::Locks && a.lock_rows().len() > 1,
+    },
+    Binding {
+        keys: "↑/↓/PgUp/PgDn",
         action: Action::ScrollUp,
         what: "scroll log",
-        applies: |_| true,
+        applies: |a| a.focus != Pane::Locks && a.log.len() > 1,
+    },
+    Binding {
+        keys: "End/G",
+        action: Action::ScrollEnd,
+        what: "latest",
+        applies: |a| a.log_scroll > 0,
     },
     Binding {
         keys: "?",
@@ -135,7 +126,7 @@ pub fn action_for(key: KeyEvent, modal: &Modal) -> Option<Action> {
             KeyCode::Char(c) => Some(Action::Type(c)),
             _ => None,
         },
-        Modal::ConfirmAbort | Modal::ConfirmQuit => match key.code {
+        Modal::ConfirmAbort | Modal::ConfirmQuit | Modal::ConfirmSignal { .. } => match key.code {
             KeyCode::Char('y') | KeyCode::Char('Y') => Some(Action::Confirm),
             KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => Some(Action::Cancel),
             _ => None,
@@ -144,18 +135,29 @@ pub fn action_for(key: KeyEvent, modal: &Modal) -> Option<Action> {
             KeyCode::Char('?') | KeyCode::Esc | KeyCode::Char('q') => Some(Action::Help),
             _ => None,
         },
+        Modal::Inspect(_) => match key.code {
+            KeyCode::Enter | KeyCode::Esc | KeyCode::Char('q') => Some(Action::Cancel),
+            _ => None,
+        },
         Modal::None => match key.code {
-            KeyCode::Char('n') | KeyCode::Enter => Some(Action::Advance),
+            KeyCode::Char('n') => Some(Action::Advance),
+            KeyCode::Enter => Some(Action::Inspect),
             KeyCode::Char('p') => Some(Action::TogglePause),
             KeyCode::Char('+') | KeyCode::Char('=') => Some(Action::BatchUp),
             KeyCode::Char('-') => Some(Action::BatchDown),
             KeyCode::Char('0') => Some(Action::BatchAuto),
             KeyCode::Char('a') => Some(Action::Abort),
             KeyCode::Char('r') => Some(Action::Rollback),
+            KeyCode::Char('c') => Some(Action::CancelSession),
+            KeyCode::Char('k') => Some(Action::TerminateSession),
             KeyCode::Tab | KeyCode::Right => Some(Action::FocusNext),
             KeyCode::BackTab | KeyCode::Left => Some(Action::FocusPrev),
-            KeyCode::Up | KeyCode::PageUp => Some(Action::ScrollUp),
-            KeyCode::Down | KeyCode::PageDown => Some(Action::ScrollDown),
+            KeyCode::Up => Some(Action::ScrollUp),
+            KeyCode::Down => Some(Action::ScrollDown),
+            KeyCode::PageUp => Some(Action::PageUp),
+            KeyCode::PageDown => Some(Action::PageDown),
+            KeyCode::End | KeyCode::Char('G') => Some(Action::ScrollEnd),
+            KeyCode::Home | KeyCode::Char('g') => Some(Action::ScrollHome),
             KeyCode::Char('?') => Some(Action::Help),
             KeyCode::Char('q') => Some(Action::Quit),
             _ => None,
@@ -178,9 +180,22 @@ mod tests {
             action_for(key(KeyCode::Char('n')), &none),
             Some(Action::Advance)
         );
+        // Enter inspects; only `n` releases a gate.
         assert_eq!(
             action_for(key(KeyCode::Enter), &none),
-            Some(Action::Advance)
+            Some(Action::Inspect)
+        );
+        assert_eq!(
+            action_for(key(KeyCode::End), &none),
+            Some(Action::ScrollEnd)
+        );
+        assert_eq!(
+            action_for(key(KeyCode::Char('G')), &none),
+            Some(Action::ScrollEnd)
+        );
+        assert_eq!(
+            action_for(key(KeyCode::PageUp), &none),
+            Some(Action::PageUp)
         );
         assert_eq!(
             action_for(key(KeyCode::Char('p')), &none),

@@ -1,5 +1,6 @@
-//! Where the panes go: everything at once on a large terminal; at 80×24 the
-//! plan and backfill stay, the other panes share one tabbed area.
+//! Where the panes go: everything at once on a large terminal; at 100×30
+//! and 80×24 the plan and backfill stay, the other panes share one tabbed
+//! area. "Now / next" is always right under the header.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -12,6 +13,7 @@ use super::panes::backfill::BackfillPane;
 use super::panes::chrome::{Dialog, Footer, Header};
 use super::panes::locks::LocksPane;
 use super::panes::log::LogPane;
+use super::panes::now::{NowPane, wanted_height};
 use super::panes::plan::PlanPane;
 use super::panes::replication::ReplicationPane;
 use super::theme;
@@ -20,20 +22,43 @@ use super::theme;
 pub fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();
     let buf = frame.buffer_mut();
-    let [header, body, footer] = Layout::vertical([
+    let large = area.width >= 140 && area.height >= 40;
+    let now_height = if large {
+        wanted_height(app, true).clamp(3, 13)
+    } else {
+        // Taller terminals give the strip more rows: at a gate it lists
+        // what advancing runs.
+        let most = match area.height {
+            36.. => 6,
+            28..=35 => 4,
+            _ => 3,
+        };
+        wanted_height(app, false).clamp(1, most)
+    };
+    let [header, now, body, footer] = Layout::vertical([
         Constraint::Length(1),
+        Constraint::Length(now_height),
         Constraint::Min(0),
         Constraint::Length(1),
     ])
     .areas(area);
     Header(app).render(header, buf);
-    if body.width >= 140 && body.height >= 38 {
-        large(app, body, buf);
+    NowPane {
+        app,
+        bordered: large,
+    }
+    .render(now, buf);
+    if large {
+        self::large(app, body, buf);
     } else {
         small(app, body, buf);
     }
     Footer(app).render(footer, buf);
-    Dialog(app).render(body, buf);
+    // Dialogs may cover everything but the footer, which says how to
+    // answer them.
+    let [above_footer, _] =
+        Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(area);
+    Dialog(app).render(above_footer, buf);
 }
 
 fn pane(app: &App, which: Pane, area: Rect, buf: &mut ratatui::buffer::Buffer) {
@@ -50,7 +75,7 @@ fn large(app: &App, area: Rect, buf: &mut ratatui::buffer::Buffer) {
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(38), Constraint::Percentage(62)]).areas(area);
     let [plan, log] =
-        Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(left);
+        Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(left);
     PlanPane(app).render(plan, buf);
     LogPane(app).render(log, buf);
     let [top, middle, bottom] = Layout::vertical([
@@ -60,11 +85,12 @@ fn large(app: &App, area: Rect, buf: &mut ratatui::buffer::Buffer) {
     ])
     .areas(right);
     BackfillPane(app).render(top, buf);
-    ReplicationPane(app).render(middle, buf);
-    let [locks, activity] =
-        Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(bottom);
-    LocksPane(app).render(locks, buf);
+    let [replication, activity] =
+        Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(middle);
+    ReplicationPane(app).render(replication, buf);
     ActivityPane(app).render(activity, buf);
+    // Locks get the full width: the blocker's query is what matters.
+    LocksPane(app).render(bottom, buf);
 }
 
 fn small(app: &App, area: Rect, buf: &mut ratatui::buffer::Buffer) {
@@ -87,12 +113,13 @@ fn small(app: &App, area: Rect, buf: &mut ratatui::buffer::Buffer) {
     let mut spans = vec![Span::raw(" ")];
     for p in Pane::ALL.iter().filter(|p| **p != Pane::Backfill) {
         let style = if *p == shown {
-            theme::strong()
+            theme::focus()
         } else {
             theme::dim()
         };
         spans.push(Span::styled(format!("[{}] ", p.title()), style));
     }
+    spans.push(Span::styled("tab switches", theme::dim()));
     Line::from(spans).render(tabs, buf);
     pane(app, shown, detail, buf);
 }

@@ -3,10 +3,15 @@
 //! state (`panes`), and the loop draws at most 15 frames a second and only
 //! when something changed.
 
+pub mod action;
 pub mod app;
 pub mod keys;
 pub mod layout;
+pub mod locking;
+pub mod now;
 pub mod panes;
+pub mod summary;
+pub mod text;
 pub mod theme;
 
 use std::path::PathBuf;
@@ -40,24 +45,32 @@ pub async fn run_cockpit(
     target: Target,
     opts: RunOptions,
 ) -> color_eyre::Result<i32> {
-    let mut terminal = ratatui::init();
-    let result = event_loop(&mut terminal, loaded, target, opts).await;
-    // Restored on every path; panics are covered by ratatui's hook.
-    ratatui::restore();
-    result
-}
-
-async fn event_loop(
-    terminal: &mut ratatui::DefaultTerminal,
-    loaded: LoadedPlan,
-    target: Target,
-    opts: RunOptions,
-) -> color_eyre::Result<i32> {
     let mut app = App::new(
         loaded.plan.clone(),
         loaded.path.display().to_string(),
         target.display(),
     );
+    // Each step's statements and locks, for "now / next" and inspect.
+    app.dry_run = Some(crate::lint::plan::analyze(
+        &loaded,
+        &mut crate::lint::Schema::new(crate::lint::DEFAULT_PG_MAJOR),
+    ));
+    let mut terminal = ratatui::init();
+    let result = event_loop(&mut terminal, &mut app, loaded, target, opts).await;
+    // Restored on every path; panics are covered by ratatui's hook.
+    ratatui::restore();
+    // Every exit says where the run stands and what to type next.
+    print!("{}", summary::exit_summary(&app));
+    result
+}
+
+async fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    app: &mut App,
+    loaded: LoadedPlan,
+    target: Target,
+    opts: RunOptions,
+) -> color_eyre::Result<i32> {
     let mut handle: EngineHandle = spawn_run(loaded.clone(), target.clone(), opts);
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -65,7 +78,7 @@ async fn event_loop(
     let mut last_draw = Instant::now() - FRAME;
     loop {
         if dirty && last_draw.elapsed() >= FRAME {
-            terminal.draw(|f| layout::draw(f, &app))?;
+            terminal.draw(|f| layout::draw(f, app))?;
             dirty = false;
             last_draw = Instant::now();
         }
@@ -91,7 +104,8 @@ async fn event_loop(
                             exit::FAILED
                         }
                     };
-                    app.progress = handle.progress.borrow().clone();
+                    let progress = handle.progress.borrow().clone();
+                    app.set_progress(progress);
                     app.engine_exit = Some(code);
                     dirty = true;
                     if app.quitting {
@@ -100,11 +114,13 @@ async fn event_loop(
                 }
             },
             Ok(()) = handle.progress.changed(), if running => {
-                app.progress = handle.progress.borrow().clone();
+                let progress = handle.progress.borrow().clone();
+                app.set_progress(progress);
                 dirty = true;
             }
             Ok(()) = handle.monitor.changed(), if running => {
-                app.monitor = handle.monitor.borrow().clone();
+                let monitor = handle.monitor.borrow().clone();
+                app.set_monitor(monitor);
                 dirty = true;
             }
             term = keys.next() => match term {
@@ -138,6 +154,22 @@ async fn event_loop(
                 app.engine_exit = None;
             }
             Some(Effect::Quit) => break,
+            Some(Effect::Signal { pid, terminate }) => {
+                // The engine has no command to signal a session yet: say
+                // so, with the statement that does it, rather than act
+                // from the screen's side.
+                let call = if terminate {
+                    "pg_terminate_backend"
+                } else {
+                    "pg_cancel_backend"
+                };
+                app.note(
+                    crate::engine::events::Level::Warn,
+                    format!(
+                        "cutover cannot signal sessions from the cockpit yet; in psql: SELECT {call}({pid});"
+                    ),
+                );
+            }
             None => {}
         }
         if app.quitting && !app.engine_running() {

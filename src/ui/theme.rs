@@ -40,6 +40,24 @@ pub fn ours() -> Style {
         .add_modifier(Modifier::BOLD)
 }
 
+/// The focused pane's border.
+pub fn focus() -> Style {
+    Style::default()
+        .fg(Color::Cyan)
+        .add_modifier(Modifier::BOLD)
+}
+
+/// Pacing the operator asked for (a rate limit, gentle mode): not a
+/// warning, so not red or amber.
+pub fn paced() -> Style {
+    Style::default().fg(Color::Blue)
+}
+
+/// The selected row of a focused pane.
+pub fn selected() -> Style {
+    Style::default().add_modifier(Modifier::REVERSED)
+}
+
 /// The style of a value against its limits: red past the throttle limit
 /// (or the abort limit), amber past half the abort limit.
 pub fn against(value: f64, throttle: Option<f64>, abort: Option<f64>) -> Style {

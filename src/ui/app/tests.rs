@@ -16,11 +16,11 @@ use crate::monitor::sample::{LockWait, ProbeStats, ReplicaLag, Sample};
 
 const PLAN: &str = include_str!("../../../plans/rename_column_with_trigger.toml");
 
-fn t(secs: u64) -> SystemTime {
+pub(super) fn t(secs: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000 + secs)
 }
 
-fn app() -> App {
+pub(super) fn app() -> App {
     let plan =
         crate::plan::parse(Path::new("plans/rename_column_with_trigger.toml"), PLAN).unwrap();
     let mut app = App::new(
@@ -30,10 +30,16 @@ fn app() -> App {
     );
     app.now = t(100);
     app.progress.run_id = Some(7);
+    let loaded =
+        crate::plan::from_text(Path::new("plans/rename_column_with_trigger.toml"), PLAN).unwrap();
+    app.dry_run = Some(crate::lint::plan::analyze(
+        &loaded,
+        &mut crate::lint::Schema::new(crate::lint::DEFAULT_PG_MAJOR),
+    ));
     app
 }
 
-fn statuses(done: usize) -> Vec<Vec<StepStatus>> {
+pub(super) fn statuses(done: usize) -> Vec<Vec<StepStatus>> {
     let mut n = 0;
     [2, 4, 1]
         .iter()
@@ -48,7 +54,7 @@ fn statuses(done: usize) -> Vec<Vec<StepStatus>> {
         .collect()
 }
 
-fn event(at: u64, kind: EventKind) -> Event {
+pub(super) fn event(at: u64, kind: EventKind) -> Event {
     Event {
         at: t(at),
         level: kind.level(),
@@ -56,7 +62,7 @@ fn event(at: u64, kind: EventKind) -> Event {
     }
 }
 
-fn waiting_at_gate() -> App {
+pub(super) fn waiting_at_gate() -> App {
     let mut a = app();
     a.progress.state = RunState::WaitingGate;
     a.progress.statuses = statuses(0);
@@ -85,7 +91,7 @@ fn waiting_at_gate() -> App {
     a
 }
 
-fn backfilling_throttled() -> App {
+pub(super) fn backfilling_throttled() -> App {
     let mut a = app();
     a.progress.state = RunState::Running;
     let mut s = statuses(2);
@@ -109,13 +115,15 @@ fn backfilling_throttled() -> App {
         target_batch: Duration::from_millis(200),
         batches: 41,
     });
+    a.last_batch = a.progress.batch.clone();
     a.progress.throttle = Some("throttled: replica replica1 lag 7.2s > 5s".into());
     a.plan.throttle.replication_lag =
         Some(crate::plan::units::HumanDuration(Duration::from_secs(5)));
     a.plan.abort.replication_lag = Some(crate::plan::units::HumanDuration(Duration::from_secs(60)));
-    a.rate_history = (0..60).map(|i| 40_000 + (i % 7) * 5_000).collect();
+    a.rate_history = (0..60).map(|i| Some(40_000 + (i % 7) * 5_000)).collect();
     let sample = Sample {
         seq: 9,
+        at: t(99),
         replicas: vec![ReplicaLag {
             name: "replica1".into(),
             state: "streaming".into(),
@@ -172,7 +180,7 @@ fn backfilling_throttled() -> App {
     a
 }
 
-fn aborted() -> App {
+pub(super) fn aborted() -> App {
     let mut a = backfilling_throttled();
     a.progress.state = RunState::Aborted;
     a.progress.batch = None;
@@ -189,7 +197,7 @@ fn aborted() -> App {
     a
 }
 
-fn finished() -> App {
+pub(super) fn finished() -> App {
     let mut a = app();
     a.progress.state = RunState::Finished;
     a.progress.statuses = statuses(7);
@@ -210,14 +218,14 @@ fn finished() -> App {
     a
 }
 
-fn render(app: &App, w: u16, h: u16) -> String {
+pub(super) fn render(app: &App, w: u16, h: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
     terminal.draw(|f| crate::ui::layout::draw(f, app)).unwrap();
     terminal.backend().to_string()
 }
 
-fn snapshot(name: &str, app: &App) {
-    for (w, h) in [(80, 24), (160, 48)] {
+pub(super) fn snapshot(name: &str, app: &App) {
+    for (w, h) in [(80, 24), (100, 30), (160, 48)] {
         let screen = render(app, w, h);
         let mut settings = insta::Settings::clone_current();
         settings.add_filter(r"cutover-\d+\.log", "cutover-UID.log");

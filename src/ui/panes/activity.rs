@@ -4,10 +4,12 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Widget};
+use ratatui::widgets::{Paragraph, Widget};
 
 use crate::engine::events::short_duration;
-use crate::ui::app::App;
+use crate::ui::app::{App, Pane};
+use crate::ui::panes::frame::{framed, stale_title};
+use crate::ui::text::fit;
 use crate::ui::theme;
 
 /// The activity pane.
@@ -17,9 +19,7 @@ impl Widget for ActivityPane<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let app = self.0;
         let s = &app.monitor.sample;
-        let block = Block::bordered().title(" Activity ");
-        let inner = block.inner(area);
-        block.render(area, buf);
+        let inner = framed(app, Pane::Activity, stale_title("Activity", app), area, buf);
         let mut lines = vec![Line::from(vec![
             Span::raw(format!("{:.0} tps   ", s.tps)),
             Span::styled(
@@ -55,7 +55,7 @@ impl Widget for ActivityPane<'_> {
                 ]));
             }
             None => lines.push(Line::styled(
-                "probe: idle (no table in focus)",
+                "probe: idle (no table in focus; it samples during batched steps)",
                 theme::dim(),
             )),
         }
@@ -76,15 +76,20 @@ impl Widget for ActivityPane<'_> {
             lines.push(Line::styled("no open transactions", theme::dim()));
         }
         for x in &s.open_xacts {
-            let style = if x.age.as_secs() > 60 {
+            // cutover's sessions connect as application "cutover".
+            let ours = x.application == "cutover";
+            let style = if ours {
+                theme::ours()
+            } else if x.age.as_secs() > 60 {
                 theme::warn()
             } else {
                 theme::normal()
             };
             lines.push(Line::styled(
                 format!(
-                    "pid {} {} {} xmin age {}  {}",
+                    "pid {}{} {} {} xmin age {}  {}",
                     x.pid,
+                    if ours { " (cutover)" } else { "" },
                     x.state,
                     short_duration(x.age),
                     x.xmin_age.map_or("-".into(), |a| a.to_string()),
@@ -93,6 +98,12 @@ impl Widget for ActivityPane<'_> {
                 style,
             ));
         }
+        lines.push(Line::styled(
+            "tps and rollbacks/s are database-wide, cutover's own included",
+            theme::dim(),
+        ));
+        let width = inner.width as usize;
+        let lines: Vec<Line> = lines.into_iter().map(|l| fit(l, width)).collect();
         Paragraph::new(lines).render(inner, buf);
     }
 }

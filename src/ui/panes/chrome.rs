@@ -6,20 +6,83 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
 
 use crate::engine::progress::RunState;
-use crate::ui::app::{App, Modal};
+use crate::journal::StepStatus;
+use crate::ui::action::Action;
+use crate::ui::app::{App, Inspect, Modal};
 use crate::ui::keys::BINDINGS;
-use crate::ui::theme;
+use crate::ui::panes::plan::{IRREVERSIBLE, glyph};
+use crate::ui::text::fit;
+use crate::ui::{locking, now, theme};
+
+/// What the glyphs and colours mean, for the help.
+fn legend() -> Vec<Line<'static>> {
+    let mut glyphs = vec![Span::styled("  steps: ", theme::strong())];
+    for (status, what) in [
+        (StepStatus::Pending, "pending"),
+        (StepStatus::Running, "running"),
+        (StepStatus::Done, "done"),
+        (StepStatus::Failed, "failed"),
+        (StepStatus::RolledBack, "rolled back"),
+    ] {
+        let (g, style) = glyph(status);
+        glyphs.push(Span::styled(g, style));
+        glyphs.push(Span::raw(format!(" {what}  ")));
+    }
+    glyphs.push(Span::styled("⏸", theme::warn()));
+    glyphs.push(Span::raw(" gate waiting  ▸ current"));
+    vec![
+        Line::styled("Legend", theme::strong()),
+        Line::from(glyphs),
+        Line::from(vec![
+            Span::styled(format!("  {IRREVERSIBLE}"), theme::danger()),
+            Span::raw(" a phase that cannot be rolled back (typed confirmation)"),
+        ]),
+        Line::from(vec![
+            Span::raw("  "),
+            Span::styled("red", theme::danger()),
+            Span::raw(" over a throttle or abort limit, a root blocker, failure   "),
+        ]),
+        Line::from(vec![
+            Span::raw("  "),
+            Span::styled("amber", theme::warn()),
+            Span::raw(" past half an abort limit, paused, waiting, warnings"),
+        ]),
+        Line::from(vec![
+            Span::raw("  "),
+            Span::styled("blue", theme::paced()),
+            Span::raw(" pacing you asked for (max_rows_per_second, gentle mode)"),
+        ]),
+        Line::from(vec![
+            Span::raw("  "),
+            Span::styled("cyan", theme::ours()),
+            Span::raw(" cutover's own sessions; a cyan border has focus (tab)"),
+        ]),
+        Line::from(vec![
+            Span::raw("  "),
+            Span::styled("grey", theme::dim()),
+            Span::raw(" secondary; \"stale since\" = no new sample since then"),
+        ]),
+        Line::raw("  sparkline: rows/s per second, scale above it; blank = nothing moved"),
+    ]
+}
 
 /// The header line.
 pub struct Header<'a>(pub &'a App);
 
 fn state_text(app: &App) -> (String, ratatui::style::Style) {
     let p = &app.progress;
+    if let Some(wait) = now::lock_wait(app) {
+        return (wait.headline(), theme::danger());
+    }
     let text = match p.state {
         RunState::Starting => "STARTING".to_string(),
-        RunState::Running if p.throttle.is_some() => "THROTTLED".to_string(),
+        RunState::Running if app.held_by_limit() => "THROTTLED".to_string(),
+        RunState::Running if p.throttle.is_some() => "RUNNING (paced)".to_string(),
         RunState::Running => "RUNNING".to_string(),
-        RunState::WaitingGate => "WAITING AT GATE".to_string(),
+        RunState::WaitingGate => match &p.gate {
+            Some(g) if g.irreversible => "WAITING AT GATE (next: IRREVERSIBLE)".to_string(),
+            _ => "WAITING AT GATE".to_string(),
+        },
         RunState::Reconnecting => "RECONNECTING".to_string(),
         RunState::Paused => "PAUSED".to_string(),
         RunState::Aborting => "ABORTING".to_string(),
@@ -32,8 +95,12 @@ fn state_text(app: &App) -> (String, ratatui::style::Style) {
     };
     let style = match p.state {
         RunState::Aborted | RunState::Failed | RunState::Aborting => theme::danger(),
-        RunState::WaitingGate | RunState::Paused | RunState::RollingBack => theme::warn(),
-        RunState::Running if p.throttle.is_some() => theme::warn(),
+        RunState::Running if app.held_by_limit() => theme::danger(),
+        RunState::Running if p.throttle.is_some() => theme::paced(),
+        RunState::WaitingGate
+        | RunState::Paused
+        | RunState::RollingBack
+        | RunState::Reconnecting => theme::warn(),
         RunState::Finished | RunState::RolledBack => theme::ok(),
         _ => theme::strong(),
     };
@@ -49,6 +116,12 @@ impl Widget for Header<'_> {
             Span::styled(" cutover ", theme::strong()),
             Span::styled(state, style),
         ];
+        if app.quitting && app.engine_running() {
+            spans.push(Span::styled(
+                " · detaching at the next safe point…",
+                theme::warn(),
+            ));
+        }
         if let Some(id) = app.progress.run_id {
             spans.push(Span::raw(format!(" · run #{id}")));
         }
@@ -56,7 +129,7 @@ impl Widget for Header<'_> {
             " · {} · {}",
             app.plan.name, app.database
         )));
-        Line::from(spans).render(area, buf);
+        fit(Line::from(spans), area.width as usize).render(area, buf);
     }
 }
 
@@ -68,7 +141,10 @@ impl Widget for Footer<'_> {
         let app = self.0;
         let mut spans = Vec::new();
         let extra = match &app.modal {
-            Modal::ConfirmAbort | Modal::ConfirmQuit => Some("y confirm · n/Esc cancel"),
+            Modal::ConfirmAbort | Modal::ConfirmQuit | Modal::ConfirmSignal { .. } => {
+                Some("y confirm · n/Esc cancel")
+            }
+            Modal::Inspect(_) => Some("Enter/Esc close"),
             Modal::ConfirmRollback { .. } | Modal::ConfirmIrreversible { .. } => {
                 Some("type the table name · Enter confirm · Esc cancel")
             }
@@ -78,7 +154,25 @@ impl Widget for Footer<'_> {
         if let Some(text) = extra {
             spans.push(Span::styled(format!(" {text}"), theme::strong()));
         } else {
-            for b in BINDINGS.iter().filter(|b| (b.applies)(app)) {
+            // Keys that apply, in the keymap's order; when they do not all
+            // fit, the later ones give way, but help and quit always stay.
+            let applying: Vec<_> = BINDINGS.iter().filter(|b| (b.applies)(app)).collect();
+            let cost =
+                |b: &crate::ui::keys::Binding| b.keys.chars().count() + b.what.chars().count() + 3;
+            let kept_for_last: usize = applying
+                .iter()
+                .filter(|b| matches!(b.action, Action::Help | Action::Quit))
+                .map(|b| cost(b))
+                .sum();
+            let mut room = (area.width as usize).saturating_sub(kept_for_last);
+            for b in applying {
+                let always = matches!(b.action, Action::Help | Action::Quit);
+                if !always {
+                    if cost(b) > room {
+                        continue;
+                    }
+                    room -= cost(b);
+                }
                 spans.push(Span::styled(format!(" {}", b.keys), theme::strong()));
                 spans.push(Span::styled(format!(" {} ", b.what), theme::dim()));
             }
@@ -88,7 +182,7 @@ impl Widget for Footer<'_> {
         {
             spans.push(Span::styled(format!(" · {reason}"), theme::danger()));
         }
-        Line::from(spans).render(area, buf);
+        fit(Line::from(spans), area.width as usize).render(area, buf);
     }
 }
 
@@ -121,13 +215,22 @@ impl Widget for Dialog<'_> {
             ),
             Modal::ConfirmQuit => (
                 " Quit? ",
-                vec![
-                    Line::raw("A step is running. Quitting pauses the run at the next"),
-                    Line::raw("safe point (never mid-batch) and detaches; `cutover run`"),
-                    Line::raw("resumes it."),
-                    Line::raw(""),
-                    Line::styled("Pause and quit? (y/n)", theme::warn()),
-                ],
+                if now::lock_wait(app).is_some() {
+                    vec![
+                        Line::raw("A statement is retrying its lock. Quitting stops at the"),
+                        Line::raw("next retry and detaches; `cutover run` resumes it."),
+                        Line::raw(""),
+                        Line::styled("Stop retrying and quit? (y/n)", theme::warn()),
+                    ]
+                } else {
+                    vec![
+                        Line::raw("A step is running. Quitting pauses the run at the next"),
+                        Line::raw("safe point (never mid-batch) and detaches; `cutover run`"),
+                        Line::raw("resumes it."),
+                        Line::raw(""),
+                        Line::styled("Pause and quit? (y/n)", theme::warn()),
+                    ]
+                },
             ),
             Modal::ConfirmIrreversible { typed } => (
                 " Irreversible phase ",
@@ -175,20 +278,71 @@ impl Widget for Dialog<'_> {
                 }
                 (" Roll back ", lines)
             }
-            Modal::Help => {
-                let mut lines: Vec<Line> = BINDINGS
+            Modal::ConfirmSignal { pid, terminate } => (
+                if *terminate {
+                    " End session? "
+                } else {
+                    " Cancel query? "
+                },
+                {
+                    let mut lines: Vec<Line> = app
+                        .lock_rows()
+                        .iter()
+                        .find(|r| r.pid == *pid)
+                        .map(|r| vec![Line::raw(locking::session_line(r))])
+                        .unwrap_or_default();
+                    lines.push(Line::raw(if *terminate {
+                        format!("pg_terminate_backend({pid}): its transaction rolls back and its connection closes.")
+                    } else {
+                        format!("pg_cancel_backend({pid}): its running statement is cancelled.")
+                    }));
+                    lines.push(Line::raw(""));
+                    lines.push(Line::styled(
+                        if *terminate {
+                            format!("End session {pid}? (y/n)")
+                        } else {
+                            format!("Cancel the query of {pid}? (y/n)")
+                        },
+                        theme::danger(),
+                    ));
+                    lines
+                },
+            ),
+            Modal::Inspect(Inspect::Session(pid)) => (
+                " Session ",
+                app.lock_rows()
                     .iter()
-                    .map(|b| {
-                        Line::from(vec![
-                            Span::styled(format!("{:>9}  ", b.keys), theme::strong()),
-                            Span::raw(b.what),
-                        ])
-                    })
+                    .find(|r| r.pid == *pid)
+                    .map_or_else(
+                        || vec![format!("session {pid} no longer waits or blocks")],
+                        |r| r.describe(),
+                    )
+                    .into_iter()
+                    .map(Line::raw)
+                    .collect(),
+            ),
+            Modal::Inspect(Inspect::NowNext) => (
+                " Now / next ",
+                now::inspect_lines(app).into_iter().map(Line::raw).collect(),
+            ),
+            Modal::Help => {
+                // Two keys a line, so keys and legend fit at 80×24.
+                let key = |keys: &str, what: &str| {
+                    vec![
+                        Span::styled(format!("{keys:>13}  "), theme::strong()),
+                        Span::raw(format!("{what:<22}")),
+                    ]
+                };
+                let mut entries: Vec<Vec<Span>> =
+                    BINDINGS.iter().map(|b| key(b.keys, b.what)).collect();
+                entries.push(key("Home/g", "oldest log entry"));
+                entries.push(key("Ctrl-C", "detach; twice: abort"));
+                let mut lines: Vec<Line> = entries
+                    .chunks(2)
+                    .map(|pair| Line::from(pair.concat()))
                     .collect();
-                lines.push(Line::from(vec![
-                    Span::styled(format!("{:>9}  ", "Ctrl-C"), theme::strong()),
-                    Span::raw("pause and detach; twice: abort now"),
-                ]));
+                lines.push(Line::raw(""));
+                lines.extend(legend());
                 lines.push(Line::raw(""));
                 lines.push(Line::styled(
                     format!("log file: {}", crate::ui::log_path().display()),
@@ -197,7 +351,6 @@ impl Widget for Dialog<'_> {
                 (" Keys ", lines)
             }
         };
-        let height = lines.len() as u16 + 2;
         let width = lines
             .iter()
             .map(|l| l.width() as u16)
@@ -205,7 +358,33 @@ impl Widget for Dialog<'_> {
             .unwrap_or(20)
             .max(30)
             + 4;
-        let rect = centred(area, width, height);
+        let rect = centred(area, width, lines.len() as u16 + 2);
+        // Wrapped rows past the bottom would vanish: say so instead.
+        let inner_width = rect.width.saturating_sub(2).max(1) as usize;
+        let rows: usize = lines
+            .iter()
+            .map(|l| l.width().max(1).div_ceil(inner_width))
+            .sum();
+        let rect = centred(area, width, rows as u16 + 2);
+        let room = rect.height.saturating_sub(2) as usize;
+        let mut lines = lines;
+        if rows > room && room > 0 {
+            let mut used = 0;
+            let mut kept = Vec::new();
+            for l in lines {
+                let r = l.width().max(1).div_ceil(inner_width);
+                if used + r > room.saturating_sub(1) {
+                    break;
+                }
+                used += r;
+                kept.push(l);
+            }
+            kept.push(Line::styled(
+                "… (more than fits: enlarge the terminal)",
+                theme::dim(),
+            ));
+            lines = kept;
+        }
         Clear.render(rect, buf);
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })

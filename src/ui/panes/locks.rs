@@ -1,13 +1,18 @@
-//! Locks pane: waiting sessions — pid, what they wait for, who blocks them,
-//! how long, the query — ours highlighted, and the queue behind us.
+//! Locks pane: root blockers as their own rows (the session at the head of
+//! a wait chain, with its state, age and query), then every waiting
+//! session: what it waits for, behind whom, how long; ours highlighted.
+//! With focus, ↑/↓ select a row, Enter shows it in full, c/k act on it.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
-use ratatui::text::Line;
-use ratatui::widgets::{Block, Row, Table, Widget};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Row, Table, Widget};
 
 use crate::engine::events::short_duration;
-use crate::ui::app::App;
+use crate::ui::app::{App, Pane};
+use crate::ui::locking::{one_line, pids};
+use crate::ui::panes::frame::{framed, stale_title};
+use crate::ui::text::ellipsize;
 use crate::ui::theme;
 
 /// The locks pane.
@@ -19,58 +24,82 @@ impl Widget for LocksPane<'_> {
         let s = &app.monitor.sample;
         let behind = s.blocked_behind_us().count();
         let limit = app.abort_limits().blocked_sessions.map(f64::from);
-        let title = Line::from(vec![
-            ratatui::text::Span::raw(" Locks · "),
-            ratatui::text::Span::styled(
-                format!("{behind} queued behind the migration "),
-                theme::against(behind as f64, None, limit),
-            ),
-        ]);
-        let block = Block::bordered().title(title);
+        let mut title = stale_title("Locks", app);
+        title.spans.push(Span::styled(
+            format!("· {behind} queued behind the migration "),
+            theme::against(behind as f64, None, limit),
+        ));
+        let inner = framed(app, Pane::Locks, title, area, buf);
+        let rows = app.lock_rows();
+        if rows.is_empty() {
+            Line::styled(" no session waits for a lock", theme::dim()).render(inner, buf);
+            return;
+        }
         let wait_limit = app.abort_limits().lock_wait.map(|d| d.0.as_secs_f64());
-        let rows: Vec<Row> = s
-            .lock_waits
+        let widths = [7u16, 10, 26, 10, 7];
+        let fixed: u16 = widths.iter().sum::<u16>() + widths.len() as u16;
+        let query_width = inner.width.saturating_sub(fixed).max(5) as usize;
+        let selected = (app.focus == Pane::Locks).then_some(app.lock_selected);
+        let table_rows: Vec<Row> = rows
             .iter()
-            .map(|w| {
-                let style = if w.ours {
+            .enumerate()
+            .map(|(i, r)| {
+                let mut style = if r.ours {
                     theme::ours()
-                } else if w.behind_us {
-                    theme::against(w.waited.as_secs_f64(), None, wait_limit).patch(theme::warn())
+                } else if r.root {
+                    theme::danger()
+                } else if r.behind_us {
+                    theme::against(r.age.map_or(0.0, |a| a.as_secs_f64()), None, wait_limit)
+                        .patch(theme::warn())
                 } else {
                     theme::normal()
                 };
+                if selected == Some(i) {
+                    style = style.patch(theme::selected());
+                }
+                let what = if r.root {
+                    format!("ROOT: {}", r.what)
+                } else {
+                    r.what.clone()
+                };
+                let by = if r.root {
+                    format!("blocks {}", r.blocking)
+                } else {
+                    pids(&r.blocked_by)
+                };
                 Row::new(vec![
-                    w.pid.to_string(),
-                    format!("{} {}", w.mode.trim_end_matches("Lock"), w.waits_for),
-                    w.blocked_by
-                        .iter()
-                        .map(|p| p.to_string())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    short_duration(w.waited),
-                    w.query.replace('\n', " "),
+                    r.pid.to_string(),
+                    ellipsize(&r.application, widths[1] as usize),
+                    ellipsize(&what, widths[2] as usize),
+                    ellipsize(&by, widths[3] as usize),
+                    r.age.map_or("-".into(), short_duration),
+                    ellipsize(&one_line(&r.query), query_width),
                 ])
                 .style(style)
             })
             .collect();
-        if rows.is_empty() {
-            let inner = block.inner(area);
-            block.render(area, buf);
-            Line::styled("no session waits for a lock", theme::dim()).render(inner, buf);
-            return;
-        }
         Table::new(
-            rows,
+            table_rows,
             [
-                Constraint::Length(7),
-                Constraint::Length(28),
-                Constraint::Length(10),
-                Constraint::Length(7),
-                Constraint::Min(10),
+                Constraint::Length(widths[0]),
+                Constraint::Length(widths[1]),
+                Constraint::Length(widths[2]),
+                Constraint::Length(widths[3]),
+                Constraint::Length(widths[4]),
+                Constraint::Min(5),
             ],
         )
-        .header(Row::new(["pid", "waits for", "blocked by", "wait", "query"]).style(theme::dim()))
-        .block(block)
-        .render(area, buf);
+        .header(
+            Row::new([
+                "pid",
+                "app",
+                "waits for/state",
+                "blocked by",
+                "age",
+                "query",
+            ])
+            .style(theme::dim()),
+        )
+        .render(inner, buf);
     }
 }

@@ -3,7 +3,9 @@
 pub mod activity;
 pub mod backfill;
 pub mod chrome;
+pub mod frame;
 pub mod locks;
 pub mod log;
+pub mod now;
 pub mod plan;
 pub mod replication;

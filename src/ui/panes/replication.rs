@@ -6,12 +6,40 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Color;
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, Paragraph, Widget};
+use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph, Widget};
 
 use crate::engine::events::short_duration;
 use crate::plan::units::Size;
-use crate::ui::app::App;
+use crate::ui::app::{App, Pane};
+use crate::ui::panes::frame::{framed, stale_title};
+use crate::ui::text::fit;
 use crate::ui::theme;
+
+/// The `[throttle]` and `[abort]` lag limits in words.
+pub fn limits_line(
+    hold_s: Option<String>,
+    hold_b: Option<String>,
+    abort_s: Option<String>,
+    abort_b: Option<String>,
+) -> String {
+    let either = |a: Option<String>, b: Option<String>| match (a, b) {
+        (Some(a), Some(b)) => Some(format!("{a} or {b}")),
+        (a, b) => a.or(b),
+    };
+    match (either(hold_s, hold_b), either(abort_s, abort_b)) {
+        (None, None) => {
+            "no lag limits: set [throttle] replication_lag and [abort] replication_lag".into()
+        }
+        (hold, abort) => [
+            hold.map(|h| format!("batches hold above {h} behind")),
+            abort.map(|a| format!("the run aborts above {a}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" · "),
+    }
+}
 
 /// The replication pane.
 pub struct ReplicationPane<'a>(pub &'a App);
@@ -19,9 +47,13 @@ pub struct ReplicationPane<'a>(pub &'a App);
 impl Widget for ReplicationPane<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let app = self.0;
-        let block = Block::bordered().title(" Replication ");
-        let inner = block.inner(area);
-        block.render(area, buf);
+        let inner = framed(
+            app,
+            Pane::Replication,
+            stale_title("Replication", app),
+            area,
+            buf,
+        );
         let s = &app.monitor.sample;
         let (t, a) = (app.throttle(), app.abort_limits());
         let secs = |d: Option<crate::plan::units::HumanDuration>| d.map(|d| d.0.as_secs_f64());
@@ -31,6 +63,14 @@ impl Widget for ReplicationPane<'_> {
             lines.push(Line::styled("waiting for the first sample…", theme::dim()));
         } else if s.replicas.is_empty() && s.own_replay_delay.is_none() {
             lines.push(Line::styled("no replicas", theme::dim()));
+        } else if !s.replicas.is_empty() {
+            lines.push(Line::styled(
+                format!(
+                    "{:<12} {:>10}  {:>12}  state",
+                    "replica", "replay lag", "WAL behind"
+                ),
+                theme::dim(),
+            ));
         }
         for r in &s.replicas {
             // A role without pg_read_all_stats sees the standby but not its
@@ -46,12 +86,12 @@ impl Widget for ReplicationPane<'_> {
             lines.push(Line::from(vec![
                 Span::raw(format!("{:<12} ", r.name)),
                 Span::styled(
-                    format!("{:>7}", short_duration(r.replay_lag)),
+                    format!("{:>10}", short_duration(r.replay_lag)),
                     theme::against(lag, secs(t.replication_lag), secs(a.replication_lag)),
                 ),
                 Span::raw("  "),
                 Span::styled(
-                    format!("{:>9}", Size(r.replay_bytes.max(0) as u64).to_string()),
+                    format!("{:>12}", Size(r.replay_bytes.max(0) as u64).to_string()),
                     theme::against(
                         r.replay_bytes as f64,
                         bytes(t.replication_lag_bytes),
@@ -80,19 +120,18 @@ impl Widget for ReplicationPane<'_> {
                 ),
             ]));
         }
-        let limits = format!(
-            "limits: throttle {} / {}, abort {} / {}",
-            t.replication_lag.map_or("-".into(), |d| d.to_string()),
-            t.replication_lag_bytes
-                .map_or("-".into(), |b| b.to_string()),
-            a.replication_lag.map_or("-".into(), |d| d.to_string()),
-            a.replication_lag_bytes
-                .map_or("-".into(), |b| b.to_string()),
+        let limits = limits_line(
+            t.replication_lag.map(|d| d.to_string()),
+            t.replication_lag_bytes.map(|b| b.to_string()),
+            a.replication_lag.map(|d| d.to_string()),
+            a.replication_lag_bytes.map(|b| b.to_string()),
         );
         lines.push(Line::styled(limits, theme::dim()));
         let text_height = (lines.len() as u16).min(inner.height);
         let [text, chart] =
             Layout::vertical([Constraint::Length(text_height), Constraint::Min(0)]).areas(inner);
+        let width = text.width as usize;
+        let lines: Vec<Line> = lines.into_iter().map(|l| fit(l, width)).collect();
         Paragraph::new(lines).render(text, buf);
         if chart.height < 4 {
             return;
