@@ -52,7 +52,7 @@ pub async fn run(args: RunArgs, database_url: Option<&str>) -> i32 {
         return match crate::ui::run_cockpit(loaded, target, opts).await {
             Ok(code) => code,
             Err(e) => {
-                eprintln!("error: the cockpit failed: {e}");
+                eprintln!("error: the cockpit failed: {e:?}");
                 exit::FAILED
             }
         };

@@ -32,6 +32,17 @@ pub enum Command {
     SetBatchSize(Option<u64>),
     /// Pause at the next safe point and end this session (resumable).
     Detach,
+    /// Cancel (or terminate) a session that blocks the migration: done at
+    /// once by the engine, not at a safe point (the step it blocks is
+    /// waiting). cutover's own sessions are refused.
+    SignalSession {
+        /// The backend pid.
+        pid: i32,
+        /// pg_terminate_backend instead of pg_cancel_backend.
+        terminate: bool,
+        /// Who asked.
+        by: String,
+    },
     /// Stop counting a lost replica against the replication limits.
     ReleaseReplica {
         /// Its name.
@@ -184,6 +195,8 @@ impl Control {
                 out.progress(|p| p.batch_override = size);
             }
             Command::Detach => self.detach = true,
+            // Handled on arrival by the engine's inbox (see the driver).
+            Command::SignalSession { .. } => {}
             Command::ReleaseReplica { replica, by } => {
                 if let Some(focus) = &self.focus
                     && let Ok(mut f) = focus.lock()

@@ -102,7 +102,8 @@ pub(crate) fn spawn_with(
     auto_advance: bool,
     drive: impl FnOnce(Wiring) -> BoxedDriver,
 ) -> EngineHandle {
-    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let (cmd_tx, inbox) = mpsc::channel(64);
+    let (engine_tx, cmd_rx) = mpsc::channel(64);
     let (ev_tx, ev_rx) = mpsc::channel(1024);
     let (prog_tx, prog_rx) = watch::channel(Progress::default());
     let (mon_tx, mon_rx) = watch::channel(Arc::new(MonitorState::default()));
@@ -111,6 +112,12 @@ pub(crate) fn spawn_with(
     let (emitter, forwarder) = Emitter::new(ev_tx, prog_tx, slot.clone());
     let control = Control::new(cmd_rx, abort.clone(), auto_advance);
     let out = emitter.clone();
+    tokio::spawn(super::signal::inbox(
+        inbox,
+        engine_tx,
+        slot.clone(),
+        emitter.clone(),
+    ));
     let fut = drive(Wiring {
         control,
         out: emitter,
@@ -330,6 +337,11 @@ async fn drive(
         out,
     );
     control.focus = Some(oversight.focus.clone());
+    if let Some(resting) = resting_probe(plan, &session.work).await
+        && let Ok(mut f) = oversight.focus.lock()
+    {
+        f.resting = Some(resting);
+    }
     let mut own_pids = session.pids();
     loop {
         let notifications =
@@ -405,6 +417,35 @@ async fn drive(
         });
         resumed = true;
     }
+}
+
+/// The plan's main table and a key to probe it by: a batched step's key on
+/// it, else its single-column primary key.
+async fn resting_probe(plan: &Plan, work: &Conn) -> Option<(String, String)> {
+    let table = crate::plan::main_table(plan);
+    let from_plan = plan
+        .phases
+        .iter()
+        .flat_map(|p| p.steps.iter())
+        .find_map(|s| match s.get_ref() {
+            Step::Backfill(b) if b.table == table => Some(b.key.clone()),
+            Step::CopyRows(c) if c.from == table => Some(c.key.clone()),
+            _ => None,
+        });
+    if let Some(key) = from_plan {
+        return Some((table, key));
+    }
+    let row = work
+        .client
+        .query_opt(
+            "SELECT a.attname::text FROM pg_index i
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+             WHERE i.indrelid = to_regclass($1) AND i.indisprimary AND i.indnatts = 1",
+            &[&crate::db::quote_qualified(&table)],
+        )
+        .await
+        .ok()??;
+    Some((table, row.get(0)))
 }
 
 /// The gate message of a phase.

@@ -81,7 +81,8 @@ impl Emitter {
 
     /// Publishes an event.
     pub fn emit(&self, kind: EventKind) {
-        self.progress.send_if_modified(|p| track_lock_wait(p, &kind));
+        self.progress
+            .send_if_modified(|p| track_lock_wait(p, &kind));
         let event = Event {
             at: SystemTime::now(),
             level: kind.level(),
@@ -120,6 +121,9 @@ fn track_lock_wait(p: &mut Progress, kind: &EventKind) -> bool {
             reason,
             ..
         } => {
+            // Each retry follows a rolled-back attempt: cutover's own, not
+            // the application's (the rollback_rate criterion).
+            crate::monitor::activity::count_own_rollback();
             let since = match &p.lock_wait {
                 Some(w) if &w.step == name => w.since,
                 _ => Some(std::time::Instant::now()),

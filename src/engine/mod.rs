@@ -14,6 +14,7 @@ pub mod oversight;
 pub mod progress;
 pub mod rollback;
 pub mod session;
+pub mod signal;
 pub mod steps;
 pub mod throttle;
 pub mod undo;

@@ -17,7 +17,23 @@ SELECT count(*) FILTER (WHERE state = 'active'),
        count(*) FILTER (WHERE state LIKE 'idle in transaction%'),
        (SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()),
        (SELECT xact_rollback FROM pg_stat_database WHERE datname = current_database())
-FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()";
+FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+  AND coalesce(application_name, '') <> 'cutover'";
+
+/// Transactions cutover itself rolled back (lock-timeout retries, probe and
+/// monitor statements that gave up): the database's rollback counter
+/// includes them, the application's rate must not.
+static OWN_ROLLBACKS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Counts one transaction cutover rolled back.
+pub fn count_own_rollback() {
+    OWN_ROLLBACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// cutover's rollbacks so far.
+pub fn own_rollbacks() -> i64 {
+    OWN_ROLLBACKS.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// Turns cumulative counters into rates.
 #[derive(Debug, Default)]
@@ -63,10 +79,11 @@ pub fn parse(
     counts: &tokio_postgres::Row,
     rates: &mut Rates,
 ) -> Activity {
+    // The application's rollbacks: the database's, less cutover's own.
     let (tps, rollbacks_per_sec) = rates.update(
         Instant::now(),
         counts.get::<_, Option<i64>>(2).unwrap_or(0),
-        counts.get::<_, Option<i64>>(3).unwrap_or(0),
+        counts.get::<_, Option<i64>>(3).unwrap_or(0) - own_rollbacks(),
     );
     Activity {
         open_xacts: xacts

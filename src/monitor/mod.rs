@@ -36,6 +36,9 @@ pub struct Focus {
     pub key: Option<String>,
     /// Replicas the operator released from the limits after they were lost.
     pub released: Vec<String>,
+    /// What the probe reads when no batched step points it anywhere (at a
+    /// gate, between steps): the plan's main table and its key.
+    pub resting: Option<(String, String)>,
 }
 
 /// The latest sample and the history behind it.
@@ -186,6 +189,7 @@ impl Sampler {
             Some(Ok(r)) => r.get::<_, Option<i64>>(0),
             Some(Err(e)) => {
                 tracing::debug!("table size skipped: {e}");
+                activity::count_own_rollback();
                 None
             }
             None => None,

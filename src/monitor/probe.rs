@@ -133,10 +133,14 @@ pub async fn run(target: Target, focus: Arc<Mutex<Focus>>, window: Arc<Mutex<Pro
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let wanted = focus
-            .lock()
-            .ok()
-            .and_then(|f| f.table.clone().zip(f.key.clone()));
+        // The table being migrated, else the plan's main table: the
+        // operator wants a health reading at a gate, before advancing.
+        let wanted = focus.lock().ok().and_then(|f| {
+            f.table
+                .clone()
+                .zip(f.key.clone())
+                .or_else(|| f.resting.clone())
+        });
         let Some((table, key)) = wanted else {
             current = None;
             continue;
@@ -176,6 +180,7 @@ pub async fn run(target: Target, focus: Arc<Mutex<Focus>>, window: Arc<Mutex<Pro
         let latency = result.is_ok().then(|| started.elapsed());
         if let Err(e) = &result {
             tracing::debug!("probe failed: {e}");
+            super::activity::count_own_rollback();
             if c.client.is_closed() {
                 conn = None;
             }

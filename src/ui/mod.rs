@@ -146,6 +146,11 @@ async fn event_loop(
         }
         match effect {
             Some(Effect::Send(cmd)) => {
+                // A detach also ends lock-retry waits at their next boundary
+                // (the command itself is read only at safe points).
+                if cmd == crate::engine::control::Command::Detach {
+                    handle.abort.detach();
+                }
                 let _ = handle.commands.send(cmd).await;
             }
             Some(Effect::Abort(reason)) => handle.abort.abort(reason),
@@ -155,20 +160,14 @@ async fn event_loop(
             }
             Some(Effect::Quit) => break,
             Some(Effect::Signal { pid, terminate }) => {
-                // The engine has no command to signal a session yet: say
-                // so, with the statement that does it, rather than act
-                // from the screen's side.
-                let call = if terminate {
-                    "pg_terminate_backend"
-                } else {
-                    "pg_cancel_backend"
-                };
-                app.note(
-                    crate::engine::events::Level::Warn,
-                    format!(
-                        "cutover cannot signal sessions from the cockpit yet; in psql: SELECT {call}({pid});"
-                    ),
-                );
+                let _ = handle
+                    .commands
+                    .send(crate::engine::control::Command::SignalSession {
+                        pid,
+                        terminate,
+                        by: "the operator (cockpit)".into(),
+                    })
+                    .await;
             }
             None => {}
         }
