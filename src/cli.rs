@@ -112,6 +112,13 @@ pub struct RunArgs {
     /// With --headless: print events as JSON lines.
     #[arg(long)]
     pub json: bool,
+    /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9187).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+    /// Also write every event as a JSON line to FILE (next to the cockpit or
+    /// the headless output).
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
     /// Resume a run even though the plan file changed since it started.
     #[arg(long)]
     pub force_changed_plan: bool,
@@ -235,6 +242,12 @@ pub struct DemoArgs {
     /// Application traffic on the demo table, in statements per second.
     #[arg(long, default_value_t = 200)]
     pub rate: u32,
+    /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9187).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+    /// Also write every event as a JSON line to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
 }
 
 /// `cutover sandbox …`.

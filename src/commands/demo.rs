@@ -59,9 +59,15 @@ pub async fn run(args: DemoArgs) -> color_eyre::Result<i32> {
         yes: args.yes,
         force_changed_plan: false,
     };
+    let taps = crate::report::taps::Taps::open(
+        &loaded.plan,
+        args.metrics.as_deref(),
+        args.events.as_deref(),
+    )
+    .map_err(|e| color_eyre::eyre::eyre!(e))?;
     let code = if headless(args.headless, args.json) {
         let plan_path = loaded.path.display().to_string();
-        let handle = spawn_run(loaded, target, opts);
+        let handle = taps.attach(spawn_run(loaded, target, opts));
         report::run(
             handle,
             HeadlessOptions {
@@ -72,7 +78,7 @@ pub async fn run(args: DemoArgs) -> color_eyre::Result<i32> {
         )
         .await
     } else {
-        crate::ui::run_cockpit(loaded, target, opts).await?
+        crate::ui::run_cockpit(loaded, target, opts, taps).await?
     };
     stop.store(true, Ordering::Relaxed);
     for t in traffic {

@@ -48,8 +48,19 @@ pub async fn run(args: RunArgs, database_url: Option<&str>) -> i32 {
         yes: args.yes,
         force_changed_plan: args.force_changed_plan,
     };
+    let taps = match crate::report::taps::Taps::open(
+        &loaded.plan,
+        args.metrics.as_deref(),
+        args.events.as_deref(),
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
     if !headless(args.headless, args.json) {
-        return match crate::ui::run_cockpit(loaded, target, opts).await {
+        return match crate::ui::run_cockpit(loaded, target, opts, taps).await {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("error: the cockpit failed: {e:?}");
@@ -57,7 +68,7 @@ pub async fn run(args: RunArgs, database_url: Option<&str>) -> i32 {
             }
         };
     }
-    let handle = spawn_run(loaded, target, opts);
+    let handle = taps.attach(spawn_run(loaded, target, opts));
     report::run(
         handle,
         HeadlessOptions {

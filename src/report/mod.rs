@@ -1,6 +1,9 @@
 //! The headless frontend: one line per event (or JSON lines), progress at
 //! most once a second, Ctrl-C = pause at a safe point and detach.
 
+pub mod metrics;
+pub mod taps;
+
 use std::io::Write;
 use std::time::Duration;
 

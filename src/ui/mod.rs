@@ -44,6 +44,7 @@ pub async fn run_cockpit(
     loaded: LoadedPlan,
     target: Target,
     opts: RunOptions,
+    taps: crate::report::taps::Taps,
 ) -> color_eyre::Result<i32> {
     let mut app = App::new(
         loaded.plan.clone(),
@@ -56,7 +57,7 @@ pub async fn run_cockpit(
         &mut crate::lint::Schema::new(crate::lint::DEFAULT_PG_MAJOR),
     ));
     let mut terminal = ratatui::init();
-    let result = event_loop(&mut terminal, &mut app, loaded, target, opts).await;
+    let result = event_loop(&mut terminal, &mut app, loaded, target, opts, &taps).await;
     // Restored on every path; panics are covered by ratatui's hook.
     ratatui::restore();
     // Every exit says where the run stands and what to type next.
@@ -70,8 +71,9 @@ async fn event_loop(
     loaded: LoadedPlan,
     target: Target,
     opts: RunOptions,
+    taps: &crate::report::taps::Taps,
 ) -> color_eyre::Result<i32> {
-    let mut handle: EngineHandle = spawn_run(loaded.clone(), target.clone(), opts);
+    let mut handle: EngineHandle = taps.attach(spawn_run(loaded.clone(), target.clone(), opts));
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut dirty = true;
@@ -155,7 +157,7 @@ async fn event_loop(
             }
             Some(Effect::Abort(reason)) => handle.abort.abort(reason),
             Some(Effect::StartRollback) => {
-                handle = spawn_rollback(loaded.clone(), target.clone(), None);
+                handle = taps.attach(spawn_rollback(loaded.clone(), target.clone(), None));
                 app.engine_exit = None;
             }
             Some(Effect::Quit) => break,
