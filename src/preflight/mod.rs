@@ -1,16 +1,19 @@
 //! Preflight: everything `cutover check` verifies before a plan runs, and
 //! the same check `cutover run` performs first. Catalog reads
 //! ([`catalog`]), the journal's view of earlier runs ([`runs`]), per-step
-//! existence checks ([`steps`]), the live risks on the server ([`live`]),
-//! and the report ([`render`]). Read-only: nothing here takes a lock a
-//! catalog read would not.
+//! existence checks ([`steps`]), every statement checked by the server
+//! against empty copies of the plan's tables ([`shadow`]), the live risks on the server ([`live`]),
+//! and the report ([`render`]). Nothing here executes a statement of the
+//! plan or takes a lock stronger than a `SELECT`'s.
 
 mod catalog;
 mod live;
 mod render;
 mod runs;
+mod shadow;
 mod steps;
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -92,7 +95,6 @@ pub async fn connect_and_check(
     preflight(loaded, &conn, for_run, long_transaction).await
 }
 
-
 /// The default `--long-transaction`.
 pub const LONG_TRANSACTION: Duration = Duration::from_secs(60);
 
@@ -130,6 +132,14 @@ pub async fn preflight(
     p.findings = analyze(loaded, &mut schema).findings;
     let done = runs::check(&mut p, loaded, conn, for_run).await?;
     steps::check(&mut p, loaded, conn, &mut catalog, &done).await;
+    // Steps that already failed a check are not sent to the server again.
+    let failed: HashSet<String> = p
+        .items
+        .iter()
+        .filter(|i| i.level == Level::Error)
+        .map(|i| i.subject.clone())
+        .collect();
+    shadow::check(&mut p, loaded, conn, &catalog.named, &done, &failed).await?;
     live::replicas(&mut p, &loaded.plan, conn).await?;
     live::long_transactions(&mut p, conn, long_transaction).await?;
     live::table_sizes(&mut p, conn, &catalog.named).await?;

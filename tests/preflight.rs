@@ -1,0 +1,244 @@
+//! The preflight against a real server: every statement a plan will send is
+//! checked by the server against empty copies of its tables (nothing runs,
+//! nothing changes), and `check` reports the live risks a run would meet.
+
+mod common;
+
+use common::process::cutover;
+use common::{catalog, seeded_db, shipped_plan, write_plan};
+
+/// `expand` adds a column; `migrate` holds the step under test.
+fn plan_with(step: &str) -> String {
+    format!(
+        r#"
+name = "preflight test"
+[abort]
+lock_wait = "10s"
+[throttle]
+replication_lag = "60s"
+
+[[phases]]
+name = "expand"
+[[phases.steps]]
+kind = "sql"
+name = "add nickname"
+sql = "ALTER TABLE users ADD COLUMN nickname text"
+rollback = "ALTER TABLE users DROP COLUMN IF EXISTS nickname"
+
+[[phases]]
+name = "migrate"
+gate = "auto"
+{step}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_passes_every_shipped_plan() {
+    let db = seeded_db("pf_shipped", 200).await;
+    let mut plans: Vec<String> = std::fs::read_dir(format!("{}/plans", env!("CARGO_MANIFEST_DIR")))
+        .expect("plans/")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    plans.sort();
+    assert!(!plans.is_empty());
+    let before = catalog(&db.connect().await).await;
+    for name in &plans {
+        let (code, out, err) = cutover(&db.url, &["check", &shipped_plan(name)]);
+        assert_eq!(code, 0, "{name}:\n{out}{err}");
+        assert!(
+            out.contains("statement(s) checked against empty copies"),
+            "{name}:\n{out}"
+        );
+        assert!(!out.contains("warning  statements"), "{name}:\n{out}");
+    }
+    assert_eq!(
+        before,
+        catalog(&db.connect().await).await,
+        "check changed the schema"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misspelt_column_in_set_is_an_error_naming_the_step_and_the_column() {
+    let db = seeded_db("pf_set", 100).await;
+    let (_dir, plan) = write_plan(&plan_with(
+        r#"[[phases.steps]]
+kind = "backfill"
+name = "fill nickname"
+table = "users"
+key = "id"
+set = "nickname = nmae""#,
+    ));
+    let (code, out, err) = cutover(&db.url, &["check", &plan]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("step `fill nickname` (migrate)"), "{out}");
+    assert!(out.contains(r#"column "nmae" does not exist"#), "{out}");
+    assert!(out.contains("SQLSTATE 42703"), "{out}");
+    assert!(out.contains("fix `set`/`where`"), "{out}");
+    assert!(out.contains(&plan), "the plan file is named:\n{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misspelt_column_in_where_is_an_error() {
+    let db = seeded_db("pf_where", 100).await;
+    let (_dir, plan) = write_plan(&plan_with(
+        r#"[[phases.steps]]
+kind = "backfill"
+name = "fill nickname"
+table = "users"
+key = "id"
+set = "nickname = name"
+where = "nickname IS NULL AND emial <> ''""#,
+    ));
+    let (code, out, err) = cutover(&db.url, &["check", &plan]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains(r#"column "emial" does not exist"#), "{out}");
+    assert!(out.contains("not ready: 1 error(s)"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_type_error_is_an_error() {
+    let db = seeded_db("pf_type", 100).await;
+    let (_dir, plan) = write_plan(&plan_with(
+        r#"[[phases.steps]]
+kind = "backfill"
+name = "age from name"
+table = "users"
+key = "id"
+set = "age = name""#,
+    ));
+    let (code, out, err) = cutover(&db.url, &["check", &plan]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("step `age from name` (migrate)"), "{out}");
+    assert!(out.contains("SQLSTATE 42804"), "{out}");
+    assert!(out.contains("integer"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_using_a_column_an_earlier_step_adds_pass() {
+    let db = seeded_db("pf_earlier", 100).await;
+    let (_dir, plan) = write_plan(&plan_with(
+        r#"[[phases.steps]]
+kind = "backfill"
+name = "fill nickname"
+table = "users"
+key = "id"
+set = "nickname = lower(name)"
+where = "nickname IS NULL"
+[[phases.steps]]
+kind = "create_index"
+name = "users_nickname_idx"
+table = "users"
+columns = ["(lower(nickname))"]
+where = "nickname IS NOT NULL"
+[[phases.steps]]
+kind = "verify"
+name = "none left"
+sql = "SELECT count(*) FROM users WHERE nickname IS NULL"
+expect = 0
+[[phases.steps]]
+kind = "not_null"
+table = "users"
+column = "nickname""#,
+    ));
+    let before = catalog(&db.connect().await).await;
+    let (code, out, err) = cutover(&db.url, &["check", &plan]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("ready: no errors"), "{out}");
+    assert_eq!(
+        before,
+        catalog(&db.connect().await).await,
+        "check changed the schema"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_statements_of_every_kind_are_checked() {
+    let db = seeded_db("pf_kinds", 100).await;
+    db.connect()
+        .await
+        .client
+        .batch_execute("CREATE TABLE addresses (user_id bigint PRIMARY KEY, street text)")
+        .await
+        .expect("addresses");
+    let (_dir, plan) = write_plan(&plan_with(
+        r#"[[phases.steps]]
+kind = "copy_rows"
+name = "copy streets"
+from = "users"
+to = "addresses"
+key = "id"
+columns = { user_id = "id", street = "stret" }
+[[phases.steps]]
+kind = "create_index"
+name = "users_bad_idx"
+table = "users"
+columns = ["(lower(nicknam))"]
+[[phases.steps]]
+kind = "sync_trigger"
+name = "nick"
+table = "users"
+set = "nickname = NEW.nme"
+[[phases.steps]]
+kind = "verify"
+name = "count streets"
+sql = "SELECT count(*) FROM addresses WHERE steet IS NULL"
+expect = 0"#,
+    ));
+    let (code, out, err) = cutover(&db.url, &["check", &plan]);
+    assert_eq!(code, 1, "{out}{err}");
+    for (step, column) in [
+        ("copy streets", "stret"),
+        ("index users_bad_idx", "nicknam"),
+        ("sync trigger nick", "nme"),
+        ("count streets", "steet"),
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.contains(&format!("step `{step}`")))
+            .unwrap_or_else(|| panic!("no error for `{step}` in:\n{out}"));
+        assert!(
+            line.contains(column),
+            "`{step}` should name {column}: {line}"
+        );
+    }
+    assert!(out.contains("not ready: 4 error(s)"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_of_a_plan_with_a_bad_fragment_exits_2_and_changes_nothing() {
+    let db = seeded_db("pf_run", 100).await;
+    let (_dir, plan) = write_plan(&plan_with(
+        r#"[[phases.steps]]
+kind = "backfill"
+name = "fill nickname"
+table = "users"
+key = "id"
+set = "nickname = nmae""#,
+    ));
+    let conn = db.connect().await;
+    let before = catalog(&conn).await;
+    let (code, out, err) = cutover(&db.url, &["run", "--headless", "--yes", &plan]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("nothing was executed"), "{err}");
+    assert!(err.contains(r#"column "nmae" does not exist"#), "{err}");
+    assert_eq!(before, catalog(&conn).await, "the ADD COLUMN must not run");
+    let journal: bool = conn
+        .client
+        .query_one("SELECT to_regclass('cutover.runs') IS NOT NULL", &[])
+        .await
+        .expect("journal?")
+        .get(0);
+    if journal {
+        let runs: i64 = conn
+            .client
+            .query_one("SELECT count(*) FROM cutover.runs", &[])
+            .await
+            .expect("runs")
+            .get(0);
+        assert_eq!(runs, 0, "no run is recorded");
+    }
+}
