@@ -4,8 +4,16 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::process::cutover;
-use common::{catalog, seeded_db, shipped_plan, write_plan};
+use common::{catalog, connect, seeded_db, shipped_plan, write_plan};
+
+/// A step that takes no lock worth a warning.
+const QUIET_STEP: &str = r#"[[phases.steps]]
+kind = "verify"
+sql = "SELECT 1"
+expect = 1"#;
 
 /// `expand` adds a column; `migrate` holds the step under test.
 fn plan_with(step: &str) -> String {
@@ -53,6 +61,14 @@ async fn check_passes_every_shipped_plan() {
             "{name}:\n{out}"
         );
         assert!(!out.contains("warning  statements"), "{name}:\n{out}");
+        assert!(
+            !out.contains("warning  [abort]"),
+            "{name} sets abort limits:\n{out}"
+        );
+        assert!(
+            !out.contains("warning  [throttle]"),
+            "{name} throttles on lag:\n{out}"
+        );
     }
     assert_eq!(
         before,
@@ -241,4 +257,123 @@ set = "nickname = nmae""#,
             .get(0);
         assert_eq!(runs, 0, "no run is recorded");
     }
+}
+
+/// Waits (generously) until `sql` returns true.
+async fn poll_until(conn: &cutover::db::Conn, sql: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let ok: bool = conn.client.query_one(sql, &[]).await.expect(sql).get(0);
+        if ok {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {sql}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_names_a_session_holding_a_conflicting_lock() {
+    let db = seeded_db("pf_locks", 100).await;
+    let (_dir, plan) = write_plan(&plan_with(QUIET_STEP));
+    let psql = connect(&db.url).await;
+    psql.client
+        .batch_execute("SET application_name = 'forgotten_psql'; BEGIN; SELECT count(*) FROM users")
+        .await
+        .expect("open a transaction");
+    let watcher = db.connect().await;
+    poll_until(
+        &watcher,
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                 WHERE application_name = 'forgotten_psql' AND state = 'idle in transaction')",
+    )
+    .await;
+    let (code, out, err) = cutover(&db.url, &["check", &plan]);
+    assert_eq!(code, 0, "a warning, not an error: {out}{err}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("forgotten_psql") && l.contains("AccessShareLock"))
+        .unwrap_or_else(|| panic!("the holder is not named:\n{out}"));
+    assert!(line.contains("warning  lock conflict"), "{line}");
+    assert!(
+        line.contains("ACCESS EXCLUSIVE"),
+        "the plan's lock is named: {line}"
+    );
+    assert!(out.contains("warning(s) above"), "{out}");
+    assert!(line.contains("users"), "{line}");
+    assert!(line.contains("idle in transaction"), "{line}");
+    assert!(line.contains("SELECT count(*) FROM users"), "{line}");
+    assert!(line.contains("pid "), "{line}");
+    drop(psql);
+    poll_until(
+        &watcher,
+        "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = 'forgotten_psql')",
+    )
+    .await;
+    let (code, out, err) = cutover(&db.url, &["check", &plan]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("forgotten_psql"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_without_abort_limits_or_lag_throttle_warns() {
+    let db = seeded_db("pf_limits", 100).await;
+    let (_dir, plan) = write_plan(
+        r#"
+name = "no limits"
+[[phases]]
+name = "expand"
+[[phases.steps]]
+kind = "sql"
+sql = "ALTER TABLE users ADD COLUMN nickname text"
+rollback = "ALTER TABLE users DROP COLUMN IF EXISTS nickname"
+[[phases.steps]]
+kind = "backfill"
+table = "users"
+key = "id"
+set = "nickname = name"
+"#,
+    );
+    let (code, out, err) = cutover(&db.url, &["check", &plan]);
+    assert_eq!(code, 0, "warnings, not errors: {out}{err}");
+    assert!(out.contains("warning  [abort]"), "{out}");
+    assert!(out.contains("warning  [throttle]"), "{out}");
+    let (_dir2, limited) = write_plan(&plan_with(
+        r#"[[phases.steps]]
+kind = "backfill"
+table = "users"
+key = "id"
+set = "nickname = name""#,
+    ));
+    let (code, out, err) = cutover(&db.url, &["check", &limited]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("warning  [abort]"), "{out}");
+    assert!(!out.contains("warning  [throttle]"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_transaction_without_a_conflicting_lock_is_still_reported() {
+    let db = seeded_db("pf_idle", 100).await;
+    let (_dir, plan) = write_plan(&plan_with(QUIET_STEP));
+    let idle = connect(&db.url).await;
+    idle.client
+        .batch_execute("SET application_name = 'idle_app'; BEGIN; SELECT 42")
+        .await
+        .expect("open a transaction");
+    let watcher = db.connect().await;
+    poll_until(
+        &watcher,
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                 WHERE application_name = 'idle_app' AND state = 'idle in transaction')",
+    )
+    .await;
+    let (code, out, err) = cutover(&db.url, &["check", &plan]);
+    assert_eq!(code, 0, "{out}{err}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("idle in transaction:") && l.contains("idle_app"))
+        .unwrap_or_else(|| panic!("the idle session is not named:\n{out}"));
+    assert!(line.contains("SELECT 42"), "{line}");
+    assert!(!out.contains("lock conflict"), "{out}");
+    drop(idle);
 }

@@ -1,10 +1,14 @@
-//! Live risks on the server: replicas and the limits that watch them,
-//! long transactions, and the size of each table the plan names.
+//! Live risks on the server: sessions whose locks conflict with the plan's,
+//! idle-in-transaction sessions, replicas and the limits that watch them,
+//! long transactions, the plan's own limits, and the size of each table the
+//! plan names.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use super::{Level, Preflight};
 use crate::db::{Conn, DbError, quote_qualified};
+use crate::lint::locks::LockMode;
 use crate::plan::Plan;
 
 /// Replicas and the settings that watch them.
@@ -168,4 +172,255 @@ pub(super) async fn table_sizes(
         }
     }
     Ok(())
+}
+
+/// Whether a lock in `held` mode and one in `wanted` mode conflict
+/// (PostgreSQL's table-level lock conflict matrix).
+pub(super) fn conflicts(held: LockMode, wanted: LockMode) -> bool {
+    use LockMode::*;
+    let clashes: &[LockMode] = match wanted {
+        AccessShare => &[AccessExclusive],
+        RowShare => &[Exclusive, AccessExclusive],
+        RowExclusive => &[Share, ShareRowExclusive, Exclusive, AccessExclusive],
+        ShareUpdateExclusive => &[
+            ShareUpdateExclusive,
+            Share,
+            ShareRowExclusive,
+            Exclusive,
+            AccessExclusive,
+        ],
+        Share => &[
+            RowExclusive,
+            ShareUpdateExclusive,
+            ShareRowExclusive,
+            Exclusive,
+            AccessExclusive,
+        ],
+        ShareRowExclusive => &[
+            RowExclusive,
+            ShareUpdateExclusive,
+            Share,
+            ShareRowExclusive,
+            Exclusive,
+            AccessExclusive,
+        ],
+        Exclusive => &[
+            RowShare,
+            RowExclusive,
+            ShareUpdateExclusive,
+            Share,
+            ShareRowExclusive,
+            Exclusive,
+            AccessExclusive,
+        ],
+        AccessExclusive => &LockMode::ALL,
+    };
+    clashes.contains(&held)
+}
+
+/// The strongest lock the plan's remaining steps take on one table.
+pub(super) struct NeededLock {
+    /// The relation, as SQL names it.
+    pub(super) relation: String,
+    /// The mode.
+    pub(super) mode: LockMode,
+    /// The first step that takes it, for messages.
+    pub(super) step: String,
+}
+
+/// A session as `pg_stat_activity` shows it, for messages.
+fn session(pid: i32, app: &str, state: &str, age: f64) -> String {
+    let app = if app.is_empty() {
+        "no application_name"
+    } else {
+        app
+    };
+    format!(
+        "pid {pid} ({app}, {state}, in its transaction for {})",
+        humantime::format_duration(Duration::from_secs(age.max(0.0) as u64))
+    )
+}
+
+/// Sessions holding or awaiting a lock on the plan's tables that conflicts
+/// with a lock the plan takes there, at any age. Returns their pids.
+///
+/// Warnings, not errors: cutover waits behind such a session safely (each
+/// DDL statement under `lock_timeout`, retried, with the abort limits
+/// watching), the session may end before that step is reached (often
+/// phases later, after a gate), and refusing to start would turn a
+/// passing query into a failed run. The warning says who, and what to do.
+pub(super) async fn lock_conflicts(
+    p: &mut Preflight,
+    conn: &Conn,
+    needed: &[NeededLock],
+) -> Result<HashSet<i32>, DbError> {
+    let mut seen = HashSet::new();
+    for need in needed {
+        let rows = conn
+            .client
+            .query(
+                "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.state, ''), l.mode,
+                        l.granted,
+                        extract(epoch FROM now() - coalesce(a.xact_start, a.query_start,
+                                                            a.backend_start))::float8,
+                        left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 100)
+                 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                 WHERE l.locktype = 'relation' AND l.relation = to_regclass($1)
+                   AND l.pid <> pg_backend_pid()
+                 ORDER BY a.xact_start NULLS LAST, a.pid",
+                &[&need.relation],
+            )
+            .await;
+        // A name the lock table could not resolve to one relation (an
+        // expression, a name only a later step creates) has no holders.
+        let Ok(rows) = rows else { continue };
+        for r in rows {
+            let (pid, app, state, mode, granted, age, query): (
+                i32,
+                String,
+                String,
+                String,
+                bool,
+                f64,
+                String,
+            ) = (
+                r.get(0),
+                r.get(1),
+                r.get(2),
+                r.get(3),
+                r.get(4),
+                r.get(5),
+                r.get(6),
+            );
+            let Some(held) = LockMode::parse(&mode) else {
+                continue;
+            };
+            if !conflicts(held, need.mode) {
+                continue;
+            }
+            seen.insert(pid);
+            let who = session(pid, &app, &state, age);
+            let (rel, wanted, step) = (&need.relation, need.mode.sql(), &need.step);
+            let message = if granted {
+                format!(
+                    "{who} holds {mode} on {rel}, which conflicts with the {wanted} lock step \
+                     `{step}` takes: that step will wait behind it (retrying under lock_timeout) \
+                     and, while it waits, queries on {rel} queue behind the step — end that \
+                     transaction (or SELECT pg_terminate_backend({pid})) before the step runs — \
+                     {query}"
+                )
+            } else {
+                format!(
+                    "{who} is waiting for {mode} on {rel}, which conflicts with the {wanted} lock \
+                     step `{step}` takes: the step will queue behind it — find what it waits for \
+                     (the Locks pane of `cutover run` shows it) — {query}"
+                )
+            };
+            p.push(Level::Warning, "lock conflict", message);
+        }
+    }
+    Ok(seen)
+}
+
+/// Idle-in-transaction sessions on this database (any age), not already
+/// reported as holding a conflicting lock: they hold their locks and
+/// snapshot until someone ends them, stalling concurrent index builds and
+/// validations and any DDL that meets their locks.
+pub(super) async fn idle_in_transaction(
+    p: &mut Preflight,
+    conn: &Conn,
+    reported: &HashSet<i32>,
+) -> Result<(), DbError> {
+    let rows = conn
+        .client
+        .query(
+            "SELECT pid, coalesce(application_name, ''), state,
+                    extract(epoch FROM now() - coalesce(xact_start, state_change))::float8,
+                    left(regexp_replace(coalesce(query, ''), '\\s+', ' ', 'g'), 100)
+             FROM pg_stat_activity
+             WHERE state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()
+               AND datname = current_database()
+             ORDER BY xact_start NULLS LAST, pid",
+            &[],
+        )
+        .await
+        .map_err(|e| DbError::sql("reading pg_stat_activity", e))?;
+    for r in rows {
+        let (pid, app, state, age, query): (i32, String, String, f64, String) =
+            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+        if reported.contains(&pid) {
+            continue;
+        }
+        p.push(
+            Level::Warning,
+            "idle in transaction",
+            format!(
+                "{}: it keeps its locks and snapshot until it ends, so concurrent index builds \
+                 and validations wait for it, and any DDL that meets its locks queues behind it — \
+                 last statement: {query}",
+                session(pid, &app, &state, age)
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// A plan with no abort limit, or with batches but no replication-lag
+/// throttle, runs blind to the harm it may do.
+pub(super) fn limits(p: &mut Preflight, plan: &Plan) {
+    let a = &plan.abort;
+    let any_abort = a.replication_lag.is_some()
+        || a.replication_lag_bytes.is_some()
+        || a.lock_wait.is_some()
+        || a.blocked_sessions.is_some()
+        || a.lock_timeouts.is_some()
+        || a.rollback_rate.is_some();
+    if !any_abort {
+        p.push(
+            Level::Warning,
+            "[abort]",
+            "the plan sets no abort limits, so nothing stops the run by itself when it hurts the \
+             application (sessions queued behind its locks, replicas falling behind); add an \
+             [abort] table, e.g. lock_wait = \"10s\", blocked_sessions = 50, replication_lag = \
+             \"60s\"",
+        );
+    }
+    let batched = plan.phases.iter().flat_map(|ph| ph.steps.iter()).any(|s| {
+        matches!(
+            s.get_ref(),
+            crate::plan::Step::Backfill(_) | crate::plan::Step::CopyRows(_)
+        )
+    });
+    let t = &plan.throttle;
+    if batched && t.replication_lag.is_none() && t.replication_lag_bytes.is_none() {
+        p.push(
+            Level::Warning,
+            "[throttle]",
+            "the plan's batches have no replication-lag throttle, so they run at full speed \
+             however far the replicas fall behind; add replication_lag = \"30s\" (or \
+             replication_lag_bytes) to [throttle]",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_conflict_matrix_is_symmetric_and_matches_the_manual() {
+        for a in LockMode::ALL {
+            for b in LockMode::ALL {
+                assert_eq!(conflicts(a, b), conflicts(b, a), "{a:?} vs {b:?}");
+            }
+        }
+        assert!(conflicts(LockMode::AccessShare, LockMode::AccessExclusive));
+        assert!(!conflicts(LockMode::AccessShare, LockMode::Exclusive));
+        assert!(!conflicts(LockMode::RowExclusive, LockMode::RowExclusive));
+        assert!(conflicts(
+            LockMode::ShareUpdateExclusive,
+            LockMode::ShareUpdateExclusive
+        ));
+        assert!(!conflicts(LockMode::Share, LockMode::Share));
+    }
 }

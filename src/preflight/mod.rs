@@ -20,7 +20,8 @@ use serde::Serialize;
 
 use crate::db::{Conn, DbError, Target};
 use crate::lint::Schema;
-use crate::lint::plan::{Finding, analyze};
+use crate::lint::locks::LockMode;
+use crate::lint::plan::{Finding, PlanReport, analyze};
 use crate::plan::LoadedPlan;
 
 pub use render::text;
@@ -129,7 +130,7 @@ pub async fn preflight(
     );
     let mut schema = Schema::new(pg_major);
     let mut catalog = catalog::read(loaded, conn, &mut schema).await?;
-    p.findings = analyze(loaded, &mut schema).findings;
+    let report = analyze(loaded, &mut schema);
     let done = runs::check(&mut p, loaded, conn, for_run).await?;
     steps::check(&mut p, loaded, conn, &mut catalog, &done).await;
     // Steps that already failed a check are not sent to the server again.
@@ -140,8 +141,54 @@ pub async fn preflight(
         .map(|i| i.subject.clone())
         .collect();
     shadow::check(&mut p, loaded, conn, &catalog.named, &done, &failed).await?;
+    p.findings = report.findings.clone();
+    let needed = needed_locks(loaded, &report, &done);
+    let holders = live::lock_conflicts(&mut p, conn, &needed).await?;
+    live::idle_in_transaction(&mut p, conn, &holders).await?;
+    live::limits(&mut p, &loaded.plan);
     live::replicas(&mut p, &loaded.plan, conn).await?;
     live::long_transactions(&mut p, conn, long_transaction).await?;
     live::table_sizes(&mut p, conn, &catalog.named).await?;
     Ok(p)
+}
+
+/// The strongest lock each table gets from the steps still to run (their
+/// rollback statements left out), in plan order.
+fn needed_locks(
+    loaded: &LoadedPlan,
+    report: &PlanReport,
+    done: &HashSet<(usize, usize)>,
+) -> Vec<live::NeededLock> {
+    let positions: Vec<(usize, usize)> = loaded
+        .plan
+        .phases
+        .iter()
+        .enumerate()
+        .flat_map(|(pi, ph)| (0..ph.steps.len()).map(move |si| (pi, si)))
+        .collect();
+    let aligned = positions.len() == report.steps.len();
+    let mut needed: Vec<live::NeededLock> = Vec::new();
+    for (i, step) in report.steps.iter().enumerate() {
+        if aligned && done.contains(&positions[i]) {
+            continue;
+        }
+        for planned in step.statements.iter().filter(|s| s.label != "rollback") {
+            for effect in planned.locks.iter().flatten() {
+                match needed.iter_mut().find(|n| n.relation == effect.relation) {
+                    Some(n) if n.mode < effect.mode => {
+                        n.mode = effect.mode;
+                        n.step = step.name.clone();
+                    }
+                    Some(_) => {}
+                    None => needed.push(live::NeededLock {
+                        relation: effect.relation.clone(),
+                        mode: effect.mode,
+                        step: step.name.clone(),
+                    }),
+                }
+            }
+        }
+    }
+    needed.retain(|n| n.mode > LockMode::AccessShare);
+    needed
 }

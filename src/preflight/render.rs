@@ -29,7 +29,10 @@ pub fn text(p: &Preflight, loaded: &LoadedPlan, target: &Target) -> String {
         out.push_str(&format!("{tag:>7}  {}: {}\n", item.subject, item.message));
     }
     let errors = p.errors();
-    out.push_str(&if errors == 0 {
+    let warnings = p.items.iter().filter(|i| i.level == Level::Warning).count();
+    out.push_str(&if errors == 0 && warnings > 0 {
+        format!("\nready: no errors; {warnings} warning(s) above — read them before starting\n")
+    } else if errors == 0 {
         "\nready: no errors\n".to_string()
     } else {
         format!(
