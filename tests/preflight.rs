@@ -377,3 +377,60 @@ async fn an_idle_transaction_without_a_conflicting_lock_is_still_reported() {
     assert!(!out.contains("lock conflict"), "{out}");
     drop(idle);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_check_takes_no_lock_stronger_than_a_select_on_the_real_tables() {
+    let db = seeded_db("pf_nolock", 100).await;
+    // EXCLUSIVE lets SELECTs (ACCESS SHARE) through and nothing else: a
+    // check that prepared the batch UPDATE on the real table, or replayed
+    // the ALTER TABLE there, would wait behind it and time out.
+    let holder = connect(&db.url).await;
+    holder
+        .client
+        .batch_execute(
+            "SET application_name = 'exclusive_holder'; BEGIN; LOCK TABLE users IN EXCLUSIVE MODE",
+        )
+        .await
+        .expect("lock");
+    let (_dir, plan) = write_plan(&plan_with(
+        r#"[[phases.steps]]
+kind = "backfill"
+name = "fill nickname"
+table = "users"
+key = "id"
+set = "nickname = name"
+[[phases.steps]]
+kind = "create_index"
+name = "users_nickname_idx"
+table = "users"
+columns = ["nickname"]"#,
+    ));
+    let (code, out, err) = cutover(&db.url, &["check", &plan]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("statement(s) checked against empty copies"),
+        "{out}"
+    );
+    assert!(
+        out.contains("exclusive_holder"),
+        "the holder is reported:\n{out}"
+    );
+    assert!(!out.contains("lock timeout"), "{out}");
+    drop(holder);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_name_the_copy_chose_itself_does_not_refuse_the_plan() {
+    let db = seeded_db("pf_dupname", 100).await;
+    // The copy of this index is named users_email_idx (LIKE names copies
+    // anew), the very name the shipped plan builds.
+    db.connect()
+        .await
+        .client
+        .batch_execute("CREATE INDEX some_other_name ON users (email)")
+        .await
+        .expect("index");
+    let (code, out, err) = cutover(&db.url, &["check", &shipped_plan("concurrent_index.toml")]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("already exists"), "said, as a warning:\n{out}");
+}

@@ -263,7 +263,11 @@ fn report(p: &mut Preflight, subject: &str, path: &str, probe: &Probe, e: &tokio
     };
     // Names, types and syntax are the plan's to fix; anything else (a
     // feature an empty temporary copy lacks) is worth a word, not a refusal.
-    let level = if ["42", "22", "23"].iter().any(|c| code.starts_with(c)) {
+    // An object "already exists" on a copy may be the copy's own doing
+    // (LIKE names the indexes it copies anew) or a step an earlier session
+    // half-finished, which the step resumes: worth a word, not a refusal.
+    let duplicate = probe.how == Use::Replay && (code == "42P07" || code == "42710");
+    let level = if !duplicate && ["42", "22", "23"].iter().any(|c| code.starts_with(c)) {
         Level::Error
     } else {
         Level::Warning
