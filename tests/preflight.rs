@@ -434,3 +434,77 @@ async fn an_index_name_the_copy_chose_itself_does_not_refuse_the_plan() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("already exists"), "said, as a warning:\n{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_the_plan_creates_with_a_foreign_key_elsewhere_is_checked_too() {
+    let db = seeded_db("pf_fk", 100).await;
+    db.connect()
+        .await
+        .client
+        .batch_execute("CREATE TABLE orgs (id bigint PRIMARY KEY, name text)")
+        .await
+        .expect("orgs");
+    let (_dir, plan) = write_plan(&plan_with(
+        r#"[[phases.steps]]
+kind = "sql"
+name = "notes table"
+sql = "CREATE TABLE notes (id bigint PRIMARY KEY, org_id bigint REFERENCES orgs (id), body text)"
+rollback = "DROP TABLE notes"
+[[phases.steps]]
+kind = "backfill"
+name = "fill notes"
+table = "notes"
+key = "id"
+set = "body = boddy""#,
+    ));
+    let before = catalog(&db.connect().await).await;
+    let (code, out, err) = cutover(&db.url, &["check", &plan]);
+    assert_eq!(code, 1, "{out}{err}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("step `fill notes`"))
+        .unwrap_or_else(|| panic!("the backfill on the new table is not checked:\n{out}"));
+    assert!(line.contains(r#"column "boddy" does not exist"#), "{line}");
+    assert!(out.contains("not ready: 1 error(s)"), "{out}");
+    assert_eq!(
+        before,
+        catalog(&db.connect().await).await,
+        "check changed the schema"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_key_constraint_step_is_checked_on_copies_of_both_tables() {
+    let db = seeded_db("pf_fk_step", 100).await;
+    db.connect()
+        .await
+        .client
+        .batch_execute(
+            "CREATE TABLE orgs (id bigint PRIMARY KEY); ALTER TABLE users ADD org_id bigint",
+        )
+        .await
+        .expect("orgs");
+    let (_dir, plan) = write_plan(&plan_with(
+        r#"[[phases.steps]]
+kind = "constraint"
+name = "users_org_fk"
+table = "users"
+definition = "FOREIGN KEY (org_idd) REFERENCES orgs (id)""#,
+    ));
+    let (code, out, err) = cutover(&db.url, &["check", &plan]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains(r#"column "org_idd" referenced in foreign key constraint does not exist"#),
+        "{out}"
+    );
+    let fixed = plan_with(
+        r#"[[phases.steps]]
+kind = "constraint"
+name = "users_org_fk"
+table = "users"
+definition = "FOREIGN KEY (org_id) REFERENCES orgs (id)""#,
+    );
+    let (_dir2, fixed) = write_plan(&fixed);
+    let (code, out, err) = cutover(&db.url, &["check", &fixed]);
+    assert_eq!(code, 0, "{out}{err}");
+}

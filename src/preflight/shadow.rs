@@ -20,9 +20,13 @@
 //! plan's unqualified names resolve to the copies (and tables a replayed
 //! step creates are created there). The statements cutover generates name
 //! the copies explicitly (`pg_temp.users`), so the plan's `schema.table`
-//! fields are covered too. Schema-qualified names written inside the plan's
-//! own SQL would reach the real table: DDL and writes that would do so are
-//! only syntax-checked (the server parses them without resolving names).
+//! fields are covered too. A real table the plan's own SQL names without a
+//! schema (a foreign key's target, say) gets its copy when first met.
+//! Schema-qualified names written inside the plan's own SQL would reach the
+//! real table: DDL and writes that would do so are only syntax-checked (the
+//! server parses them without resolving names). Queries (`SELECT`, verify
+//! `sql`) are prepared as written; a table they read that has no copy is
+//! read-locked (ACCESS SHARE) like the copies' sources, nothing more.
 
 use std::collections::HashSet;
 
@@ -290,8 +294,11 @@ fn report(p: &mut Preflight, subject: &str, path: &str, probe: &Probe, e: &tokio
     );
 }
 
-/// Whether a name could reach a real table rather than a copy: qualified
-/// with another schema, or unqualified with no copy but a real table.
+/// Whether a name could reach a real relation rather than a copy. An
+/// unqualified name of a real table with no copy yet (one the plan's
+/// fields do not name, such as a foreign key's target) gets its copy here,
+/// under the same ACCESS SHARE; other schemas and other relation kinds
+/// (indexes, views) stay out of reach.
 async fn reaches_real(conn: &Conn, rel: &Rel) -> Result<bool, String> {
     if let Some(schema) = &rel.schema
         && schema != "pg_temp"
@@ -302,13 +309,71 @@ async fn reaches_real(conn: &Conn, rel: &Rel) -> Result<bool, String> {
         .client
         .query_one(
             "SELECT to_regclass('pg_temp.' || quote_ident($1)) IS NOT NULL,
-                    to_regclass(quote_ident($1)) IS NOT NULL",
+                    (SELECT relkind::text FROM pg_class WHERE oid = to_regclass(quote_ident($1)))",
             &[&rel.name],
         )
         .await
         .map_err(|e| DbError::sql("resolving a name for the shadow check", e).to_string())?;
-    let (copy, any): (bool, bool) = (row.get(0), row.get(1));
-    Ok(!copy && any)
+    let (copy, kind): (bool, Option<String>) = (row.get(0), row.get(1));
+    match kind.as_deref() {
+        _ if copy => Ok(false),
+        None => Ok(false),
+        Some("r" | "p") => {
+            let name = quote_ident(&rel.name);
+            let made = conn
+                .client
+                .batch_execute(&format!(
+                    "SAVEPOINT cutover_copy;
+                     CREATE TEMP TABLE {name} (LIKE {name} INCLUDING ALL);
+                     RELEASE SAVEPOINT cutover_copy"
+                ))
+                .await;
+            if made.is_err() {
+                conn.client
+                    .batch_execute("ROLLBACK TO SAVEPOINT cutover_copy")
+                    .await
+                    .map_err(|e| DbError::sql("the shadow check", e).to_string())?;
+            }
+            Ok(made.is_err())
+        }
+        Some(_) => Ok(true),
+    }
+}
+
+/// The tables named after each `REFERENCES` keyword of a statement, read
+/// from its text: a foreign key locks its target, so every target must be
+/// a copy before the statement is replayed, however the grammar adapter
+/// sees the constraint.
+fn references_in_text(text: &str) -> Vec<Rel> {
+    let lower = text.to_ascii_lowercase();
+    let word = "references";
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '"' || c == '$';
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find(word).map(|i| i + from) {
+        let end = i + word.len();
+        from = end;
+        let before = lower[..i].chars().next_back();
+        let after = lower[end..].chars().next();
+        if before.is_some_and(is_ident) || after.is_some_and(is_ident) {
+            continue;
+        }
+        let rest = text[end..].trim_start();
+        let mut name = String::new();
+        let mut quoted = false;
+        for c in rest.chars() {
+            match c {
+                '"' => quoted = !quoted,
+                c if !quoted && (c.is_whitespace() || matches!(c, '(' | ',' | ')' | ';')) => break,
+                _ => {}
+            }
+            name.push(c);
+        }
+        if !name.is_empty() {
+            out.push(Rel::from_sql(&name));
+        }
+    }
+    out
 }
 
 /// The plan's own SQL, statement by statement: DDL that touches only
@@ -384,6 +449,10 @@ async fn plan_sql(
             // the copies; the server parses them.
             Kind::CreateTrigger { .. } | Kind::DropTrigger { .. } | Kind::Other { .. } => None,
         };
+        let rels = rels.map(|mut rels| {
+            rels.extend(references_in_text(&stmt.text));
+            rels
+        });
         let mut replay = rels.is_some();
         for rel in rels.iter().flatten() {
             if reaches_real(conn, rel).await? {
@@ -509,6 +578,15 @@ fn trigger_probes(spec: &SyncTriggerStep, out: &mut Vec<Probe>) -> Result<(), St
 /// Whether an added constraint references a table that is not a copy (a
 /// foreign key locks the table it references).
 async fn references_real(conn: &Conn, add: &str) -> Result<bool, String> {
+    let targets = references_in_text(add);
+    for r in &targets {
+        if reaches_real(conn, r).await? {
+            return Ok(true);
+        }
+    }
+    if !targets.is_empty() {
+        return Ok(false);
+    }
     for stmt in sql::parse(add) {
         let Kind::AlterTable { actions, .. } = &stmt.kind else {
             continue;
@@ -712,6 +790,17 @@ mod tests {
             without_concurrently("create index concurrently_x on t (a)"),
             "create index concurrently_x on t (a)"
         );
+    }
+
+    #[test]
+    fn foreign_key_targets_are_read_from_the_text() {
+        let rels = references_in_text(
+            r#"CREATE TABLE n (a int REFERENCES orgs (id), b int REFERENCES app."Teams"(id),
+               c int, FOREIGN KEY (c) REFERENCES users)"#,
+        );
+        let names: Vec<String> = rels.iter().map(|r| r.to_string()).collect();
+        assert_eq!(names, vec!["orgs", r#"app."Teams""#, "users"]);
+        assert!(references_in_text("SELECT references_count FROM t").is_empty());
     }
 
     #[test]
