@@ -508,3 +508,33 @@ definition = "FOREIGN KEY (org_id) REFERENCES orgs (id)""#,
     let (code, out, err) = cutover(&db.url, &["check", &fixed]);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_that_may_not_create_temporary_tables_gets_a_warning_not_a_failure() {
+    let db = seeded_db("pf_notemp", 100).await;
+    let conn = db.connect().await;
+    let role = format!("no_temp_{}", std::process::id());
+    conn.client
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN;
+             REVOKE TEMPORARY ON DATABASE {db} FROM PUBLIC;
+             GRANT SELECT ON users TO {role}; GRANT pg_monitor TO {role};",
+            db = cutover::db::quote_ident(&db.name)
+        ))
+        .await
+        .expect("role");
+    let url = db
+        .url
+        .replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    assert_ne!(url, db.url, "the sandbox URL names user postgres");
+    let (_dir, plan) = write_plan(&plan_with(QUIET_STEP));
+    let (code, out, err) = cutover(&url, &["check", &plan]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("GRANT TEMPORARY"), "{out}");
+    conn.client
+        .batch_execute(&format!(
+            "REVOKE ALL ON users FROM {role}; DROP OWNED BY {role}; DROP ROLE {role}"
+        ))
+        .await
+        .expect("drop role");
+}

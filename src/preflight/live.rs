@@ -266,6 +266,8 @@ pub(super) async fn lock_conflicts(
                         left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 100)
                  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
                  WHERE l.locktype = 'relation' AND l.relation = to_regclass($1)
+                   AND l.database = (SELECT oid FROM pg_database
+                                     WHERE datname = current_database())
                    AND l.pid <> pg_backend_pid()
                  ORDER BY a.xact_start NULLS LAST, a.pid",
                 &[&need.relation],
