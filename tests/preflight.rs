@@ -538,3 +538,69 @@ async fn a_role_that_may_not_create_temporary_tables_gets_a_warning_not_a_failur
         .await
         .expect("drop role");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_qualified_names_are_checked_on_the_copies() {
+    let db = seeded_db("pf_schema", 10).await;
+    db.connect()
+        .await
+        .client
+        .batch_execute(
+            "CREATE SCHEMA app; CREATE TABLE app.accounts (id bigint PRIMARY KEY, name text);
+             INSERT INTO app.accounts VALUES (1, 'a')",
+        )
+        .await
+        .expect("app.accounts");
+    let plan = |set: &str| {
+        format!(
+            r#"
+name = "qualified"
+[abort]
+lock_wait = "10s"
+[throttle]
+replication_lag = "60s"
+[[phases]]
+name = "expand"
+[[phases.steps]]
+kind = "sql"
+name = "add label"
+sql = "ALTER TABLE app.accounts ADD COLUMN label text"
+rollback = "ALTER TABLE app.accounts DROP COLUMN label"
+[[phases.steps]]
+kind = "backfill"
+name = "fill label"
+table = "app.accounts"
+key = "id"
+set = "{set}"
+[[phases.steps]]
+kind = "verify"
+sql = "SELECT count(*) FROM app.accounts WHERE label IS NULL"
+expect = 0
+"#
+        )
+    };
+    let conn = db.connect().await;
+    let before = catalog(&conn).await;
+    let (_dir, good) = write_plan(&plan("label = upper(name)"));
+    let (code, out, err) = cutover(&db.url, &["check", &good]);
+    assert_eq!(
+        code, 0,
+        "the column the first step adds is seen: {out}{err}"
+    );
+    let (_dir2, bad) = write_plan(&plan("label = upper(nmae)"));
+    let (code, out, err) = cutover(&db.url, &["check", &bad]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains(r#"column "nmae" does not exist"#), "{out}");
+    assert_eq!(before, catalog(&conn).await);
+    let label: bool = conn
+        .client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.columns
+                     WHERE table_schema = 'app' AND column_name = 'label')",
+            &[],
+        )
+        .await
+        .expect("columns")
+        .get(0);
+    assert!(!label, "nothing ran on app.accounts");
+}

@@ -28,7 +28,7 @@
 //! `sql`) are prepared as written; a table they read that has no copy is
 //! read-locked (ACCESS SHARE) like the copies' sources, nothing more.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::{Level, Preflight};
 use crate::db::{Conn, DbError, quote_ident, quote_qualified};
@@ -142,19 +142,16 @@ async fn replay(
 ) -> Result<(), DbError> {
     let sql_err = |what: &'static str| move |e| DbError::sql(what, e);
     // Which of the plan's tables exist, looked up before any copy exists.
-    let mut existing: Vec<(String, Rel)> = Vec::new();
+    let mut existing: Vec<(String, Rel, u32)> = Vec::new();
     for table in named {
-        let exists: bool = conn
+        let oid: Option<u32> = conn
             .client
-            .query_one(
-                "SELECT to_regclass($1) IS NOT NULL",
-                &[&quote_qualified(table)],
-            )
+            .query_one("SELECT to_regclass($1)::oid", &[&quote_qualified(table)])
             .await
             .map_err(sql_err("looking up a table for the shadow check"))?
             .get(0);
-        if exists {
-            existing.push((table.clone(), Rel::from_plan(table)));
+        if let Some(oid) = oid {
+            existing.push((table.clone(), Rel::from_plan(table), oid));
         }
     }
     // The anchor makes this session's temporary schema exist, so that
@@ -180,7 +177,9 @@ async fn replay(
         return Ok(());
     }
     let mut shadowed: HashSet<String> = HashSet::new();
-    for (table, rel) in &existing {
+    // Real table (oid) → its copy, for the plan SQL's qualified names.
+    let mut sources: HashMap<u32, String> = HashMap::new();
+    for (table, rel, oid) in &existing {
         if !shadowed.insert(rel.name.clone()) {
             p.push(
                 Level::Warning,
@@ -210,6 +209,7 @@ async fn replay(
             );
             return Ok(());
         }
+        sources.insert(*oid, rel.name.clone());
     }
     let path = loaded.path.display().to_string();
     let mut checked = 0usize;
@@ -220,7 +220,7 @@ async fn replay(
             if done.contains(&(pi, si)) || skip.contains(&subject) {
                 continue;
             }
-            let probes = match probes(conn, step).await {
+            let probes = match probes(conn, step, &sources).await {
                 Ok(probes) => probes,
                 Err(message) => {
                     p.push(Level::Error, subject.clone(), message);
@@ -391,17 +391,149 @@ fn references_in_text(text: &str) -> Vec<Rel> {
     out
 }
 
+/// `schema.name` pairs in SQL text, outside string literals, comments and
+/// dollar-quoted bodies: (start, end, schema, name), names folded as SQL
+/// folds them.
+fn qualified_names(text: &str) -> Vec<(usize, usize, String, String)> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    // The identifier that ended at `prev_end`, with its start.
+    let mut prev: Option<(usize, usize, String)> = None;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let start = i;
+        let ident = match c {
+            b'\'' => {
+                i += 1;
+                while i < b.len() && !(b[i] == b'\'' && b.get(i + 1) != Some(&b'\'')) {
+                    i += if b[i] == b'\'' { 2 } else { 1 };
+                }
+                i += 1;
+                None
+            }
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                None
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i = text[i + 2..].find("*/").map_or(b.len(), |e| i + 2 + e + 2);
+                None
+            }
+            b'$' => {
+                let tag_end = text[i + 1..]
+                    .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+                    .map(|e| i + 1 + e);
+                match tag_end {
+                    Some(e) if b[e] == b'$' => {
+                        let tag = &text[i..=e];
+                        i = text[e + 1..]
+                            .find(tag)
+                            .map_or(b.len(), |f| e + 1 + f + tag.len());
+                    }
+                    _ => i += 1,
+                }
+                None
+            }
+            b'"' => {
+                let mut name = String::new();
+                i += 1;
+                while i < b.len() {
+                    if b[i] == b'"' {
+                        if b.get(i + 1) == Some(&b'"') {
+                            name.push('"');
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    let ch = text[i..].chars().next().unwrap_or(' ');
+                    name.push(ch);
+                    i += ch.len_utf8();
+                }
+                i += 1;
+                Some(name)
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
+                while i < b.len()
+                    && (b[i].is_ascii_alphanumeric()
+                        || b[i] == b'_'
+                        || b[i] == b'$'
+                        || b[i] >= 0x80)
+                {
+                    i += 1;
+                }
+                Some(text[start..i].to_lowercase())
+            }
+            _ => {
+                i += 1;
+                if c != b'.' {
+                    prev = None;
+                }
+                continue;
+            }
+        };
+        match ident {
+            Some(name) => {
+                let i = i.min(b.len());
+                if let Some((p_start, p_end, schema)) = prev.take()
+                    && p_end < b.len()
+                    && b[p_end] == b'.'
+                    && p_end + 1 == start
+                {
+                    out.push((p_start, i, schema, name.clone()));
+                }
+                prev = Some((start, i, name));
+            }
+            None => prev = None,
+        }
+    }
+    out
+}
+
+/// The plan's SQL with every `schema.table` that names a copied table
+/// pointed at its copy, so that it is checked, never run, on the real one.
+async fn to_copies(
+    conn: &Conn,
+    text: &str,
+    sources: &HashMap<u32, String>,
+) -> Result<String, String> {
+    let copies: HashSet<&String> = sources.values().collect();
+    let mut out = text.to_string();
+    let mut pairs = qualified_names(text);
+    pairs.retain(|(_, _, schema, name)| schema != "pg_temp" && copies.contains(name));
+    for (start, end, schema, name) in pairs.into_iter().rev() {
+        let oid: Option<u32> = conn
+            .client
+            .query_one(
+                "SELECT to_regclass(quote_ident($1) || '.' || quote_ident($2))::oid",
+                &[&schema, &name],
+            )
+            .await
+            .map_err(|e| DbError::sql("resolving a name for the shadow check", e).to_string())?
+            .get(0);
+        if let Some(copy) = oid.and_then(|o| sources.get(&o)) {
+            out.replace_range(start..end, &format!("pg_temp.{}", quote_ident(copy)));
+        }
+    }
+    Ok(out)
+}
+
 /// The plan's own SQL, statement by statement: DDL that touches only
 /// copies is replayed; writes and queries are prepared; statements that
 /// would reach a real table are parsed only.
 async fn plan_sql(
     conn: &Conn,
     text: &str,
+    sources: &HashMap<u32, String>,
     what: &str,
     field: &'static str,
 ) -> Result<Vec<Probe>, String> {
+    let text = to_copies(conn, text, sources).await?;
     let mut out = Vec::new();
-    for stmt in sql::parse(text) {
+    for stmt in sql::parse(&text) {
         let rels: Option<Vec<Rel>> = match &stmt.kind {
             Kind::Begin
             | Kind::End
@@ -625,10 +757,16 @@ async fn references_real(conn: &Conn, add: &str) -> Result<bool, String> {
 }
 
 /// The statements a step will send, aimed at the copies.
-async fn probes(conn: &Conn, step: &Step) -> Result<Vec<Probe>, String> {
+async fn probes(
+    conn: &Conn,
+    step: &Step,
+    sources: &HashMap<u32, String>,
+) -> Result<Vec<Probe>, String> {
     let mut out = Vec::new();
     match step {
-        Step::Sql(s) => out.extend(plan_sql(conn, &s.sql, "a statement of `sql`", "`sql`").await?),
+        Step::Sql(s) => {
+            out.extend(plan_sql(conn, &s.sql, sources, "a statement of `sql`", "`sql`").await?)
+        }
         Step::Backfill(s) => {
             let mut spec = s.clone();
             spec.table = shadow(&s.table);
@@ -743,7 +881,7 @@ async fn probes(conn: &Conn, step: &Step) -> Result<Vec<Probe>, String> {
         }
         Step::Verify(s) => {
             if let Some(text) = &s.sql {
-                out.extend(plan_sql(conn, text, "the verify query", "`sql`").await?);
+                out.extend(plan_sql(conn, text, sources, "the verify query", "`sql`").await?);
             }
             if let Some(c) = &s.compare {
                 let mut c2 = c.clone();
@@ -816,6 +954,27 @@ mod tests {
         let names: Vec<String> = rels.iter().map(|r| r.to_string()).collect();
         assert_eq!(names, vec!["orgs", r#"app."Teams""#, "users"]);
         assert!(references_in_text("SELECT references_count FROM t").is_empty());
+    }
+
+    #[test]
+    fn qualified_names_are_found_outside_literals_and_bodies() {
+        let text = r#"ALTER TABLE App."Users" ADD c int; -- app.x
+            SELECT 'app.y', $f$ app.z $f$, u.id FROM app.users u /* app.w */"#;
+        let found: Vec<(String, String)> = qualified_names(text)
+            .into_iter()
+            .map(|(s, e, schema, name)| {
+                assert!(text[s..e].contains('.'));
+                (schema, name)
+            })
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                ("app".to_string(), "Users".to_string()),
+                ("u".to_string(), "id".to_string()),
+                ("app".to_string(), "users".to_string()),
+            ]
+        );
     }
 
     #[test]
