@@ -20,13 +20,19 @@
 //! plan's unqualified names resolve to the copies (and tables a replayed
 //! step creates are created there). The statements cutover generates name
 //! the copies explicitly (`pg_temp.users`), so the plan's `schema.table`
-//! fields are covered too. A real table the plan's own SQL names without a
-//! schema (a foreign key's target, say) gets its copy when first met.
-//! Schema-qualified names written inside the plan's own SQL would reach the
-//! real table: DDL and writes that would do so are only syntax-checked (the
-//! server parses them without resolving names). Queries (`SELECT`, verify
-//! `sql`) are prepared as written; a table they read that has no copy is
-//! read-locked (ACCESS SHARE) like the copies' sources, nothing more.
+//! fields are covered too; in the plan's own SQL, a `schema.table` that
+//! names a copied table is pointed at its copy before it is sent. A real
+//! table the plan's SQL names without a schema (a foreign key's target,
+//! say) gets its copy when first met. Anything else that would reach a real
+//! relation (a table in another schema, a view, an index) is left alone:
+//! DDL on it is only parsed by the server (a utility statement is not
+//! resolved when prepared), and a write to it is not sent at all. Queries (`SELECT`, verify `sql`) are prepared
+//! as written: a table they read that has no copy gets ACCESS SHARE, as the
+//! copies' sources do, and nothing more.
+//!
+//! An "already exists" on a copy is a warning, not an error: LIKE names
+//! the indexes it copies anew, and a step an earlier session half-finished
+//! resumes over what it made.
 
 use std::collections::{HashMap, HashSet};
 
