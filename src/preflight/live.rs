@@ -174,6 +174,27 @@ pub(super) async fn table_sizes(
     Ok(())
 }
 
+/// Sessions in the plan's way: conflicting locks on its tables, and
+/// idle-in-transaction sessions (or a line saying there are none).
+pub(super) async fn sessions(
+    p: &mut Preflight,
+    conn: &Conn,
+    needed: &[NeededLock],
+) -> Result<(), DbError> {
+    let before = p.items.len();
+    let holders = lock_conflicts(p, conn, needed).await?;
+    idle_in_transaction(p, conn, &holders).await?;
+    if p.items.len() == before {
+        p.push(
+            Level::Info,
+            "sessions",
+            "none holds or awaits a lock that conflicts with the plan's on its tables; none is \
+             idle in a transaction",
+        );
+    }
+    Ok(())
+}
+
 /// Whether a lock in `held` mode and one in `wanted` mode conflict
 /// (PostgreSQL's table-level lock conflict matrix).
 pub(super) fn conflicts(held: LockMode, wanted: LockMode) -> bool {
@@ -249,7 +270,7 @@ fn session(pid: i32, app: &str, state: &str, age: f64) -> String {
 /// watching), the session may end before that step is reached (often
 /// phases later, after a gate), and refusing to start would turn a
 /// passing query into a failed run. The warning says who, and what to do.
-pub(super) async fn lock_conflicts(
+async fn lock_conflicts(
     p: &mut Preflight,
     conn: &Conn,
     needed: &[NeededLock],
@@ -328,7 +349,7 @@ pub(super) async fn lock_conflicts(
 /// reported as holding a conflicting lock: they hold their locks and
 /// snapshot until someone ends them, stalling concurrent index builds and
 /// validations and any DDL that meets their locks.
-pub(super) async fn idle_in_transaction(
+async fn idle_in_transaction(
     p: &mut Preflight,
     conn: &Conn,
     reported: &HashSet<i32>,

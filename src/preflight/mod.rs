@@ -143,20 +143,7 @@ pub async fn preflight(
     shadow::check(&mut p, loaded, conn, &catalog.named, &done, &failed).await?;
     p.findings = report.findings.clone();
     let needed = needed_locks(loaded, &report, &done);
-    let holders = live::lock_conflicts(&mut p, conn, &needed).await?;
-    live::idle_in_transaction(&mut p, conn, &holders).await?;
-    if !p
-        .items
-        .iter()
-        .any(|i| i.subject == "lock conflict" || i.subject == "idle in transaction")
-    {
-        p.push(
-            Level::Info,
-            "sessions",
-            "none holds or awaits a lock that conflicts with the plan's on its tables; none is \
-             idle in a transaction",
-        );
-    }
+    live::sessions(&mut p, conn, &needed).await?;
     live::limits(&mut p, &loaded.plan);
     live::replicas(&mut p, &loaded.plan, conn).await?;
     live::long_transactions(&mut p, conn, long_transaction).await?;
