@@ -604,3 +604,46 @@ expect = 0
         .get(0);
     assert!(!label, "nothing ran on app.accounts");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_names_a_session_waiting_for_a_conflicting_lock() {
+    let db = seeded_db("pf_waiter", 100).await;
+    let (_dir, plan) = write_plan(&plan_with(QUIET_STEP));
+    let holder = connect(&db.url).await;
+    holder
+        .client
+        .batch_execute("BEGIN; SELECT count(*) FROM users")
+        .await
+        .expect("hold");
+    let waiter = connect(&db.url).await;
+    let waiting = tokio::spawn(async move {
+        let r = waiter
+            .client
+            .batch_execute(
+                "SET application_name = 'queued_ddl'; BEGIN;
+                 LOCK TABLE users IN ACCESS EXCLUSIVE MODE",
+            )
+            .await;
+        (waiter, r)
+    });
+    let watcher = db.connect().await;
+    poll_until(
+        &watcher,
+        "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                 WHERE a.application_name = 'queued_ddl' AND NOT l.granted)",
+    )
+    .await;
+    let (code, out, err) = cutover(&db.url, &["check", &plan]);
+    assert_eq!(code, 0, "warnings, not errors: {out}{err}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("queued_ddl"))
+        .unwrap_or_else(|| panic!("the waiting session is not named:\n{out}"));
+    assert!(
+        line.contains("is waiting for AccessExclusiveLock on users"),
+        "{line}"
+    );
+    drop(holder);
+    let (_waiter, r) = waiting.await.expect("waiter task");
+    r.expect("the LOCK is granted once the holder is gone");
+}
