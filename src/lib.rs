@@ -10,6 +10,7 @@ pub mod journal;
 pub mod lint;
 pub mod monitor;
 pub mod plan;
+pub mod preflight;
 pub mod report;
 pub mod sandbox;
 pub mod sql;

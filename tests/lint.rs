@@ -602,7 +602,7 @@ column = "nickname"
         out.contains("backfill key logs.n has no valid unique index"),
         "{out}"
     );
-    assert!(out.contains("not ready: 3 error(s)"), "{out}");
+    assert!(out.contains("not ready: 4 error(s)"), "{out}");
 
     // A column an earlier step adds is fine.
     let (_dir2, plan2) = write_plan(

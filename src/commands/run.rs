@@ -7,6 +7,7 @@ use crate::db::Target;
 use crate::engine::driver::{RunOptions, spawn_run};
 use crate::exit;
 use crate::plan;
+use crate::preflight;
 use crate::report::{self, HeadlessOptions};
 
 /// Loads a plan, printing its error (file:line:col) on failure.
@@ -85,8 +86,7 @@ pub async fn run(args: RunArgs, database_url: Option<&str>) -> i32 {
 /// run; warnings are printed and the run goes on.
 async fn preflight(loaded: &plan::LoadedPlan, target: &Target) -> Result<(), i32> {
     let result =
-        match super::check::connect_and_check(loaded, target, true, super::check::LONG_TRANSACTION)
-            .await
+        match preflight::connect_and_check(loaded, target, true, preflight::LONG_TRANSACTION).await
         {
             Ok(p) => p,
             Err(e) => {
@@ -95,7 +95,7 @@ async fn preflight(loaded: &plan::LoadedPlan, target: &Target) -> Result<(), i32
             }
         };
     if result.errors() > 0 {
-        eprint!("{}", super::check::text(&result, loaded, target));
+        eprint!("{}", preflight::text(&result, loaded, target));
         eprintln!(
             "cutover run: refusing to start {}: the check above found {} error(s); nothing was \
              executed",
@@ -105,7 +105,7 @@ async fn preflight(loaded: &plan::LoadedPlan, target: &Target) -> Result<(), i32
         return Err(exit::USAGE);
     }
     for item in &result.items {
-        if item.level == super::check::Level::Warning {
+        if item.level == preflight::Level::Warning {
             eprintln!("warning: {}: {}", item.subject, item.message);
         }
     }
