@@ -180,6 +180,18 @@ pub struct CheckArgs {
 pub struct StatusArgs {
     /// Only this plan's runs.
     pub plan: Option<PathBuf>,
+    /// Only this run (by id; no plan file needed).
+    #[arg(long, value_name = "N")]
+    pub run: Option<i64>,
+    /// One JSON object (one per line with --watch).
+    #[arg(long)]
+    pub json: bool,
+    /// Redraw every few seconds, like `watch` (Ctrl-C stops).
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between redraws with --watch.
+    #[arg(long, value_name = "SECS", default_value_t = 2)]
+    pub interval: u64,
 }
 
 /// `cutover rollback`.

@@ -7,6 +7,7 @@ pub mod remote;
 pub mod rollback;
 pub mod run;
 pub mod sandbox;
+pub mod status;
 
 use crate::cli::{Cli, Command};
 use crate::journal::RemoteCommand;
@@ -25,7 +26,7 @@ pub async fn dispatch(cli: Cli) -> color_eyre::Result<i32> {
     Ok(match cli.command {
         Command::Run(args) => run::run(args, url).await,
         Command::Rollback(args) => rollback::rollback(args, url).await,
-        Command::Status(args) => remote::status(args.plan.as_deref(), url).await,
+        Command::Status(args) => status::status(args, url).await,
         Command::Advance(a) => remote::advance(&a.plan, a.confirm.as_deref(), url).await,
         Command::ReleaseReplica(a) => {
             remote::send_with(

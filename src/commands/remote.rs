@@ -1,16 +1,14 @@
-//! `cutover status` and `cutover advance|pause|resume|abort`: look at and
-//! steer runs from another terminal, through the journal and LISTEN/NOTIFY.
+//! `cutover advance|pause|resume|abort|release-replica`: steer runs from
+//! another terminal, through a command row in the journal and a NOTIFY.
 
 use std::path::Path;
 
 use super::run::{load_plan, resolve_target};
 use crate::db::Conn;
-use crate::engine::driver::position_text;
-use crate::engine::events::short_duration;
 use crate::exit;
-use crate::journal::{self, RemoteCommand, RunRow};
+use crate::journal::{self, RemoteCommand};
 
-async fn connect(database_url: Option<&str>) -> Result<Conn, i32> {
+pub(super) async fn connect(database_url: Option<&str>) -> Result<Conn, i32> {
     let target = resolve_target(database_url)?;
     Conn::connect(&target).await.map_err(|e| {
         eprintln!("error: {e}");
@@ -18,124 +16,12 @@ async fn connect(database_url: Option<&str>) -> Result<Conn, i32> {
     })
 }
 
-async fn has_journal(conn: &Conn) -> bool {
+pub(super) async fn has_journal(conn: &Conn) -> bool {
     conn.client
         .query_one("SELECT to_regclass('cutover.runs') IS NOT NULL", &[])
         .await
         .map(|r| r.get(0))
         .unwrap_or(false)
-}
-
-/// `cutover status [PLAN]`.
-pub async fn status(plan_path: Option<&Path>, database_url: Option<&str>) -> i32 {
-    let loaded = match plan_path.map(load_plan).transpose() {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let conn = match connect(database_url).await {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    if !has_journal(&conn).await {
-        println!(
-            "no runs: cutover has not run a plan in {} yet",
-            conn.target().display()
-        );
-        return exit::OK;
-    }
-    let name = loaded.as_ref().map(|l| l.plan.name.as_str());
-    let runs = match journal::list_runs(&conn.client, name).await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::FAILED;
-        }
-    };
-    if runs.is_empty() {
-        println!(
-            "no runs{}",
-            name.map(|n| format!(" of plan \"{n}\""))
-                .unwrap_or_default()
-        );
-        return exit::OK;
-    }
-    for run in &runs {
-        print_run(&conn, run, loaded.as_ref().map(|l| &l.plan)).await;
-    }
-    exit::OK
-}
-
-async fn print_run(conn: &Conn, run: &RunRow, plan: Option<&crate::plan::Plan>) {
-    let live = journal::lock_holder(&conn.client, &run.plan_name)
-        .await
-        .ok()
-        .flatten()
-        .is_some()
-        && !matches!(
-            run.status,
-            journal::RunStatus::Finished | journal::RunStatus::RolledBack
-        );
-    let age = run
-        .updated_at
-        .elapsed()
-        .map(short_duration)
-        .unwrap_or_default();
-    let orphaned = !live
-        && matches!(
-            run.status,
-            journal::RunStatus::Running
-                | journal::RunStatus::Waiting
-                | journal::RunStatus::RollingBack
-        );
-    let driver = if live {
-        format!(", driven now by cutover pid {} on {}", run.os_pid, run.host)
-    } else if orphaned {
-        format!(
-            ", but no cutover drives it: its driver (pid {} on {}) stopped without recording it; \
-             `cutover run` of the plan resumes",
-            run.os_pid, run.host
-        )
-    } else {
-        format!(
-            ", last driven by cutover pid {} on {}",
-            run.os_pid, run.host
-        )
-    };
-    println!(
-        "run #{} \"{}\": {}{} (updated {} ago)",
-        run.id,
-        run.plan_name,
-        run.status.as_str(),
-        driver,
-        age,
-    );
-    let at = match plan {
-        Some(p) => position_text(p, run.phase as usize, run.step as usize),
-        None => format!("phase {}, step {}", run.phase + 1, run.step + 1),
-    };
-    println!("  at {at}");
-    if let Some(reason) = &run.reason {
-        println!("  reason: {reason}");
-    }
-    if let Ok(steps) = journal::steps(&conn.client, run.id).await {
-        let done = steps
-            .iter()
-            .filter(|s| s.status == journal::StepStatus::Done)
-            .count();
-        println!("  steps done: {done}/{}", steps.len());
-        for s in steps
-            .iter()
-            .filter(|s| s.kind == "backfill" && s.status == journal::StepStatus::Running)
-        {
-            println!(
-                "  backfill \"{}\": {} keys walked, {} rows updated, last key {}",
-                s.name,
-                s.rows_done,
-                s.rows_updated,
-                s.last_key.as_deref().unwrap_or("-")
-            );
-        }
-    }
 }
 
 /// `cutover advance|pause|resume|abort PLAN`.

@@ -327,6 +327,7 @@ async fn drive(
         }
     };
     out.set_run_id(run.id);
+    let _beacon = super::beacon::start(run.id, out.subscribe(), slot.clone());
     let oversight = start_oversight(
         plan,
         target,

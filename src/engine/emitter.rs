@@ -103,6 +103,11 @@ impl Emitter {
         self.progress.send_modify(f);
     }
 
+    /// A receiver of the progress (for the journal's snapshot).
+    pub fn subscribe(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
     /// The current progress.
     pub fn snapshot(&self) -> Progress {
         self.progress.borrow().clone()

@@ -2,6 +2,7 @@
 //! (bounded, never dropped), `Progress` snapshots out (`watch`), and an
 //! abort handle that never queues behind other commands.
 
+pub mod beacon;
 pub mod control;
 pub mod driver;
 pub mod emitter;

@@ -206,3 +206,35 @@ pub async fn set_plan_hash(client: &Client, run_id: i64, plan_hash: &str) -> Res
         .map_err(|e| DbError::sql("recording the edited plan's hash", e))?;
     Ok(())
 }
+
+/// Records the driver's latest progress for `cutover status`.
+pub async fn set_snapshot(
+    client: &Client,
+    run_id: i64,
+    snapshot: &serde_json::Value,
+) -> Result<(), DbError> {
+    client
+        .execute(
+            "UPDATE cutover.runs SET snapshot = $2, snapshot_at = now() WHERE id = $1",
+            &[&run_id, snapshot],
+        )
+        .await
+        .map_err(|e| DbError::sql("recording the run's progress", e))?;
+    Ok(())
+}
+
+/// The driver's latest progress and how old it is (seconds).
+pub async fn snapshot(
+    client: &Client,
+    run_id: i64,
+) -> Result<Option<(serde_json::Value, f64)>, DbError> {
+    let row = client
+        .query_opt(
+            "SELECT snapshot, extract(epoch FROM now() - snapshot_at)::float8 FROM cutover.runs
+             WHERE id = $1 AND snapshot IS NOT NULL",
+            &[&run_id],
+        )
+        .await
+        .map_err(|e| DbError::sql("reading the run's progress", e))?;
+    Ok(row.map(|r| (r.get(0), r.get::<_, Option<f64>>(1).unwrap_or(0.0))))
+}

@@ -86,6 +86,9 @@ const MIGRATIONS: &[&str] = &[
         END $$;
     CREATE TRIGGER command_sender BEFORE INSERT ON cutover.commands
         FOR EACH ROW EXECUTE FUNCTION cutover.command_sender();",
+    // 4: the driver's latest progress (wait and throttle reasons, rows, rate,
+    // ETA, the gate), for `cutover status` from any terminal.
+    "ALTER TABLE cutover.runs ADD COLUMN snapshot jsonb, ADD COLUMN snapshot_at timestamptz;",
 ];
 
 /// The schema version this build writes.

@@ -5,10 +5,10 @@
 use std::collections::HashSet;
 
 use crate::db::{Conn, DbError, quote_qualified};
-use crate::sql::{Kind, Rel};
 use crate::lint::Schema;
-use crate::sql;
 use crate::plan::{LoadedPlan, Step};
+use crate::sql;
+use crate::sql::{Kind, Rel};
 
 /// What a step needs to exist before it runs: (table, column) pairs.
 pub(super) fn needs(step: &Step) -> Vec<(String, Option<String>, &'static str)> {

@@ -8,8 +8,8 @@ use super::catalog::{Catalog, needs};
 use super::{Level, Preflight};
 use crate::db::Conn;
 use crate::engine::steps::{batch, vacuum_behind};
-use crate::sql::Rel;
 use crate::plan::{LoadedPlan, Step};
+use crate::sql::Rel;
 
 /// Checks each step not already done, in plan order.
 pub(super) async fn check(

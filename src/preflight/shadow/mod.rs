@@ -41,8 +41,8 @@ use std::collections::{HashMap, HashSet};
 
 use super::{Level, Preflight};
 use crate::db::{Conn, DbError, quote_ident, quote_qualified};
-use crate::sql::Rel;
 use crate::plan::LoadedPlan;
+use crate::sql::Rel;
 
 /// How a statement is checked on the copies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

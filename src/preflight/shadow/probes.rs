@@ -11,9 +11,9 @@ use crate::engine::steps::batch::{self, KeyInfo};
 use crate::engine::steps::{
     backfill, constraint, copy_rows, create_index, not_null, swap, sync_trigger, verify,
 };
-use crate::sql::{self, Action, ConstraintKind, Kind, Rel};
 use crate::plan::Step;
 use crate::plan::model::{Rename, SyncTriggerStep};
+use crate::sql::{self, Action, ConstraintKind, Kind, Rel};
 
 /// The plan's own SQL, statement by statement: DDL that touches only
 /// copies is replayed; writes and queries are prepared; statements that
