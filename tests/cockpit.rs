@@ -60,6 +60,7 @@ impl Tmux {
         self.cmd(&args);
     }
 
+    /// Polls the screen until it shows `what`; returns that screen.
     fn wait_for(&self, what: &str, limit: Duration) -> String {
         let deadline = Instant::now() + limit;
         loop {

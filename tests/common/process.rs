@@ -126,8 +126,9 @@ impl Running {
                 self.seen.push(line);
             }
             if let Some(status) = self.child.try_wait().expect("wait") {
-                // Drain what is left in the pipe.
-                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                // Drain what is left in the pipe, up to its end (the reader
+                // thread hangs up at EOF), however slowly it comes.
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(30)) {
                     self.seen.push(line);
                 }
                 return (status.code().unwrap_or(-1), std::mem::take(&mut self.seen));
