@@ -33,6 +33,11 @@ async fn run_with_writer(db: &TestDb, plan: &str, check: &str) -> u64 {
         if v["event"] != "gate_waiting" {
             break;
         }
+        // Let the application write in every phase, the one before an
+        // irreversible gate included.
+        if let Some(w) = &writer {
+            w.wait_for_writes(60, LONG).await;
+        }
         if v["irreversible"] == true
             && let Some(w) = writer.take()
         {
@@ -42,10 +47,6 @@ async fn run_with_writer(db: &TestDb, plan: &str, check: &str) -> u64 {
             let conn = db.connect().await;
             let stale: i64 = scalar(&conn, check).await;
             assert_eq!(stale, 0, "rows lost or stale after {n} writes ({check})");
-        }
-        // Let the application write in every phase.
-        if let Some(w) = &writer {
-            w.wait_for_writes(60, LONG).await;
         }
         let (code, out, err) = cutover(&db.url, &["advance", plan]);
         assert_eq!(code, 0, "{out}{err}");
