@@ -62,15 +62,21 @@ impl Tmux {
 
     /// Polls the screen until it shows `what`; returns that screen.
     fn wait_for(&self, what: &str, limit: Duration) -> String {
+        self.wait_for_all(&[what], limit)
+    }
+
+    /// Polls the screen until one frame shows every one of `whats` (parts
+    /// of the screen may be drawn a frame apart); returns that screen.
+    fn wait_for_all(&self, whats: &[&str], limit: Duration) -> String {
         let deadline = Instant::now() + limit;
         loop {
             let screen = self.screen();
-            if screen.contains(what) {
+            if whats.iter().all(|w| screen.contains(w)) {
                 return screen;
             }
             assert!(
                 Instant::now() < deadline,
-                "timed out waiting for {what:?}; the screen shows:\n{screen}"
+                "timed out waiting for {whats:?}; the screen shows:\n{screen}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -121,10 +127,8 @@ batch_size = 1000
         cutover_bin()
     );
     let tmux = Tmux::start(&command);
-    let screen = tmux.wait_for("WAITING AT GATE", PATIENCE);
-    for pane in ["Plan", "Backfill", "Log"] {
-        assert!(screen.contains(pane), "no {pane} pane:\n{screen}");
-    }
+    // The gate, and the panes around it.
+    tmux.wait_for_all(&["WAITING AT GATE", "Plan", "Backfill", "Log"], PATIENCE);
     tmux.keys(&["n"]);
     tmux.wait_for("rows/s", PATIENCE);
     // The pane appears before the first batch commits: abort only once
@@ -141,11 +145,8 @@ batch_size = 1000
     tmux.keys(&["a"]);
     tmux.wait_for("Abort the run? (y/n)", PATIENCE);
     tmux.keys(&["y"]);
-    let screen = tmux.wait_for("ABORTED", PATIENCE);
-    assert!(
-        screen.contains("aborted by the operator"),
-        "the reason is on screen:\n{screen}"
-    );
+    // The state and its reason, on screen.
+    tmux.wait_for_all(&["ABORTED", "aborted by the operator"], PATIENCE);
     let done: i64 = scalar(
         &conn,
         "SELECT count(*) FROM users WHERE nickname IS NOT NULL",
@@ -156,10 +157,10 @@ batch_size = 1000
         "aborted mid-backfill ({done} rows)"
     );
     tmux.keys(&["r"]);
-    let screen = tmux.wait_for("Type users", PATIENCE);
-    assert!(
-        screen.contains("undo \"ALTER TABLE users ADD COLUMN"),
-        "shows what will be undone:\n{screen}"
+    // The confirmation shows what will be undone.
+    tmux.wait_for_all(
+        &["Type users", "undo \"ALTER TABLE users ADD COLUMN"],
+        PATIENCE,
     );
     tmux.keys(&["users", "Enter"]);
     tmux.wait_for("ROLLED BACK", PATIENCE);
