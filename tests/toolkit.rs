@@ -433,6 +433,7 @@ async fn not_null_never_scans_under_access_exclusive() {
                 .query(
                     "SELECT l.mode, a.query FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
                      WHERE a.application_name = 'cutover' AND l.granted
+                       AND a.datname = current_database()
                        AND l.relation = 'users'::regclass AND a.state = 'active'",
                     &[],
                 )

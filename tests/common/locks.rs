@@ -15,13 +15,15 @@ pub struct Waiter {
     pub query: String,
 }
 
-/// Waits until a session matching `filter` (an SQL condition over
-/// `pg_stat_activity`, e.g. `application_name = 'cutover'`) waits for a
+/// Waits until a session of `conn`'s database (tests run side by side on
+/// one server) matching `filter` (an SQL condition over
+/// `pg_stat_activity a`, e.g. `a.application_name = 'cutover'`) waits for a
 /// heavyweight lock and its wait has a start time; returns it.
 pub async fn wait_for_lock_wait(conn: &Conn, filter: &str) -> Waiter {
     let sql = format!(
         "SELECT a.pid, a.query FROM pg_stat_activity a
-         WHERE a.wait_event_type = 'Lock' AND a.pid <> pg_backend_pid() AND ({filter})
+         WHERE a.wait_event_type = 'Lock' AND a.pid <> pg_backend_pid()
+           AND a.datname = current_database() AND ({filter})
            AND EXISTS (SELECT 1 FROM pg_locks l
                        WHERE l.pid = a.pid AND NOT l.granted AND l.waitstart IS NOT NULL)
          ORDER BY a.pid LIMIT 1"
