@@ -6,7 +6,10 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{cutover_bin, scalar, seeded_db, write_plan};
+use common::{
+    PATIENCE, cutover_bin, poll_until, poll_until_async, scalar, seeded_db, slow_batches,
+    write_plan,
+};
 
 static NEXT_SOCKET: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -64,16 +67,23 @@ impl Tmux {
         self.cmd(&args);
     }
 
+    /// Polls the screen until it shows `what`; returns that screen.
     fn wait_for(&self, what: &str, limit: Duration) -> String {
+        self.wait_for_all(&[what], limit)
+    }
+
+    /// Polls the screen until one frame shows every one of `whats` (parts
+    /// of the screen may be drawn a frame apart); returns that screen.
+    fn wait_for_all(&self, whats: &[&str], limit: Duration) -> String {
         let deadline = Instant::now() + limit;
         loop {
             let screen = self.screen();
-            if screen.contains(what) {
+            if whats.iter().all(|w| screen.contains(w)) {
                 return screen;
             }
             assert!(
                 Instant::now() < deadline,
-                "timed out waiting for {what:?}; the screen shows:\n{screen}"
+                "timed out waiting for {whats:?}; the screen shows:\n{screen}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -91,15 +101,7 @@ async fn cockpit_gate_backfill_abort_rollback_quit() {
     let db = seeded_db("cockpit", 100_000).await;
     let conn = db.connect().await;
     // Slow batches, so there is time to act mid-backfill.
-    conn.client
-        .batch_execute(
-            "CREATE FUNCTION slow_batch() RETURNS trigger LANGUAGE plpgsql AS
-                 $$ BEGIN PERFORM pg_sleep(0.1); RETURN NULL; END $$;
-             CREATE TRIGGER slow_batch AFTER UPDATE ON users
-                 FOR EACH STATEMENT EXECUTE FUNCTION slow_batch();",
-        )
-        .await
-        .unwrap();
+    conn.client.batch_execute(&slow_batches(0.1)).await.unwrap();
     let before = common::catalog(&conn).await;
     let (_dir, plan) = write_plan(
         r#"
@@ -128,55 +130,41 @@ batch_size = 1000
     let exit_path = exit_file.path().display().to_string();
     let log_file = format!("{exit_path}.log");
     let command = format!(
-        "env DATABASE_URL='{}' CUTOVER_LOG_FILE='{log_file}' {} run {plan}; echo EXIT=$? > {exit_path}; sleep 30",
+        "env DATABASE_URL='{}' CUTOVER_LOG_FILE='{log_file}' {} run {plan}; echo EXIT=$? > {exit_path}; sleep 600",
         db.url,
         cutover_bin()
     );
     let tmux = Tmux::start(&command);
-    let screen = tmux.wait_for("WAITING AT GATE", Duration::from_secs(30));
-    for pane in ["Plan", "Backfill", "Log"] {
-        assert!(screen.contains(pane), "no {pane} pane:\n{screen}");
-    }
+    tmux.wait_for_all(&["WAITING AT GATE", "Plan", "Backfill", "Log"], PATIENCE);
     // The gate's message is on screen, with what advancing runs.
-    let screen = tmux.wait_for(
-        "Check the dashboards, then advance.",
-        Duration::from_secs(10),
-    );
+    let screen = tmux.wait_for("Check the dashboards, then advance.", PATIENCE);
     assert!(
         screen.contains("ALTER TABLE users ADD COLUMN nickname text"),
         "the next statement is shown:\n{screen}"
     );
     // Enter inspects; it never releases the gate.
     tmux.keys(&["Enter"]);
-    tmux.wait_for("Enter/Esc close", Duration::from_secs(10));
+    tmux.wait_for("Enter/Esc close", PATIENCE);
     tmux.keys(&["Escape"]);
-    let screen = tmux.wait_for("n advance gate", Duration::from_secs(10));
+    let screen = tmux.wait_for("n advance gate", PATIENCE);
     assert!(screen.contains("WAITING AT GATE"), "{screen}");
     tmux.keys(&["n"]);
-    tmux.wait_for("keys/s", Duration::from_secs(30));
+    tmux.wait_for("keys/s", PATIENCE);
     // The pane appears before the first batch commits: abort only once
     // some batches are in, so it lands mid-backfill.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    poll_until_async("a batch to commit", PATIENCE, async || {
         let n: i64 = scalar(
             &conn,
             "SELECT count(*) FROM users WHERE nickname IS NOT NULL",
         )
         .await;
-        if n > 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no batch committed:\n{}",
-            tmux.screen()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        n > 0
+    })
+    .await;
     // Paused: nothing moves, and the screen says so instead of the last
     // rate.
     tmux.keys(&["p"]);
-    let screen = tmux.wait_for("ETA — (paused)", Duration::from_secs(30));
+    let screen = tmux.wait_for("ETA — (paused)", PATIENCE);
     let rate_line = screen
         .lines()
         .find(|l| l.contains("keys/s  ETA"))
@@ -186,15 +174,12 @@ batch_size = 1000
         "no running rate while paused:\n{screen}"
     );
     tmux.keys(&["p"]);
-    tmux.wait_for("RUNNING", Duration::from_secs(30));
+    tmux.wait_for("RUNNING", PATIENCE);
     tmux.keys(&["a"]);
-    tmux.wait_for("Abort the run? (y/n)", Duration::from_secs(10));
+    tmux.wait_for("Abort the run? (y/n)", PATIENCE);
     tmux.keys(&["y"]);
-    let screen = tmux.wait_for("ABORTED", Duration::from_secs(10));
-    assert!(
-        screen.contains("aborted by the operator"),
-        "the reason is on screen:\n{screen}"
-    );
+    // The state and its reason, on screen.
+    tmux.wait_for_all(&["ABORTED", "aborted by the operator"], PATIENCE);
     let done: i64 = scalar(
         &conn,
         "SELECT count(*) FROM users WHERE nickname IS NOT NULL",
@@ -205,27 +190,21 @@ batch_size = 1000
         "aborted mid-backfill ({done} rows)"
     );
     tmux.keys(&["r"]);
-    let screen = tmux.wait_for("Type users", Duration::from_secs(10));
-    assert!(
-        screen.contains("undo \"ALTER TABLE users ADD COLUMN"),
-        "shows what will be undone:\n{screen}"
+    // The confirmation shows what will be undone.
+    tmux.wait_for_all(
+        &["Type users", "undo \"ALTER TABLE users ADD COLUMN"],
+        PATIENCE,
     );
     tmux.keys(&["users", "Enter"]);
-    tmux.wait_for("ROLLED BACK", Duration::from_secs(30));
+    tmux.wait_for("ROLLED BACK", PATIENCE);
     tmux.keys(&["q"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let exit = loop {
-        let text = std::fs::read_to_string(&exit_path).unwrap_or_default();
-        if text.starts_with("EXIT=") {
-            break text.trim().to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "cutover did not exit:\n{}",
-            tmux.screen()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    poll_until("cutover to exit", PATIENCE, || {
+        std::fs::read_to_string(&exit_path).is_ok_and(|t| t.starts_with("EXIT="))
+    });
+    let exit = std::fs::read_to_string(&exit_path)
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     assert_eq!(exit, "EXIT=0", "rolled back, then quit");
     // The terminal is restored: alternate screen off, cursor back.
     let alt = tmux.cmd(&[

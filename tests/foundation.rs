@@ -3,9 +3,13 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
-use common::{cutover_bin, fresh_db, fresh_db_with_replica};
+use common::locks::wait_for_lock_wait;
+use common::{
+    PATIENCE, cutover_bin, fresh_db, fresh_db_with_replica, poll_until, poll_until_async,
+};
 use cutover::db::{RetryNotice, RetryPolicy, execute_with_retry};
 use tokio_util::sync::CancellationToken;
 
@@ -28,8 +32,7 @@ async fn write_on_primary_becomes_visible_on_replica() {
         .unwrap()
         .get(0);
     assert!(in_recovery, "the replica URL must point at a standby");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    poll_until_async("the row to reach the replica", PATIENCE, async || {
         let seen = replica
             .client
             .query_opt("SELECT v FROM marks", &[])
@@ -37,12 +40,9 @@ async fn write_on_primary_becomes_visible_on_replica() {
             .ok()
             .flatten()
             .map(|r| r.get::<_, String>(0));
-        if seen.as_deref() == Some("written on primary") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "row never reached the replica");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        seen.as_deref() == Some("written on primary")
+    })
+    .await;
     let streaming: i64 = primary
         .client
         .query_one(
@@ -89,33 +89,41 @@ async fn lock_timeout_retry_waits_for_a_held_lock_then_succeeds() {
         backoff_min: Duration::from_millis(50),
         backoff_max: Duration::from_millis(200),
     };
-    // Release the lock after ~1.2 s: several attempts must time out first.
-    let release = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Release the lock once three attempts have timed out on it.
+    let retried = AtomicU32::new(0);
+    let release = async {
+        poll_until_async("three lock timeouts", PATIENCE, async || {
+            retried.load(Ordering::Relaxed) >= 3
+        })
+        .await;
         holder.client.batch_execute("COMMIT").await.unwrap();
-        holder
-    });
+    };
     let mut notices: Vec<RetryNotice> = Vec::new();
-    let started = Instant::now();
-    let attempts = execute_with_retry(
+    let never = CancellationToken::new();
+    let mut report = |n: &RetryNotice| {
+        notices.push(n.clone());
+        retried.fetch_add(1, Ordering::Relaxed);
+    };
+    let attempt = execute_with_retry(
         &migrator,
         "ALTER TABLE t ADD COLUMN c int",
         &policy,
-        &CancellationToken::new(),
-        &mut |n| notices.push(n.clone()),
-    )
-    .await
-    .expect("succeeds once the lock is released");
-    let _holder = release.await.unwrap();
-    assert!(attempts >= 3, "expected several attempts, got {attempts}");
+        &never,
+        &mut report,
+    );
+    let (attempts, ()) = tokio::join!(attempt, release);
+    let attempts = attempts.expect("succeeds once the lock is released");
+    assert!(attempts >= 4, "expected several attempts, got {attempts}");
     assert_eq!(
         notices.len() as u32,
         attempts - 1,
         "every retry is reported"
     );
-    assert!(notices[0].reason.contains("55P03"), "{:?}", notices[0]);
-    assert!(started.elapsed() >= Duration::from_millis(1200));
     // Each attempt is bounded by lock_timeout, never the whole wait.
+    assert!(
+        notices.iter().all(|n| n.reason.contains("55P03")),
+        "{notices:?}"
+    );
     let col: i64 = migrator
         .client
         .query_one(
@@ -149,23 +157,23 @@ async fn lock_timeout_retry_gives_up_with_a_clear_error() {
         backoff_min: Duration::from_millis(10),
         backoff_max: Duration::from_millis(20),
     };
-    let started = Instant::now();
-    let err = execute_with_retry(
-        &migrator,
-        "ALTER TABLE t ADD COLUMN c int",
-        &policy,
-        &CancellationToken::new(),
-        &mut |_| {},
+    // Bounded by lock_timeout: it gives up while the lock is still held.
+    let err = tokio::time::timeout(
+        PATIENCE,
+        execute_with_retry(
+            &migrator,
+            "ALTER TABLE t ADD COLUMN c int",
+            &policy,
+            &CancellationToken::new(),
+            &mut |_| {},
+        ),
     )
     .await
+    .expect("gave up instead of waiting for the lock")
     .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("3 attempts"), "{msg}");
     assert!(msg.contains("lock_retries"), "{msg}");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "bounded by lock_timeout"
-    );
 }
 
 #[tokio::test]
@@ -189,22 +197,30 @@ async fn cancelling_stops_a_waiting_statement() {
     };
     let cancel = CancellationToken::new();
     let trigger = cancel.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+    // Cancelled once the statement waits for the lock.
+    let watcher = common::connect(&db.url).await;
+    let migrator_pid = migrator.pid();
+    let cancel_when_waiting = async {
+        wait_for_lock_wait(&watcher, &format!("a.pid = {migrator_pid}")).await;
         trigger.cancel();
-    });
-    let started = Instant::now();
-    let err = execute_with_retry(
-        &migrator,
-        "ALTER TABLE t ADD COLUMN c int",
-        &policy,
-        &cancel,
-        &mut |_| {},
-    )
-    .await
-    .unwrap_err();
+    };
+    // Its lock_timeout (30 s) never runs out: the cancel ends the wait.
+    let mut ignore = |_: &RetryNotice| {};
+    let attempt = tokio::time::timeout(
+        PATIENCE,
+        execute_with_retry(
+            &migrator,
+            "ALTER TABLE t ADD COLUMN c int",
+            &policy,
+            &cancel,
+            &mut ignore,
+        ),
+    );
+    let (result, ()) = tokio::join!(attempt, cancel_when_waiting);
+    let err = result
+        .expect("the cancel ended the wait")
+        .expect_err("cancelled");
     assert!(matches!(err, cutover::db::DbError::Cancelled), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(5));
     // The connection is usable again and no longer waits for the lock.
     let waiting: i64 = holder
         .client
@@ -325,14 +341,6 @@ fn port_open(port: u16) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
 
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn sandbox_start_serves_until_ctrl_c_then_removes_everything() {
     let mut child = Command::new(cutover_bin())
@@ -384,9 +392,7 @@ fn killed_cutover_leaves_no_server_running() {
     assert!(port_open(port_of(&primary)));
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
-    wait_until(
-        "servers to stop after SIGKILL",
-        Duration::from_secs(10),
-        || !port_open(port_of(&primary)) && !port_open(port_of(&replica)),
-    );
+    poll_until("servers to stop after SIGKILL", PATIENCE, || {
+        !port_open(port_of(&primary)) && !port_open(port_of(&replica))
+    });
 }

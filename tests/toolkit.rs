@@ -5,65 +5,15 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
+use common::app::Writer;
+use common::locks::{wait_for_lock_wait, wait_until_not_running};
 use common::process::{Running, cutover, events};
-use common::{TestDb, catalog, connect, scalar, seeded_db, shipped_plan, write_plan};
+use common::{PATIENCE, TestDb, catalog, scalar, seeded_db, shipped_plan, write_plan};
 
-const LONG: Duration = Duration::from_secs(120);
-
-/// The application: inserts, updates and deletes on `users` every few ms,
-/// with statements valid before and after every plan's swap.
-struct Writer {
-    stop: Arc<AtomicBool>,
-    writes: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<Vec<String>>,
-}
-
-impl Writer {
-    fn start(url: &str) -> Writer {
-        let stop = Arc::new(AtomicBool::new(false));
-        let writes = Arc::new(AtomicU64::new(0));
-        let (s, w, url) = (stop.clone(), writes.clone(), url.to_string());
-        let task = tokio::spawn(async move {
-            let c = connect(&url).await;
-            let mut errors = Vec::new();
-            let mut n: u64 = 0;
-            while !s.load(Ordering::Relaxed) {
-                n += 1;
-                let id = (n * 7919) % 20_000 + 1;
-                let sql = match n % 5 {
-                    0 => format!(
-                        "INSERT INTO users (name, email, age, street, city, country) \
-                         VALUES ('new {n}', 'new{n}@example.com', {}, '{n} New Road', 'Bergen', 'NO')",
-                        n % 90
-                    ),
-                    1 => format!("DELETE FROM users WHERE id = {}", id + 3),
-                    _ => format!(
-                        "UPDATE users SET name = 'renamed {n}', age = {}, city = 'City {n}' WHERE id = {id}",
-                        n % 77
-                    ),
-                };
-                match c.client.simple_query(&sql).await {
-                    Ok(_) => {
-                        w.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => errors.push(format!("{sql}: {}", cutover::db::describe(&e))),
-                }
-                tokio::time::sleep(Duration::from_millis(3)).await;
-            }
-            errors
-        });
-        Writer { stop, writes, task }
-    }
-
-    async fn stop(self) -> (u64, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        let errors = self.task.await.unwrap();
-        (self.writes.load(Ordering::Relaxed), errors)
-    }
-}
+const LONG: Duration = PATIENCE;
 
 /// Runs a plan, releasing gates with `cutover advance` while the writer
 /// runs; before an irreversible phase, stops the writer and runs `check`
@@ -83,6 +33,11 @@ async fn run_with_writer(db: &TestDb, plan: &str, check: &str) -> u64 {
         if v["event"] != "gate_waiting" {
             break;
         }
+        // Let the application write in every phase, the one before an
+        // irreversible gate included.
+        if let Some(w) = &writer {
+            w.wait_for_writes(60, LONG).await;
+        }
         if v["irreversible"] == true
             && let Some(w) = writer.take()
         {
@@ -93,8 +48,6 @@ async fn run_with_writer(db: &TestDb, plan: &str, check: &str) -> u64 {
             let stale: i64 = scalar(&conn, check).await;
             assert_eq!(stale, 0, "rows lost or stale after {n} writes ({check})");
         }
-        // Let the application write in every phase.
-        tokio::time::sleep(Duration::from_millis(300)).await;
         let (code, out, err) = cutover(&db.url, &["advance", plan]);
         assert_eq!(code, 0, "{out}{err}");
     }
@@ -316,12 +269,22 @@ async fn rollback_from_every_phase_of_table_rewrite() {
     rollback_from_every_gate("table_rewrite_v2.toml").await;
 }
 
+/// How an abort meets a step blocked on its lock.
+#[derive(Clone, Copy, PartialEq)]
+enum Blocked {
+    /// The abort cancels the waiting statement.
+    Cancelled,
+    /// The step finishes its short critical section first.
+    FinishesFirst,
+}
+
 /// A one-step plan of `step` (TOML of one `[[phases.steps]]` body), run
 /// while another session holds ACCESS EXCLUSIVE on users, then aborted.
 async fn abort_while_blocked(
     test: &str,
     setup: &str,
     step: &str,
+    blocked: Blocked,
 ) -> (TestDb, Vec<String>, Vec<String>) {
     let db = seeded_db(test, 2_000).await;
     let conn = db.connect().await;
@@ -338,28 +301,22 @@ async fn abort_while_blocked(
     let (_dir, plan) = write_plan(&format!(
         "name = \"abort {test}\"\n[settings]\nlock_timeout = \"30s\"\n[[phases]]\nname = \"p\"\ngate = \"auto\"\n[[phases.steps]]\n{step}\n"
     ));
-    let mut run = Running::spawn(&db.url, &["run", &plan, "--yes", "--json"]);
+    // A step that finishes first must meet the abort at its gate, not run on.
+    let args: &[&str] = match blocked {
+        Blocked::Cancelled => &["run", &plan, "--yes", "--json"],
+        Blocked::FinishesFirst => &["run", &plan, "--json"],
+    };
+    let mut run = Running::spawn(&db.url, args);
     run.wait_event("step_started", LONG);
-    let deadline = Instant::now() + LONG;
-    loop {
-        let waiting: i64 = scalar(
-            &conn,
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'cutover' AND wait_event_type = 'Lock'",
-        )
-        .await;
-        if waiting >= 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the step never waited for its lock"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let step_waits = wait_for_lock_wait(&conn, "a.application_name = 'cutover'").await;
     let (code, _, _) = cutover(&db.url, &["abort", &plan]);
     assert_eq!(code, 0);
-    // Released a little later: clean-up may need the lock too.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    if blocked == Blocked::Cancelled {
+        // Released only once the abort has cancelled the waiting statement
+        // (else the step could take the lock and finish first); clean-up
+        // may need the lock too.
+        wait_until_not_running(&conn, step_waits.pid, &step_waits.query).await;
+    }
     holder.client.batch_execute("COMMIT").await.unwrap();
     let (code, lines) = run.wait_exit(LONG);
     assert_eq!(code, 3, "{}", lines.join("\n"));
@@ -397,7 +354,7 @@ async fn abort_inside_each_step_kind_leaves_nothing_behind() {
         ),
     ];
     for (test, setup, step) in cases {
-        let (_db, before, after) = abort_while_blocked(test, setup, step).await;
+        let (_db, before, after) = abort_while_blocked(test, setup, step, Blocked::Cancelled).await;
         assert_eq!(after, before, "{test}: abort left an artifact");
     }
 }
@@ -408,6 +365,9 @@ async fn abort_inside_a_swap_waits_for_the_swap_to_end() {
         "ab_swap",
         "ALTER TABLE users ADD COLUMN age_new bigint",
         "kind = \"swap\"\nrenames = [{ table = \"users\", from = \"age\", to = \"age_old\" }, { table = \"users\", from = \"age_new\", to = \"age\" }]\n[[phases.steps]]\nkind = \"gate\"\nmessage = \"after the swap\"",
+        // Whether the abort arrives inside the swap or after it, at the
+        // gate (released by no --yes), the swap is whole and the run stops.
+        Blocked::FinishesFirst,
     )
     .await;
     // The swap completed as one transaction; the abort took effect after it.
@@ -463,15 +423,17 @@ async fn not_null_never_scans_under_access_exclusive() {
         "name = \"street not null\"\n[[phases]]\nname = \"p\"\ngate = \"auto\"\n[[phases.steps]]\nkind = \"not_null\"\ntable = \"users\"\ncolumn = \"street\"\n",
     );
     let watcher = db.connect().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
     let watch = tokio::spawn(async move {
         let mut seen: Vec<(String, String)> = Vec::new();
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(60) {
+        while !stopped.load(Ordering::Relaxed) {
             let rows = watcher
                 .client
                 .query(
                     "SELECT l.mode, a.query FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
                      WHERE a.application_name = 'cutover' AND l.granted
+                       AND a.datname = current_database()
                        AND l.relation = 'users'::regclass AND a.state = 'active'",
                     &[],
                 )
@@ -496,6 +458,7 @@ async fn not_null_never_scans_under_access_exclusive() {
         seen
     });
     let (code, out, err) = cutover(&db.url, &["run", &plan, "--yes"]);
+    stop.store(true, Ordering::Relaxed);
     assert_eq!(code, 0, "{out}{err}");
     let seen = watch.await.unwrap();
     let during_validate: Vec<&(String, String)> = seen
@@ -538,9 +501,7 @@ async fn checksum_finds_one_changed_row_in_a_million() {
     let (_dir, plan) = write_plan(
         "name = \"compare\"\n[[phases]]\nname = \"p\"\ngate = \"auto\"\n[[phases.steps]]\nkind = \"verify\"\ncompare = { left = \"users\", right = \"users_copy\", key = \"id\" }\n",
     );
-    let started = Instant::now();
     let (code, out, err) = cutover(&db.url, &["run", &plan, "--yes", "--json"]);
-    eprintln!("compared 1M rows in {:?}", started.elapsed());
     assert_eq!(code, 3, "a mismatch aborts: {out}{err}");
     let lines: Vec<String> = out.lines().map(str::to_string).collect();
     let trip = events(&lines)

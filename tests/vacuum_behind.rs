@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{fresh_db, scalar};
+use common::{PATIENCE, fresh_db, poll_until_async, scalar};
 use cutover::engine::steps::vacuum_behind::{VacuumBehind, unavailable};
 use tokio_util::sync::CancellationToken;
 
@@ -58,14 +58,12 @@ async fn replicas_past_the_update(conn: &cutover::db::Conn) {
         "SELECT count(*) FROM pg_stat_replication
          WHERE backend_xmin IS NOT NULL AND age(backend_xmin) >= age('{xid}'::xid)"
     );
-    let t = std::time::Instant::now();
-    while scalar::<i64>(conn, &held).await > 0 {
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "the replica's xmin never passed xid {xid}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    poll_until_async(
+        &format!("the replica's xmin to pass xid {xid}"),
+        PATIENCE,
+        async || scalar::<i64>(conn, &held).await == 0,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

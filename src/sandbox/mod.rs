@@ -27,8 +27,12 @@ const DIR_PREFIX: &str = "cutover-sandbox-";
 pub enum SandboxError {
     /// No usable server binaries.
     #[error(
-        "{0}.\nInstall the PostgreSQL server (Debian/Ubuntu: apt-get install postgresql) \
-         or point PG_BIN at its bin directory (e.g. PG_BIN=/usr/lib/postgresql/15/bin)"
+        "{0}.\nInstall the PostgreSQL server package:\n  \
+         Debian/Ubuntu: sudo apt-get install postgresql\n  \
+         RHEL/Fedora:   sudo dnf install postgresql-server\n  \
+         macOS:         brew install postgresql@15\n\
+         or point PG_BIN at the directory holding initdb and postgres \
+         (e.g. PG_BIN=/usr/lib/postgresql/15/bin)"
     )]
     NoBinaries(String),
     /// A file or process operation failed.

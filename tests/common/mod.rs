@@ -6,6 +6,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use cutover::db::{Conn, Source, Target};
 use cutover::sandbox::{Sandbox, SandboxOptions};
@@ -113,23 +114,18 @@ async fn create_db(test: &str, admin: &str, replica_admin: Option<&str>) -> Test
 
 async fn wait_for_database_on_replica(replica_admin: &str, name: &str) {
     let conn = connect(replica_admin).await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let found = conn
-            .client
-            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-            .await
-            .expect("query the replica")
-            .is_some();
-        if found {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "database {name} never reached the replica"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    poll_until_async(
+        &format!("database {name} to reach the replica"),
+        PATIENCE,
+        async || {
+            conn.client
+                .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+                .await
+                .expect("query the replica")
+                .is_some()
+        },
+    )
+    .await;
 }
 
 /// The same connection string pointing at another database.
@@ -162,7 +158,100 @@ pub fn cutover_bin() -> &'static str {
     env!("CARGO_BIN_EXE_cutover")
 }
 
+pub mod app;
+pub mod locks;
 pub mod process;
+
+/// How long a test waits for anything before it gives up: generous, so a
+/// machine busy with other builds only makes tests slower, never red.
+pub const PATIENCE: Duration = Duration::from_secs(180);
+
+/// How often a wait looks again.
+const POLL: Duration = Duration::from_millis(25);
+
+/// Waits until `cond` holds, looking again every few milliseconds; panics
+/// naming `what` if it still does not after `within`.
+pub fn poll_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+/// A wait's deadline, for polling loops written out by hand (their
+/// futures stay `Send`, so they may run in spawned tasks).
+pub struct Deadline {
+    what: String,
+    within: Duration,
+    end: Instant,
+}
+
+impl Deadline {
+    /// Gives `what` at most `within`.
+    pub fn new(what: impl Into<String>, within: Duration) -> Deadline {
+        Deadline {
+            what: what.into(),
+            within,
+            end: Instant::now() + within,
+        }
+    }
+
+    /// Panics if the deadline has passed, else pauses before the next look.
+    pub async fn next(&self) {
+        assert!(
+            Instant::now() < self.end,
+            "timed out after {:?} waiting for {}",
+            self.within,
+            self.what
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// [`poll_until`] for conditions that query: `cond` is awaited each time.
+pub async fn poll_until_async(what: &str, within: Duration, mut cond: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Checks that `invariant` keeps holding for all of `window`, looking
+/// every few milliseconds; panics naming `what` the moment it does not.
+/// For "nothing happens while …" checks: unlike a wait, a slow machine can
+/// only make the check less sensitive, never make it fail.
+pub async fn holds_throughout(
+    what: &str,
+    window: Duration,
+    mut invariant: impl AsyncFnMut() -> bool,
+) {
+    let end = Instant::now() + window;
+    while Instant::now() < end {
+        assert!(invariant().await, "{what} stopped holding");
+        tokio::time::sleep(POLL).await;
+    }
+    assert!(invariant().await, "{what} stopped holding");
+}
+
+/// SQL that makes every statement updating `users` take at least
+/// `seconds` longer (a statement-level trigger that sleeps), so a backfill
+/// lasts long enough for a test to act in the middle of it.
+pub fn slow_batches(seconds: f64) -> String {
+    format!(
+        "CREATE FUNCTION slow_batch() RETURNS trigger LANGUAGE plpgsql AS
+             $$ BEGIN PERFORM pg_sleep({seconds}); RETURN NULL; END $$;
+         CREATE TRIGGER slow_batch AFTER UPDATE ON users
+             FOR EACH STATEMENT EXECUTE FUNCTION slow_batch();"
+    )
+}
 
 /// The public schema's shape: columns, constraints, indexes, triggers and
 /// functions, one sorted line each (for before/after comparisons).

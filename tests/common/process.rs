@@ -70,7 +70,7 @@ impl Running {
         &mut self,
         what: &str,
         limit: Duration,
-        pred: impl Fn(&Value) -> bool,
+        mut pred: impl FnMut(&Value) -> bool,
     ) -> Value {
         let deadline = Instant::now() + limit;
         loop {
@@ -97,6 +97,22 @@ impl Running {
         self.wait_for(event, limit, |v| v["event"] == event)
     }
 
+    /// Waits for the `n`-th event of this kind.
+    pub fn wait_events(&mut self, event: &str, n: usize, limit: Duration) -> Value {
+        let mut seen = 0;
+        self.wait_for(&format!("{n} {event} events"), limit, |v| {
+            if v["event"] == event {
+                seen += 1;
+            }
+            seen >= n
+        })
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("wait").is_none()
+    }
+
     /// Sends a signal.
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).expect("signal");
@@ -104,16 +120,15 @@ impl Running {
 
     /// Waits for the process to end; returns its exit code and all output.
     pub fn wait_exit(mut self, limit: Duration) -> (i32, Vec<String>) {
-        let seen = std::mem::take(&mut self.seen);
-        self.seen = seen;
         let deadline = Instant::now() + limit;
         loop {
             while let Ok(line) = self.lines.try_recv() {
                 self.seen.push(line);
             }
             if let Some(status) = self.child.try_wait().expect("wait") {
-                // Drain what is left in the pipe.
-                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                // Drain what is left in the pipe, up to its end (the reader
+                // thread hangs up at EOF), however slowly it comes.
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(30)) {
                     self.seen.push(line);
                 }
                 return (status.code().unwrap_or(-1), std::mem::take(&mut self.seen));
