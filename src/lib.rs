@@ -13,6 +13,7 @@ pub mod plan;
 pub mod report;
 pub mod sandbox;
 pub mod sql;
+pub mod statements;
 pub mod ui;
 
 /// Process exit codes, the same for every command.

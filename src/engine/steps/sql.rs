@@ -5,8 +5,8 @@
 use super::{Ctx, StepError, create_index, needs_autocommit};
 use crate::db::{Conn, DbError, execute_with_retry, quote_qualified};
 use crate::journal::steps::Created;
-use crate::sql::{Kind, parse};
 use crate::plan::model::SqlStep;
+use crate::sql::{Kind, parse};
 
 /// The tables a statement builds an index on concurrently (CREATE INDEX
 /// CONCURRENTLY, REINDEX … CONCURRENTLY): an interrupted build leaves an
