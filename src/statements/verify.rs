@@ -46,13 +46,36 @@ SELECT (SELECT hi FROM r)::text, coalesce((SELECT n FROM r), 0),
     )
 }
 
+/// The tail check after the walk: how many rows each side has past the
+/// last key compared (`$1`, text; `resume` false: none compared yet, so
+/// every row counts).
+pub fn tail_sql(c: &Compare, key: &KeyInfo, resume: bool) -> String {
+    let k = quote_ident(&c.key);
+    let rk = quote_ident(c.right_key.as_deref().unwrap_or(&c.key));
+    let (left_past, right_past) = if resume {
+        (
+            format!("{k} > $1::text::{}", key.sql_type),
+            format!("{rk} > $1::text::{}", key.sql_type),
+        )
+    } else {
+        (
+            "$1::text IS NULL".to_string(),
+            "$1::text IS NULL".to_string(),
+        )
+    };
+    format!(
+        "SELECT (SELECT count(*) FROM {} WHERE {left_past}), (SELECT count(*) FROM {} WHERE {right_past})",
+        quote_qualified(&c.left),
+        quote_qualified(&c.right)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn compare_chunks_hash_both_sides_in_key_order() {
-        let c = Compare {
+    fn compare() -> Compare {
+        Compare {
             left: "users".into(),
             right: "users_v2".into(),
             key: "id".into(),
@@ -60,7 +83,12 @@ mod tests {
             columns: None,
             right_columns: None,
             chunk: None,
-        };
+        }
+    }
+
+    #[test]
+    fn compare_chunks_hash_both_sides_in_key_order() {
+        let c = compare();
         let key = KeyInfo {
             sql_type: "bigint".into(),
             has_max: true,
@@ -75,5 +103,26 @@ mod tests {
         );
         assert!(sql.contains(r#"FROM "users_v2""#), "{sql}");
         assert!(sql.contains(r#""id" > $2::text::bigint"#), "{sql}");
+    }
+
+    #[test]
+    fn the_tail_counts_both_sides_past_the_last_key() {
+        let mut c = compare();
+        c.right_key = Some("user id".into());
+        let key = KeyInfo {
+            sql_type: "uuid".into(),
+            has_max: false,
+        };
+        let sql = tail_sql(&c, &key, true);
+        assert!(
+            sql.contains(r#"FROM "users" WHERE "id" > $1::text::uuid"#),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(r#"FROM "users_v2" WHERE "user id" > $1::text::uuid"#),
+            "{sql}"
+        );
+        let first = tail_sql(&c, &key, false);
+        assert_eq!(first.matches("$1::text IS NULL").count(), 2, "{first}");
     }
 }

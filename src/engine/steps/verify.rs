@@ -7,12 +7,12 @@
 
 use super::batch::{check_key, estimate_rows};
 use super::{Ctx, StepError};
-use crate::db::{Conn, DbError, quote_ident, quote_qualified};
+use crate::db::{Conn, DbError, quote_qualified};
 use crate::engine::control::Stop;
 use crate::engine::events::EventKind;
 use crate::engine::progress::BatchProgress;
 use crate::plan::model::{Compare, VerifyStep};
-use crate::statements::verify::chunk_sql;
+use crate::statements::verify::{chunk_sql, tail_sql};
 
 /// Rows per compared chunk unless the plan says otherwise.
 pub const DEFAULT_CHUNK: u64 = 50_000;
@@ -208,27 +208,11 @@ async fn compare(c: &Compare, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
             };
             ctx.out.progress(|p| p.batch = Some(progress));
         }
-        let rk = quote_ident(c.right_key.as_deref().unwrap_or(&c.key));
-        let k = quote_ident(&c.key);
-        let (left_past, right_past) = match &last {
-            Some(_) => (
-                format!("{k} > $1::text::{}", key.sql_type),
-                format!("{rk} > $1::text::{}", key.sql_type),
-            ),
-            None => (
-                "$1::text IS NULL".to_string(),
-                "$1::text IS NULL".to_string(),
-            ),
-        };
-        let tail_sql = format!(
-            "SELECT (SELECT count(*) FROM {} WHERE {left_past}), (SELECT count(*) FROM {} WHERE {right_past})",
-            quote_qualified(&c.left),
-            quote_qualified(&c.right)
-        );
+        let past_last = tail_sql(c, &key, last.is_some());
         let tail = ctx
             .conn
             .client
-            .query_one(&tail_sql, &[&last])
+            .query_one(&past_last, &[&last])
             .await
             .map_err(|e| ctx.db_error(DbError::sql("checking the rows past the last key", e)))?;
         let (more_left, more_right): (i64, i64) = (tail.get(0), tail.get(1));
