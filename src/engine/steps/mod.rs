@@ -1,5 +1,7 @@
-//! One file per step kind. Each kind runs, cleans up after an abort, and
-//! knows its inverse for rollback.
+//! One file per step kind: each runs its statements against the database
+//! (resuming where an earlier session stopped) and cleans up after an
+//! abort. The statements themselves, and each step's undo, are built in
+//! [`crate::statements`], which the dry run shares.
 
 pub mod backfill;
 pub mod batch;
