@@ -14,6 +14,7 @@ pub mod preflight;
 pub mod report;
 pub mod sandbox;
 pub mod sql;
+pub mod statements;
 pub mod ui;
 
 /// Process exit codes, the same for every command.

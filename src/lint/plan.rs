@@ -10,9 +10,10 @@ use serde::Serialize;
 
 use super::locks::{self, LockEffect, LockMode, Work};
 use super::{Hit, Role, Rule, Schema, Scope, lint_sql};
-use crate::engine::steps::{self, Inverse, batch};
 use crate::plan::{LoadedPlan, Step, line_col};
 use crate::sql::Rel;
+use crate::statements::batch::{self, BatchJob};
+use crate::statements::{self as steps, Inverse};
 
 /// A rule that matched, located in its file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -145,7 +146,7 @@ fn statements(step: &Step, plan: &crate::plan::Plan) -> Vec<(String, String, Sou
             Source::Generated,
         )],
         Step::Backfill(s) => {
-            let job = steps::backfill::job(s);
+            let job = BatchJob::backfill(s);
             vec![(
                 "each batch, one transaction".into(),
                 batch::batch_sql(&job, &placeholder_key, true).script(),
@@ -156,7 +157,7 @@ fn statements(step: &Step, plan: &crate::plan::Plan) -> Vec<(String, String, Sou
             )]
         }
         Step::CopyRows(s) => {
-            let job = steps::copy_rows::job(s);
+            let job = BatchJob::copy_rows(s);
             vec![(
                 "each batch, one transaction".into(),
                 batch::batch_sql(&job, &placeholder_key, true).script(),

@@ -1,5 +1,7 @@
-//! One file per step kind. Each kind runs, cleans up after an abort, and
-//! knows its inverse for rollback.
+//! One file per step kind: each runs its statements against the database
+//! (resuming where an earlier session stopped) and cleans up after an
+//! abort. The statements themselves, and each step's undo, are built in
+//! [`crate::statements`], which the dry run shares.
 
 pub mod backfill;
 pub mod batch;
@@ -23,6 +25,8 @@ use crate::journal::{StepRow, StepStatus};
 use crate::plan::{Plan, Step};
 
 pub use super::error::StepError;
+/// How each step is undone (built with its statements, run by rollback).
+pub use crate::statements::{Inverse, RecordedUndo, inverse, recorded_undo};
 
 /// What a step needs from the engine.
 pub struct Ctx<'a> {
@@ -185,82 +189,6 @@ pub async fn clean_up(
         // (sql, sync_trigger, swap) or batch-atomic (backfill, copy_rows).
         _ => create_index::clean_up_created(created, conn).await,
     }
-}
-
-/// A step's undo as the journal records it when the step starts: exactly
-/// what a rollback will run, whatever the plan file says by then.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum RecordedUndo {
-    /// Run this SQL (outside a transaction when it must be).
-    Sql {
-        /// The statement(s).
-        sql: String,
-    },
-    /// Nothing to undo, and why.
-    Nothing {
-        /// Why.
-        why: String,
-    },
-    /// It cannot be undone, and what to do.
-    Missing {
-        /// Why, and what to do.
-        why: String,
-    },
-}
-
-/// The undo to record for a step.
-pub fn recorded_undo(step: &Step, plan: &Plan) -> RecordedUndo {
-    match inverse(step, plan) {
-        Ok(Inverse::Sql(sql)) => RecordedUndo::Sql { sql },
-        Ok(Inverse::DropIndex(spec)) => RecordedUndo::Sql {
-            sql: create_index::drop_sql(&spec),
-        },
-        Ok(Inverse::Nothing(why)) => RecordedUndo::Nothing { why: why.into() },
-        Err(why) => RecordedUndo::Missing { why },
-    }
-}
-
-/// How a completed step is undone, if it can be.
-pub fn inverse(step: &Step, plan: &Plan) -> Result<Inverse, String> {
-    match step {
-        Step::Sql(s) => match &s.rollback {
-            Some(sql) => Ok(Inverse::Sql(sql.clone())),
-            None => Err(format!(
-                "step \"{}\" has no `rollback`; add one to the plan, or undo it by hand",
-                step.display_name()
-            )),
-        },
-        Step::CreateIndex(s) => Ok(Inverse::DropIndex(s.clone())),
-        Step::Backfill(_) => Ok(Inverse::Nothing(
-            "backfilled values stay (the rollback of the step that added the column removes them)",
-        )),
-        Step::Verify(_) => Ok(Inverse::Nothing("read-only")),
-        Step::Gate(_) => Ok(Inverse::Nothing("nothing to undo")),
-        Step::CopyRows(_) => Ok(Inverse::Nothing(
-            "copied rows go with the target table (the rollback of the step that created it)",
-        )),
-        Step::SyncTrigger(s) => Ok(Inverse::Sql(sync_trigger::drop_sql(s))),
-        Step::NotNull(s) => Ok(Inverse::Sql(not_null::undo_sql(s))),
-        Step::Constraint(s) => Ok(Inverse::Sql(constraint::undo_sql(s))),
-        Step::Swap(s) => Ok(Inverse::Sql(swap::full_sql(
-            plan,
-            &swap::inverse(&s.renames),
-            &s.sync_triggers,
-            true,
-        )?)),
-    }
-}
-
-/// The undo of one step.
-#[derive(Debug, Clone)]
-pub enum Inverse {
-    /// Run this SQL (the step's `rollback`).
-    Sql(String),
-    /// Drop the index concurrently.
-    DropIndex(crate::plan::model::CreateIndexStep),
-    /// Nothing to do, and why.
-    Nothing(&'static str),
 }
 
 /// Statements PostgreSQL refuses inside a transaction block; they cannot

@@ -5,13 +5,14 @@
 //! criterion: the run stops, nothing is undone, and the message names the
 //! mismatching key ranges.
 
-use super::batch::{KeyInfo, check_key, estimate_rows};
+use super::batch::{check_key, estimate_rows};
 use super::{Ctx, StepError};
-use crate::db::{Conn, DbError, quote_ident, quote_qualified};
+use crate::db::{Conn, DbError, quote_qualified};
 use crate::engine::control::Stop;
 use crate::engine::events::EventKind;
 use crate::engine::progress::BatchProgress;
 use crate::plan::model::{Compare, VerifyStep};
+use crate::statements::verify::{chunk_sql, tail_sql};
 
 /// Rows per compared chunk unless the plan says otherwise.
 pub const DEFAULT_CHUNK: u64 = 50_000;
@@ -133,48 +134,6 @@ async fn columns_of(conn: &Conn, table: &str) -> Result<Vec<String>, DbError> {
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// The chunk statement: `$1` = chunk size, `$2` = last key (next chunks).
-pub fn chunk_sql(
-    c: &Compare,
-    key: &KeyInfo,
-    cols: &[String],
-    rcols: &[String],
-    resume: bool,
-) -> String {
-    let (left, right) = (quote_qualified(&c.left), quote_qualified(&c.right));
-    let k = quote_ident(&c.key);
-    let rk = quote_ident(c.right_key.as_deref().unwrap_or(&c.key));
-    let row = |cs: &[String]| {
-        let q: Vec<String> = cs.iter().map(|c| quote_ident(c)).collect();
-        format!("ROW({})::text", q.join(", "))
-    };
-    let (lower_l, lower_r) = if resume {
-        (
-            format!("{k} > $2::text::{}", key.sql_type),
-            format!("{rk} > $2::text::{}", key.sql_type),
-        )
-    } else {
-        ("TRUE".to_string(), "TRUE".to_string())
-    };
-    let range = format!("SELECT {k} AS k FROM {left} WHERE {lower_l} ORDER BY {k} LIMIT $1");
-    let bounds = if key.has_max {
-        format!("SELECT max(k) AS hi, count(*) AS n FROM ({range}) s")
-    } else {
-        format!("SELECT k AS hi, count(*) OVER () AS n FROM ({range}) s ORDER BY k DESC LIMIT 1")
-    };
-    format!(
-        "WITH r AS ({bounds})
-SELECT (SELECT hi FROM r)::text, coalesce((SELECT n FROM r), 0),
-  (SELECT md5(string_agg({lrow}, E'\\n' ORDER BY {k})) FROM {left}
-     WHERE {lower_l} AND {k} <= (SELECT hi FROM r)),
-  (SELECT md5(string_agg({rrow}, E'\\n' ORDER BY {rk})) FROM {right}
-     WHERE {lower_r} AND {rk} <= (SELECT hi FROM r)),
-  (SELECT count(*) FROM {right} WHERE {lower_r} AND {rk} <= (SELECT hi FROM r))",
-        lrow = row(cols),
-        rrow = row(rcols),
-    )
-}
-
 async fn compare(c: &Compare, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
     let key = check_key(ctx.conn, &c.left, &c.key)
         .await
@@ -249,27 +208,11 @@ async fn compare(c: &Compare, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
             };
             ctx.out.progress(|p| p.batch = Some(progress));
         }
-        let rk = quote_ident(c.right_key.as_deref().unwrap_or(&c.key));
-        let k = quote_ident(&c.key);
-        let (left_past, right_past) = match &last {
-            Some(_) => (
-                format!("{k} > $1::text::{}", key.sql_type),
-                format!("{rk} > $1::text::{}", key.sql_type),
-            ),
-            None => (
-                "$1::text IS NULL".to_string(),
-                "$1::text IS NULL".to_string(),
-            ),
-        };
-        let tail_sql = format!(
-            "SELECT (SELECT count(*) FROM {} WHERE {left_past}), (SELECT count(*) FROM {} WHERE {right_past})",
-            quote_qualified(&c.left),
-            quote_qualified(&c.right)
-        );
+        let past_last = tail_sql(c, &key, last.is_some());
         let tail = ctx
             .conn
             .client
-            .query_one(&tail_sql, &[&last])
+            .query_one(&past_last, &[&last])
             .await
             .map_err(|e| ctx.db_error(DbError::sql("checking the rows past the last key", e)))?;
         let (more_left, more_right): (i64, i64) = (tail.get(0), tail.get(1));
@@ -332,32 +275,5 @@ mod tests {
             expected_text(&toml::Value::String("ok".into())).as_deref(),
             Some("ok")
         );
-    }
-
-    #[test]
-    fn compare_chunks_hash_both_sides_in_key_order() {
-        let c = Compare {
-            left: "users".into(),
-            right: "users_v2".into(),
-            key: "id".into(),
-            right_key: None,
-            columns: None,
-            right_columns: None,
-            chunk: None,
-        };
-        let key = KeyInfo {
-            sql_type: "bigint".into(),
-            has_max: true,
-        };
-        let cols = vec!["id".to_string(), "name".to_string()];
-        let sql = chunk_sql(&c, &key, &cols, &cols, true);
-        assert!(
-            sql.contains(
-                r#"md5(string_agg(ROW("id", "name")::text, E'\n' ORDER BY "id")) FROM "users""#
-            ),
-            "{sql}"
-        );
-        assert!(sql.contains(r#"FROM "users_v2""#), "{sql}");
-        assert!(sql.contains(r#""id" > $2::text::bigint"#), "{sql}");
     }
 }

@@ -1,0 +1,113 @@
+//! The throttle controllers applied to the batch loop: hold on lag or a
+//! silent monitor, steer gentle mode by the probe, and publish progress.
+
+use std::time::{Duration, Instant};
+
+use super::{BatchJob, Ctx, StepError};
+use crate::engine::events::EventKind;
+use crate::engine::progress::{BatchProgress, RateWindow};
+use crate::engine::throttle::{BatchSizer, Gentle, hold_reason};
+
+/// Holds batches while a replica or slot is over the `[throttle]` limits
+/// or the monitor is silent, saying why; honours pause and abort meanwhile.
+pub(super) async fn hold_while_throttled(
+    ctx: &mut Ctx<'_>,
+    held: &mut Option<Instant>,
+) -> Result<(), StepError> {
+    loop {
+        let state = ctx.monitor.borrow().clone();
+        let silent = if state.sample.seq == 0 {
+            ctx.monitor_started.elapsed()
+        } else {
+            state.sample.taken.elapsed()
+        };
+        match hold_reason(&ctx.plan.throttle, &ctx.plan.abort, &state.sample, silent) {
+            None => {
+                if let Some(since) = held.take() {
+                    ctx.out.emit(EventKind::Unthrottled {
+                        held_ms: since.elapsed().as_millis() as u64,
+                    });
+                    ctx.out.progress(|p| p.throttle = None);
+                }
+                return Ok(());
+            }
+            Some(reason) => {
+                if held.is_none() {
+                    *held = Some(Instant::now());
+                    ctx.out.emit(EventKind::Throttled {
+                        reason: reason.clone(),
+                    });
+                }
+                ctx.out.progress(|p| p.throttle = Some(reason));
+                let cancel = ctx.control.abort.token().clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = cancel.cancelled() => {}
+                }
+                ctx.control.safe_point(ctx.out).await?;
+            }
+        }
+    }
+}
+
+/// Why batches are paced by the plan's rate limit.
+pub(super) fn paced_by_plan(rows_per_second: u64) -> String {
+    format!("paced: ≤ {rows_per_second} rows/s (max_rows_per_second)")
+}
+
+/// Gentle mode learns from the monitor's newest probe sample, if it has
+/// not seen it yet (about one a second), given the rows/s achieved
+/// recently, and shows what paces the batches.
+pub(super) fn steer(ctx: &Ctx<'_>, g: &mut Gentle, seen: &mut u64, achieved: f64) {
+    // Only the two values, not a copy of the whole sample: this runs
+    // after every batch.
+    let (seq, p95) = {
+        let state = ctx.monitor.borrow();
+        (state.sample.seq, state.sample.probe.as_ref().map(|p| p.p95))
+    };
+    let Some(p95) = p95 else {
+        return;
+    };
+    if seq == *seen {
+        return;
+    }
+    *seen = seq;
+    g.observe(p95, achieved, Instant::now());
+    let reason = match ctx.plan.throttle.max_rows_per_second {
+        Some(r) if g.ceiling().is_some_and(|c| (r as f64) < c) => Some(paced_by_plan(r)),
+        _ => g.reason(p95),
+    };
+    ctx.out.progress(|p| p.throttle = reason);
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn publish(
+    ctx: &Ctx<'_>,
+    spec: &BatchJob,
+    total: Option<i64>,
+    rows_done: i64,
+    rows_updated: i64,
+    rate: &RateWindow,
+    sizer: &BatchSizer,
+    last_batch: Duration,
+    batches: u64,
+) {
+    let per_sec = rate.rate();
+    let eta = total.and_then(|t| {
+        let left = (t - rows_done).max(0) as f64;
+        (per_sec > 0.0).then(|| Duration::from_secs_f64(left / per_sec))
+    });
+    let batch = BatchProgress {
+        table: spec.table.clone(),
+        rows_done,
+        rows_updated,
+        rows_total: total.map(|t| t.max(rows_done)),
+        rows_per_sec: per_sec,
+        eta,
+        batch_size: ctx.control.batch_override.unwrap_or(sizer.size()),
+        last_batch,
+        target_batch: sizer.target(),
+        batches,
+    };
+    ctx.out.progress(|p| p.batch = Some(batch));
+}
