@@ -48,7 +48,9 @@ async fn run_with_writer(db: &TestDb, plan: &str, check: &str) -> u64 {
             let stale: i64 = scalar(&conn, check).await;
             assert_eq!(stale, 0, "rows lost or stale after {n} writes ({check})");
         }
-        let (code, out, err) = cutover(&db.url, &["advance", plan]);
+        // An irreversible gate is released with the name the cockpit asks for.
+        let word = confirm_word(plan);
+        let (code, out, err) = cutover(&db.url, &["advance", plan, "--confirm", &word]);
         assert_eq!(code, 0, "{out}{err}");
     }
     let (code, lines) = run.wait_exit(LONG);
@@ -63,6 +65,13 @@ async fn run_with_writer(db: &TestDb, plan: &str, check: &str) -> u64 {
     }
     assert!(writes > 50, "the writer barely ran ({writes} writes)");
     writes
+}
+
+/// The table name `cutover advance --confirm` wants for a plan's
+/// irreversible gate (ignored at other gates).
+fn confirm_word(plan: &str) -> String {
+    let loaded = cutover::plan::load(std::path::Path::new(plan)).expect("plan loads");
+    cutover::plan::main_table(&loaded.plan)
 }
 
 async fn columns(db: &TestDb, table: &str) -> Vec<String> {
@@ -206,7 +215,7 @@ async fn rollback_at_gate(plan_file: &str, n: usize) -> bool {
         if seen == n {
             break true;
         }
-        cutover(&db.url, &["advance", &plan]);
+        cutover(&db.url, &["advance", &plan, "--confirm", &confirm_word(&plan)]);
     };
     if reached {
         let (code, _, _) = cutover(&db.url, &["abort", &plan]);
@@ -215,7 +224,7 @@ async fn rollback_at_gate(plan_file: &str, n: usize) -> bool {
     } else {
         assert_eq!(run.wait_exit(LONG).0, 0);
     }
-    let (code, out, err) = cutover(&db.url, &["rollback", &plan]);
+    let (code, out, err) = cutover(&db.url, &["rollback", &plan, "--yes"]);
     let irreversible = std::fs::read_to_string(&plan)
         .unwrap()
         .contains("irreversible = true");
@@ -224,7 +233,7 @@ async fn rollback_at_gate(plan_file: &str, n: usize) -> bool {
             code, 1,
             "{plan_file}: rollback of a finished plan must be refused\n{out}{err}"
         );
-        assert!(out.contains("irreversible"), "{out}");
+        assert!(err.contains("irreversible"), "{out}{err}");
         return false;
     }
     assert_eq!(code, 0, "{plan_file} gate {n}: {out}{err}");

@@ -548,7 +548,7 @@ async fn drive_run(
                 .find(|r| r.phase == pi as i32 && r.step == si as i32);
             // What the step is and how it is undone, recorded as it starts:
             // a rollback runs exactly this, whatever the file says later.
-            let undo = steps::recorded_undo(step, plan);
+            let undo = crate::statements::undo::recorded_undo(step, plan);
             journal::steps::record_identity(
                 &journal_conn.client,
                 run.id,

@@ -12,7 +12,8 @@ use super::listener::spawn_listener;
 use super::oversight::start_oversight;
 use super::progress::RunState;
 use super::session::open_session;
-use super::steps::{self, Inverse, RecordedUndo, needs_autocommit};
+use super::steps::{self, needs_autocommit};
+use crate::statements::undo::{Inverse, RecordedUndo, inverse};
 use super::undo::{self, Undo, UndoStep};
 use crate::db::{Conn, DbError, Target, execute_with_retry};
 use crate::journal::{self, RunRow, RunStatus, StepStatus};
@@ -92,7 +93,7 @@ pub fn undo_list(
                         step.display_name()
                     ));
                 }
-                StepStatus::Done => match steps::inverse(step, plan) {
+                StepStatus::Done => match inverse(step, plan) {
                     Ok(inverse) => items.push(UndoItem {
                         phase: pi,
                         step: si,

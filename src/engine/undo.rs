@@ -3,7 +3,7 @@
 //! first, refusing an irreversible phase that completed. Pure.
 
 use super::identity::{self, ChangedStep};
-use super::steps::{self, RecordedUndo};
+use crate::statements::undo::RecordedUndo;
 use crate::journal::steps::Created;
 use crate::journal::{StepRow, StepStatus};
 use crate::plan::{Plan, Step};
@@ -142,7 +142,7 @@ pub fn from_journal(
                         format!("the journal's undo of \"{}\" is unreadable: {e}", row.name)
                     })?,
                     None => match &recorded_step {
-                        Some(step) => steps::recorded_undo(step, plan),
+                        Some(step) => crate::statements::undo::recorded_undo(step, plan),
                         None => RecordedUndo::Missing {
                             why: "its step is not in the plan and the journal kept no undo".into(),
                         },
@@ -222,7 +222,7 @@ sql = "ALTER TABLE t DROP COLUMN old"
                     phase_name: p.phase_name.clone(),
                     fingerprint: Some(p.fingerprint.clone()),
                     spec: Some(p.spec.clone()),
-                    undo: Some(serde_json::to_value(steps::recorded_undo(step, plan)).unwrap()),
+                    undo: Some(serde_json::to_value(crate::statements::undo::recorded_undo(step, plan)).unwrap()),
                     created: vec![],
                     irreversible: p.irreversible,
                 }

@@ -26,7 +26,7 @@ use crate::plan::{Plan, Step};
 
 pub use super::error::StepError;
 /// How each step is undone (built with its statements, run by rollback).
-pub use crate::statements::{Inverse, RecordedUndo, inverse, recorded_undo};
+pub use crate::statements::RecordedUndo;
 
 /// What a step needs from the engine.
 pub struct Ctx<'a> {

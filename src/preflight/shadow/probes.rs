@@ -7,10 +7,8 @@ use std::collections::HashMap;
 use super::names::{reaches_real, references_in_text, shadow, to_copies, without_concurrently};
 use super::{Probe, Use};
 use crate::db::{Conn, DbError, quote_ident, quote_qualified};
-use crate::engine::steps::batch::{self, KeyInfo};
-use crate::engine::steps::{
-    backfill, constraint, copy_rows, create_index, not_null, swap, sync_trigger, verify,
-};
+use crate::statements::batch::{self, BatchJob, KeyInfo};
+use crate::statements::{constraint, create_index, not_null, swap, sync_trigger, verify};
 use crate::plan::Step;
 use crate::plan::model::{Rename, SyncTriggerStep};
 use crate::sql::{self, Action, ConstraintKind, Kind, Rel};
@@ -268,7 +266,7 @@ pub(super) async fn probes(
             let mut spec = s.clone();
             spec.table = shadow(&s.table);
             if let Some(key) = key_info(conn, &spec.table, &spec.key).await? {
-                let work = batch::batch_sql(&backfill::job(&spec), &key, true).work;
+                let work = batch::batch_sql(&BatchJob::backfill(&spec), &key, true).work;
                 out.push(Probe::new(
                     "the batch UPDATE",
                     "`set`/`where`",
@@ -282,7 +280,7 @@ pub(super) async fn probes(
             spec.from = shadow(&s.from);
             spec.to = shadow(&s.to);
             if let Some(key) = key_info(conn, &spec.from, &spec.key).await? {
-                let work = batch::batch_sql(&copy_rows::job(&spec), &key, true).work;
+                let work = batch::batch_sql(&BatchJob::copy_rows(&spec), &key, true).work;
                 out.push(Probe::new(
                     "the batch INSERT … SELECT",
                     "`columns`/`where`",
