@@ -495,6 +495,14 @@ mod tests {
             .find(|s| s.metric == "cutover_replication_lag_seconds")
             .expect("lag");
         assert_eq!(lag.labels.get("replica"), Some("replica1"));
-        assert_eq!(value("cutover_abort_limit"), Some(60.0));
+        let limit = scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == "cutover_abort_limit"
+                    && s.labels.get("criterion") == Some("replication_lag")
+            })
+            .expect("the lag limit");
+        assert!(matches!(limit.value, prometheus_parse::Value::Gauge(v) if v == 60.0));
     }
 }
