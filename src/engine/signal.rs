@@ -9,14 +9,23 @@ use super::emitter::Emitter;
 use super::events::EventKind;
 use super::session::JournalSlot;
 
-/// Forwards commands until the frontends are gone; signals sessions.
+/// Forwards commands until the frontends or the engine are gone; signals
+/// sessions. It ends with the engine, so its copy of the emitter never keeps
+/// the event stream open after the run.
 pub(crate) async fn inbox(
     mut from_frontends: mpsc::Receiver<Command>,
     to_engine: mpsc::Sender<Command>,
     slot: JournalSlot,
     out: Emitter,
 ) {
-    while let Some(cmd) = from_frontends.recv().await {
+    loop {
+        let cmd = tokio::select! {
+            cmd = from_frontends.recv() => match cmd {
+                Some(cmd) => cmd,
+                None => return,
+            },
+            _ = to_engine.closed() => return,
+        };
         match cmd {
             Command::SignalSession { pid, terminate, by } => {
                 let message = signal(&slot, pid, terminate, &by).await;
