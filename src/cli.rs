@@ -74,6 +74,17 @@ pub enum Command {
     Resume(PlanArg),
     /// Stop a run now: cancel its statement, clean up the step; resumable.
     Abort(PlanArg),
+    /// Change a running plan's pace and limits, live, from any terminal.
+    ///
+    /// KEY=VALUE pairs, validated like the plan file, applied within a
+    /// second, journalled with the old and new value and the role:
+    /// max_rows_per_second (N or off), batch_size (N or auto),
+    /// target_batch_time, probe_latency (or off), max_batch_size,
+    /// min_batch_size, throttle.replication_lag[_bytes],
+    /// abort.replication_lag[_bytes], lock_wait, blocked_sessions,
+    /// lock_timeouts, rollback_rate, stale_monitor (limits take `off`),
+    /// release_replica=NAME.
+    Set(SetArgs),
     /// Stop holding batches for a replica the run lost (it left
     /// pg_stat_replication): its lag can no longer be measured, so every
     /// replication limit holds until you release it. Journalled.
@@ -224,6 +235,17 @@ pub struct AdvanceArgs {
     pub confirm: Option<String>,
 }
 
+/// `cutover set`.
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// The plan file, then KEY=VALUE pairs (with --run: only the pairs).
+    #[arg(required = true, value_name = "PLAN KEY=VALUE")]
+    pub args: Vec<String>,
+    /// The run, by id (no plan file needed).
+    #[arg(long, value_name = "N")]
+    pub run: Option<i64>,
+}
+
 /// `cutover release-replica`.
 #[derive(Debug, Args)]
 pub struct ReleaseReplicaArgs {
@@ -294,4 +316,13 @@ pub struct SandboxSeedArgs {
     /// Drop and re-create `users` if it exists.
     #[arg(long)]
     pub replace: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

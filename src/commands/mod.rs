@@ -28,6 +28,7 @@ pub async fn dispatch(cli: Cli) -> color_eyre::Result<i32> {
         Command::Rollback(args) => rollback::rollback(args, url).await,
         Command::Status(args) => status::status(args, url).await,
         Command::Advance(a) => remote::advance(&a.plan, a.confirm.as_deref(), url).await,
+        Command::Set(a) => remote::set(a, url).await,
         Command::ReleaseReplica(a) => {
             remote::send_with(
                 RemoteCommand::ReleaseReplica,

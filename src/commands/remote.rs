@@ -167,3 +167,97 @@ pub async fn send_with(
     println!("sent {} to run #{} of \"{name}\"", cmd.as_str(), run.id);
     exit::OK
 }
+
+/// `cutover set PLAN|--run N KEY=VALUE…`: each pair validated here as the
+/// engine will (units, ranges, names), then sent as one command row each.
+pub async fn set(args: crate::cli::SetArgs, database_url: Option<&str>) -> i32 {
+    use crate::engine::live;
+    // `set PLAN K=V…`, or `set --run N K=V…` with no plan file.
+    let (plan, settings) = match (args.run, args.args.split_first()) {
+        (None, Some((plan, rest))) if !plan.contains('=') => {
+            (Some(std::path::PathBuf::from(plan)), rest.to_vec())
+        }
+        (None, _) => {
+            eprintln!("error: cutover set needs a plan file (or --run N) before KEY=VALUE");
+            return exit::USAGE;
+        }
+        (Some(_), _) => (None, args.args.clone()),
+    };
+    if settings.is_empty() {
+        eprintln!(
+            "error: cutover set needs at least one KEY=VALUE (keys: {})",
+            live::KEYS.join(", ")
+        );
+        return exit::USAGE;
+    }
+    let loaded = match plan.as_deref().map(load_plan).transpose() {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let (throttle, abort) = loaded.as_ref().map_or_else(
+        || (Default::default(), Default::default()),
+        |l| (l.plan.throttle.clone(), l.plan.abort.clone()),
+    );
+    let mut pairs = Vec::new();
+    for text in &settings {
+        match live::parse_assignment(text)
+            .and_then(|(k, v)| live::validate(&throttle, &abort, &k, &v).map(|()| (k, v)))
+        {
+            Ok(pair) => pairs.push(pair),
+            Err(why) => {
+                eprintln!("error: cutover set: {why}; nothing was sent");
+                return exit::USAGE;
+            }
+        }
+    }
+    let conn = match connect(database_url).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let run = if !has_journal(&conn).await {
+        None
+    } else if let Some(id) = args.run {
+        journal::run_by_id(&conn.client, id).await.ok().flatten()
+    } else if let Some(l) = &loaded {
+        journal::unfinished_run(&conn.client, &l.plan.name)
+            .await
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
+    let Some(run) = run else {
+        eprintln!(
+            "error: no unfinished run to change in {} (see `cutover status`)",
+            conn.target().display()
+        );
+        return exit::FAILED;
+    };
+    let alive = journal::lock_holder(&conn.client, &run.plan_name)
+        .await
+        .ok()
+        .flatten()
+        .is_some();
+    if !alive {
+        eprintln!(
+            "error: no cutover is driving run #{} (status {}); change the plan file and resume it instead",
+            run.id,
+            run.status.as_str()
+        );
+        return exit::FAILED;
+    }
+    for (key, value) in &pairs {
+        let argument = format!("{key}={value}");
+        if let Err(e) =
+            journal::send_remote(&conn.client, run.id, RemoteCommand::Set, Some(&argument)).await
+        {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+        println!(
+            "sent set {argument} to run #{} of \"{}\"",
+            run.id, run.plan_name
+        );
+    }
+    exit::OK
+}

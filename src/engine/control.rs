@@ -43,6 +43,16 @@ pub enum Command {
         /// Who asked.
         by: String,
     },
+    /// Change a live setting (`cutover set`, the cockpit's pace keys):
+    /// validated, applied within a second, journalled.
+    Set {
+        /// The key ([`super::live::KEYS`]).
+        key: String,
+        /// Its new value, as the plan file writes it.
+        value: String,
+        /// Who.
+        by: String,
+    },
     /// Stop counting a lost replica against the replication limits.
     ReleaseReplica {
         /// Its name.
@@ -149,6 +159,8 @@ pub struct Control {
     pub auto_advance: bool,
     /// What the monitor looks at (released replicas are written there).
     pub focus: Option<Arc<Mutex<crate::monitor::Focus>>>,
+    /// The plan's pace and limits as they stand (changed by `Set`).
+    pub live: Option<super::live::Live>,
 }
 
 impl Control {
@@ -167,6 +179,7 @@ impl Control {
             detach: false,
             auto_advance,
             focus: None,
+            live: None,
         }
     }
 
@@ -197,6 +210,7 @@ impl Control {
             Command::Detach => self.detach = true,
             // Handled on arrival by the engine's inbox (see the driver).
             Command::SignalSession { .. } => {}
+            Command::Set { key, value, by } => self.set(&key, &value, by, out),
             Command::ReleaseReplica { replica, by } => {
                 if let Some(focus) = &self.focus
                     && let Ok(mut f) = focus.lock()
@@ -207,6 +221,80 @@ impl Control {
                 out.emit(EventKind::ReplicaReleased { replica, by });
             }
         }
+    }
+
+    /// Applies a live setting, or says why not.
+    fn set(&mut self, key: &str, value: &str, by: String, out: &Emitter) {
+        match key {
+            "batch_size" => {
+                let size = if value.eq_ignore_ascii_case("auto") {
+                    None
+                } else {
+                    match value.parse::<u64>() {
+                        Ok(n) if n > 0 => Some(n),
+                        _ => {
+                            out.emit(EventKind::Notice {
+                                message: format!("refused `set batch_size={value}` from {by}: not a positive size or `auto`"),
+                            });
+                            return;
+                        }
+                    }
+                };
+                self.apply(Command::SetBatchSize(size), out);
+            }
+            "release_replica" => self.apply(
+                Command::ReleaseReplica {
+                    replica: value.to_string(),
+                    by,
+                },
+                out,
+            ),
+            _ => {
+                let Some(live) = &self.live else { return };
+                let result = match live.write() {
+                    Ok(mut s) => super::live::apply(&mut s, key, value),
+                    Err(_) => Err("the live settings are unavailable".into()),
+                };
+                match result {
+                    Ok((old, new)) => out.emit(EventKind::SettingChanged {
+                        key: key.to_string(),
+                        old,
+                        new,
+                        by,
+                    }),
+                    Err(why) => out.emit(EventKind::Notice {
+                        message: format!("refused `set {key}={value}` from {by}: {why}"),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// The plan's `[throttle]` as it stands now.
+    pub fn throttle(&self, plan: &crate::plan::model::Throttle) -> crate::plan::model::Throttle {
+        self.live
+            .as_ref()
+            .and_then(|l| l.read().ok().map(|s| s.throttle.clone()))
+            .unwrap_or_else(|| plan.clone())
+    }
+
+    /// The plan's `[abort]` as it stands now.
+    pub fn abort_limits(
+        &self,
+        plan: &crate::plan::model::AbortLimits,
+    ) -> crate::plan::model::AbortLimits {
+        self.live
+            .as_ref()
+            .and_then(|l| l.read().ok().map(|s| s.abort.clone()))
+            .unwrap_or_else(|| plan.clone())
+    }
+
+    /// The live settings' version (moves on every change).
+    pub fn live_version(&self) -> u64 {
+        self.live
+            .as_ref()
+            .and_then(|l| l.read().ok().map(|s| s.version))
+            .unwrap_or(0)
     }
 
     /// Applies every queued command without waiting.

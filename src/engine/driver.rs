@@ -328,6 +328,8 @@ async fn drive(
     };
     out.set_run_id(run.id);
     let _beacon = super::beacon::start(run.id, out.subscribe(), slot.clone());
+    let live = super::live::from_plan(&plan.throttle, &plan.abort);
+    control.live = Some(live.clone());
     let oversight = start_oversight(
         plan,
         target,
@@ -336,6 +338,7 @@ async fn drive(
         monitor_rx,
         control.abort.clone(),
         out,
+        Some(live),
     );
     control.focus = Some(oversight.focus.clone());
     if let Some(resting) = resting_probe(plan, &session.work).await

@@ -265,6 +265,17 @@ pub enum EventKind {
         /// Who released it.
         by: String,
     },
+    /// A live setting changed (`cutover set`, the cockpit's keys).
+    SettingChanged {
+        /// The key.
+        key: String,
+        /// Its value before.
+        old: String,
+        /// Its value now.
+        new: String,
+        /// Who changed it.
+        by: String,
+    },
     /// The command was refused before anything changed.
     Refused {
         /// Why, and what to do.
@@ -280,7 +291,8 @@ impl EventKind {
             | EventKind::Paused { .. }
             | EventKind::Aborting { .. }
             | EventKind::Throttled { .. }
-            | EventKind::ReplicaReleased { .. } => Level::Warn,
+            | EventKind::ReplicaReleased { .. }
+            | EventKind::SettingChanged { .. } => Level::Warn,
             EventKind::StepFailed { .. }
             | EventKind::ConnectionLost { .. }
             | EventKind::Refused { .. }
@@ -422,6 +434,9 @@ impl EventKind {
                 "replica {replica} released from the replication limits by {by}: batches no longer wait for it"
             ),
             EventKind::Refused { reason } => format!("refused: {reason}"),
+            EventKind::SettingChanged { key, old, new, by } => {
+                format!("{key} changed from {old} to {new} by {by}")
+            }
         }
     }
 }

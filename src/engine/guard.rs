@@ -149,6 +149,11 @@ impl Guard {
         }
     }
 
+    /// Takes new limits (a live change), keeping what it has seen.
+    pub fn set_limits(&mut self, limits: AbortLimits) {
+        self.limits = limits;
+    }
+
     /// Looks at a new sample; trips when a criterion was over on this and
     /// the previous sample.
     pub fn observe(&mut self, sample: &Sample, lock_timeouts: u32) -> Option<Trip> {

@@ -86,6 +86,20 @@ pub(crate) fn spawn_listener(
                         replica: c.argument.unwrap_or_default(),
                         by,
                     },
+                    Some(RemoteCommand::Set) => {
+                        match super::live::parse_assignment(c.argument.as_deref().unwrap_or("")) {
+                            Ok((key, value)) => Command::Set { key, value, by },
+                            Err(why) => {
+                                out.emit(EventKind::Notice {
+                                    message: format!(
+                                        "refused a set from role {}: {why}",
+                                        c.sent_by
+                                    ),
+                                });
+                                continue;
+                            }
+                        }
+                    }
                     None => {
                         out.emit(EventKind::Notice {
                             message: format!(

@@ -11,6 +11,7 @@ pub mod events;
 pub mod guard;
 pub mod identity;
 pub mod listener;
+pub mod live;
 pub mod oversight;
 pub mod progress;
 pub mod rollback;

@@ -33,6 +33,7 @@ impl Drop for Oversight {
 }
 
 /// Starts the monitor on the session's backends, and the guard over it.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn start_oversight(
     plan: &Plan,
     target: &Target,
@@ -41,6 +42,7 @@ pub(crate) fn start_oversight(
     monitor: watch::Receiver<Arc<MonitorState>>,
     abort: AbortHandle,
     out: &Emitter,
+    live: Option<super::live::Live>,
 ) -> Oversight {
     let focus = Arc::new(Mutex::new(Focus {
         ours: session.pids(),
@@ -51,6 +53,7 @@ pub(crate) fn start_oversight(
     let started = Instant::now();
     let guard = spawn_guard(
         Guard::new(plan.abort.clone()),
+        live,
         monitor.clone(),
         counters.clone(),
         abort,
@@ -69,8 +72,10 @@ pub(crate) fn start_oversight(
 
 /// Evaluates the abort criteria on every sample while steps run, and once a
 /// second for staleness; on a trip, records it and aborts.
+#[allow(clippy::too_many_arguments)]
 fn spawn_guard(
     mut guard: Guard,
+    live: Option<super::live::Live>,
     mut monitor: watch::Receiver<Arc<MonitorState>>,
     counters: Arc<Counters>,
     abort: AbortHandle,
@@ -78,6 +83,7 @@ fn spawn_guard(
     started: Instant,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut seen_version = 0;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
@@ -89,6 +95,14 @@ fn spawn_guard(
             // its own bound).
             if out.snapshot().state != RunState::Running {
                 continue;
+            }
+            // `cutover set` may have changed the limits.
+            if let Some(l) = &live
+                && let Ok(s) = l.read()
+                && s.version != seen_version
+            {
+                seen_version = s.version;
+                guard.set_limits(s.abort.clone());
             }
             let state = monitor.borrow().clone();
             let silent = if state.sample.seq == 0 {

@@ -20,6 +20,8 @@ pub enum RemoteCommand {
     Abort,
     /// Stop holding batches for a lost replica (its name is the argument).
     ReleaseReplica,
+    /// Change a live setting (the argument is `key=value`).
+    Set,
 }
 
 impl RemoteCommand {
@@ -31,6 +33,7 @@ impl RemoteCommand {
             RemoteCommand::Resume => "resume",
             RemoteCommand::Abort => "abort",
             RemoteCommand::ReleaseReplica => "release_replica",
+            RemoteCommand::Set => "set",
         }
     }
 
@@ -42,6 +45,7 @@ impl RemoteCommand {
             "resume" => RemoteCommand::Resume,
             "abort" => RemoteCommand::Abort,
             "release_replica" => RemoteCommand::ReleaseReplica,
+            "set" => RemoteCommand::Set,
             _ => return None,
         })
     }

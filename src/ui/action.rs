@@ -15,6 +15,12 @@ pub enum Action {
     BatchDown,
     /// Back to automatic batch sizing.
     BatchAuto,
+    /// Halve the pace (`max_rows_per_second`), live.
+    PaceDown,
+    /// Double the pace (or lift it when it is already high).
+    PaceUp,
+    /// Stop holding batches for a replica the run lost.
+    ReleaseReplica,
     /// Abort (asks first).
     Abort,
     /// Roll back (asks first).

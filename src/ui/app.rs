@@ -261,6 +261,16 @@ impl App {
         self.engine_running() && self.progress.gate.is_some()
     }
 
+    /// A replica the run lost (gone from pg_stat_replication), if any.
+    pub fn lost_replica(&self) -> Option<String> {
+        self.monitor
+            .sample
+            .replicas
+            .iter()
+            .find(|r| r.gone_since.is_some())
+            .map(|r| r.name.clone())
+    }
+
     /// A batched step is running.
     pub fn batch_running(&self) -> bool {
         self.engine_running() && self.progress.batch.is_some()
@@ -390,6 +400,35 @@ impl App {
             }
             Action::BatchAuto if self.batch_running() => {
                 return Some(Effect::Send(Command::SetBatchSize(None)));
+            }
+            Action::PaceDown | Action::PaceUp if self.batch_running() => {
+                // From the limit in force, else from the rate now.
+                let now = self.plan.throttle.max_rows_per_second.or_else(|| {
+                    self.progress
+                        .batch
+                        .as_ref()
+                        .map(|b| b.rows_per_sec.round() as u64)
+                        .filter(|r| *r > 0)
+                })?;
+                let value = if action == Action::PaceDown {
+                    (now / 2).max(1).to_string()
+                } else if self.plan.throttle.max_rows_per_second.is_some() {
+                    now.saturating_mul(2).to_string()
+                } else {
+                    return None;
+                };
+                return Some(Effect::Send(Command::Set {
+                    key: "max_rows_per_second".into(),
+                    value,
+                    by: "the operator (cockpit)".into(),
+                }));
+            }
+            Action::ReleaseReplica => {
+                let replica = self.lost_replica()?;
+                return Some(Effect::Send(Command::ReleaseReplica {
+                    replica,
+                    by: "the operator (cockpit)".into(),
+                }));
             }
             Action::Abort if self.engine_running() => self.modal = Modal::ConfirmAbort,
             Action::Rollback if self.can_roll_back() => {

@@ -44,6 +44,18 @@ pub const BINDINGS: &[Binding] = &[
         applies: |a| a.batch_running() && a.current_kind() != Some("verify"),
     },
     Binding {
+        keys: "[/]",
+        action: Action::PaceDown,
+        what: "pace",
+        applies: |a| a.batch_running(),
+    },
+    Binding {
+        keys: "L",
+        action: Action::ReleaseReplica,
+        what: "release lost replica",
+        applies: |a| a.lost_replica().is_some(),
+    },
+    Binding {
         keys: "0",
         action: Action::BatchAuto,
         what: "auto batch",
@@ -146,6 +158,9 @@ pub fn action_for(key: KeyEvent, modal: &Modal) -> Option<Action> {
             KeyCode::Char('+') | KeyCode::Char('=') => Some(Action::BatchUp),
             KeyCode::Char('-') => Some(Action::BatchDown),
             KeyCode::Char('0') => Some(Action::BatchAuto),
+            KeyCode::Char('[') => Some(Action::PaceDown),
+            KeyCode::Char(']') => Some(Action::PaceUp),
+            KeyCode::Char('L') => Some(Action::ReleaseReplica),
             KeyCode::Char('a') => Some(Action::Abort),
             KeyCode::Char('r') => Some(Action::Rollback),
             KeyCode::Char('c') => Some(Action::CancelSession),

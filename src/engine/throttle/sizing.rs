@@ -52,6 +52,15 @@ impl BatchSizer {
         self.cap = rows_per_second.map(|r| ((r * PACE_SLICE) as u64).max(self.min));
     }
 
+    /// Takes a new target and bounds (a live `cutover set`), keeping what
+    /// it learned.
+    pub fn retarget(&mut self, target: Duration, min: u64, max: u64) {
+        self.target = target;
+        self.min = min.max(1);
+        self.max = max.max(self.min);
+        self.size = self.size.clamp(self.min, self.max);
+    }
+
     /// What sizing aims at.
     pub fn target(&self) -> Duration {
         self.target

@@ -83,6 +83,18 @@ impl App {
     /// Records an engine event.
     pub fn on_event(&mut self, event: &Event) {
         match &event.kind {
+            // The limits on screen follow `cutover set` and the pace keys.
+            EventKind::SettingChanged { key, new, .. } => {
+                let mut live = crate::engine::live::LiveSettings {
+                    throttle: self.plan.throttle.clone(),
+                    abort: self.plan.abort.clone(),
+                    version: 0,
+                };
+                if crate::engine::live::apply(&mut live, key, new).is_ok() {
+                    self.plan.throttle = live.throttle;
+                    self.plan.abort = live.abort;
+                }
+            }
             EventKind::StepStarted { phase, step, .. } => {
                 self.step_times.insert((*phase, *step), (event.at, None));
                 self.lock_retry = None;

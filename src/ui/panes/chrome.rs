@@ -343,7 +343,6 @@ impl Widget for Dialog<'_> {
                     .collect();
                 lines.push(Line::raw(""));
                 lines.extend(legend());
-                lines.push(Line::raw(""));
                 lines.push(Line::styled(
                     format!("log file: {}", crate::ui::log_path().display()),
                     theme::dim(),

@@ -22,7 +22,7 @@ use crate::statements::batch::{BatchJob, Work, batch_sql};
 
 pub use key::{check_key, estimate_rows};
 use session::{FocusOn, bulk_session};
-use throttled::{hold_while_throttled, paced_by_plan, publish, steer};
+use throttled::{batch_target, hold_while_throttled, paced_by_plan, publish, retune, steer};
 use transaction::{BatchResult, Prepared, one_batch};
 
 /// First batch size when the plan gives none.
@@ -83,16 +83,12 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
         _ => None,
     };
 
-    let throttle = &ctx.plan.throttle;
+    // The plan's `[throttle]` as it stands: `cutover set` may change it.
+    let mut throttle = ctx.control.throttle(&ctx.plan.throttle);
+    let mut live_seen = ctx.control.live_version();
     let mut sizer = BatchSizer::new(
         spec.batch_size.unwrap_or(DEFAULT_BATCH),
-        // Gentle mode: a writer that hits the batch's key range waits for
-        // its row locks — up to one whole batch — so batches must not last
-        // longer than the latency budget itself.
-        match throttle.probe_latency {
-            Some(budget) => throttle.target_batch_time.0.min(budget.0),
-            None => throttle.target_batch_time.0,
-        },
+        batch_target(&throttle),
         throttle.min_batch_size,
         throttle.max_batch_size,
     );
@@ -148,6 +144,18 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
                 changed = samples.changed(), if gentle.is_some() && listening => {
                     listening = changed.is_ok();
                 }
+                // A slow pace is re-timed when the operator changes it.
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                    ctx.control.drain(ctx.out);
+                    if retune(ctx, &mut throttle, &mut live_seen, &mut sizer, &mut gentle) {
+                        limit = pace_limit(
+                            throttle.max_rows_per_second,
+                            gentle.as_ref().and_then(Gentle::ceiling),
+                        );
+                        sizer.pace(limit);
+                    }
+                    continue;
+                }
             }
             if let Some(g) = gentle.as_mut() {
                 steer(ctx, g, &mut gentle_seq, rate.rate());
@@ -156,6 +164,13 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
             }
         }
         ctx.control.safe_point(ctx.out).await?;
+        if retune(ctx, &mut throttle, &mut live_seen, &mut sizer, &mut gentle) {
+            limit = pace_limit(
+                throttle.max_rows_per_second,
+                gentle.as_ref().and_then(Gentle::ceiling),
+            );
+            sizer.pace(limit);
+        }
         let size = ctx.control.batch_override.unwrap_or(sizer.size()) as i64;
         let t0 = Instant::now();
         let statements = if last_key.is_some() { &next } else { &first };

@@ -21,7 +21,9 @@ pub(super) async fn hold_while_throttled(
         } else {
             state.sample.taken.elapsed()
         };
-        match hold_reason(&ctx.plan.throttle, &ctx.plan.abort, &state.sample, silent) {
+        let throttle = ctx.control.throttle(&ctx.plan.throttle);
+        let abort = ctx.control.abort_limits(&ctx.plan.abort);
+        match hold_reason(&throttle, &abort, &state.sample, silent) {
             None => {
                 if let Some(since) = held.take() {
                     ctx.out.emit(EventKind::Unthrottled {
@@ -73,7 +75,7 @@ pub(super) fn steer(ctx: &Ctx<'_>, g: &mut Gentle, seen: &mut u64, achieved: f64
     }
     *seen = seq;
     g.observe(p95, achieved, Instant::now());
-    let reason = match ctx.plan.throttle.max_rows_per_second {
+    let reason = match ctx.control.throttle(&ctx.plan.throttle).max_rows_per_second {
         Some(r) if g.ceiling().is_some_and(|c| (r as f64) < c) => Some(paced_by_plan(r)),
         _ => g.reason(p95),
     };
@@ -110,4 +112,44 @@ pub(super) fn publish(
         batches,
     };
     ctx.out.progress(|p| p.batch = Some(batch));
+}
+
+/// The sizing target for a `[throttle]`: its batch time, held under the
+/// probe budget in gentle mode (a writer that meets the batch's rows waits
+/// for the whole batch).
+pub(super) fn batch_target(throttle: &crate::plan::model::Throttle) -> Duration {
+    match throttle.probe_latency {
+        Some(budget) => throttle.target_batch_time.0.min(budget.0),
+        None => throttle.target_batch_time.0,
+    }
+}
+
+/// Takes a live change of `[throttle]` (`cutover set`, the cockpit's pace
+/// keys) into the loop's controllers; true when something changed.
+pub(super) fn retune(
+    ctx: &Ctx<'_>,
+    throttle: &mut crate::plan::model::Throttle,
+    seen: &mut u64,
+    sizer: &mut BatchSizer,
+    gentle: &mut Option<Gentle>,
+) -> bool {
+    let version = ctx.control.live_version();
+    if version == *seen {
+        return false;
+    }
+    *seen = version;
+    let now = ctx.control.throttle(&ctx.plan.throttle);
+    sizer.retarget(batch_target(&now), now.min_batch_size, now.max_batch_size);
+    if now.probe_latency != throttle.probe_latency {
+        *gentle = now.probe_latency.map(|t| Gentle::new(t.0));
+    }
+    if now.max_rows_per_second.is_none() && gentle.is_none() {
+        ctx.out.progress(|p| p.throttle = None);
+    } else if let Some(r) = now.max_rows_per_second
+        && gentle.is_none()
+    {
+        ctx.out.progress(|p| p.throttle = Some(paced_by_plan(r)));
+    }
+    *throttle = now;
+    true
 }
