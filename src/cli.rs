@@ -102,11 +102,15 @@ pub enum Command {
     Sandbox(SandboxCommand),
 }
 
-/// A plan file argument.
+/// Which run a remote command steers: the plan file's, or `--run N`.
 #[derive(Debug, Args)]
 pub struct PlanArg {
-    /// The plan file (TOML).
-    pub plan: PathBuf,
+    /// The plan file (TOML); or give --run.
+    #[arg(required_unless_present = "run")]
+    pub plan: Option<PathBuf>,
+    /// The run, by id (no plan file needed: `cutover status` lists them).
+    #[arg(long, value_name = "N")]
+    pub run: Option<i64>,
 }
 
 /// `cutover run`.
@@ -228,8 +232,12 @@ pub struct RollbackArgs {
 /// `cutover advance`.
 #[derive(Debug, Args)]
 pub struct AdvanceArgs {
-    /// The plan file (TOML).
-    pub plan: PathBuf,
+    /// The plan file (TOML); or give --run.
+    #[arg(required_unless_present = "run")]
+    pub plan: Option<PathBuf>,
+    /// The run, by id (no plan file needed).
+    #[arg(long, value_name = "N")]
+    pub run: Option<i64>,
     /// For the gate of an irreversible phase: the name the cockpit asks for.
     #[arg(long, value_name = "NAME")]
     pub confirm: Option<String>,
@@ -249,10 +257,13 @@ pub struct SetArgs {
 /// `cutover release-replica`.
 #[derive(Debug, Args)]
 pub struct ReleaseReplicaArgs {
-    /// The plan file (TOML).
-    pub plan: PathBuf,
-    /// The replica's name (application_name in pg_stat_replication).
-    pub replica: String,
+    /// The plan file, then the replica's name (application_name in
+    /// pg_stat_replication); with --run only the name.
+    #[arg(required = true, num_args = 1..=2, value_name = "PLAN REPLICA")]
+    pub args: Vec<String>,
+    /// The run, by id (no plan file needed).
+    #[arg(long, value_name = "N")]
+    pub run: Option<i64>,
 }
 
 /// `cutover demo`.

@@ -27,20 +27,20 @@ pub async fn dispatch(cli: Cli) -> color_eyre::Result<i32> {
         Command::Run(args) => run::run(args, url).await,
         Command::Rollback(args) => rollback::rollback(args, url).await,
         Command::Status(args) => status::status(args, url).await,
-        Command::Advance(a) => remote::advance(&a.plan, a.confirm.as_deref(), url).await,
-        Command::Set(a) => remote::set(a, url).await,
-        Command::ReleaseReplica(a) => {
-            remote::send_with(
-                RemoteCommand::ReleaseReplica,
-                &a.plan,
-                Some(&a.replica),
-                url,
-            )
-            .await
+        Command::Advance(a) => {
+            remote::advance(a.plan.as_deref(), a.run, a.confirm.as_deref(), url).await
         }
-        Command::Pause(a) => remote::send(RemoteCommand::Pause, &a.plan, url).await,
-        Command::Resume(a) => remote::send(RemoteCommand::Resume, &a.plan, url).await,
-        Command::Abort(a) => remote::send(RemoteCommand::Abort, &a.plan, url).await,
+        Command::Set(a) => remote::set(a, url).await,
+        Command::ReleaseReplica(a) => remote::release_replica(a, url).await,
+        Command::Pause(a) => {
+            remote::send(RemoteCommand::Pause, a.plan.as_deref(), a.run, url).await
+        }
+        Command::Resume(a) => {
+            remote::send(RemoteCommand::Resume, a.plan.as_deref(), a.run, url).await
+        }
+        Command::Abort(a) => {
+            remote::send(RemoteCommand::Abort, a.plan.as_deref(), a.run, url).await
+        }
         Command::Sandbox(cmd) => return sandbox::run(cmd, url).await,
         Command::Demo(args) => return demo::run(args).await,
         Command::Check(args) => check::run(args, url).await,

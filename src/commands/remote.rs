@@ -24,9 +24,14 @@ pub(super) async fn has_journal(conn: &Conn) -> bool {
         .unwrap_or(false)
 }
 
-/// `cutover advance|pause|resume|abort PLAN`.
-pub async fn send(cmd: RemoteCommand, plan_path: &Path, database_url: Option<&str>) -> i32 {
-    send_with(cmd, plan_path, None, database_url).await
+/// `cutover pause|resume|abort PLAN|--run N`.
+pub async fn send(
+    cmd: RemoteCommand,
+    plan_path: Option<&Path>,
+    run: Option<i64>,
+    database_url: Option<&str>,
+) -> i32 {
+    send_with(cmd, plan_path, run, None, database_url).await
 }
 
 /// The gate the run waits at now, from its last gate event: (phase name,
@@ -51,31 +56,82 @@ async fn waiting_gate(conn: &Conn, run_id: i64) -> Option<(String, bool)> {
     })
 }
 
-/// `cutover advance PLAN [--confirm NAME]`: the gate of an irreversible
-/// phase is released only with the name the cockpit asks for — given, or
-/// typed at a prompt — and otherwise nothing is sent.
-pub async fn advance(plan_path: &Path, confirm: Option<&str>, database_url: Option<&str>) -> i32 {
-    use std::io::{BufRead, IsTerminal, Write};
-    let loaded = match load_plan(plan_path) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let conn = match connect(database_url).await {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let run = if has_journal(&conn).await {
-        journal::unfinished_run(&conn.client, &loaded.plan.name)
+/// The run a command steers: the plan's unfinished run, or `--run N`; and
+/// the plan file, when given.
+async fn resolve(
+    conn: &Conn,
+    plan_path: Option<&Path>,
+    run: Option<i64>,
+) -> Result<(journal::RunRow, Option<crate::plan::LoadedPlan>), i32> {
+    let loaded = plan_path.map(load_plan).transpose()?;
+    let found = if !has_journal(conn).await {
+        None
+    } else if let Some(id) = run {
+        journal::run_by_id(&conn.client, id).await.ok().flatten()
+    } else if let Some(l) = &loaded {
+        journal::unfinished_run(&conn.client, &l.plan.name)
             .await
             .ok()
             .flatten()
     } else {
         None
     };
-    if let Some(run) = &run
-        && let Some((phase, true)) = waiting_gate(&conn, run.id).await
-    {
-        let expected = crate::plan::main_table(&loaded.plan);
+    match found {
+        Some(r) => Ok((r, loaded)),
+        None => {
+            let what = match (run, &loaded) {
+                (Some(id), _) => format!("no run #{id}"),
+                (None, Some(l)) => format!("plan \"{}\" has no unfinished run", l.plan.name),
+                (None, None) => "no run".to_string(),
+            };
+            eprintln!(
+                "error: {what} in {} (see `cutover status`; start one with `cutover run PLAN`)",
+                conn.target().display()
+            );
+            Err(exit::FAILED)
+        }
+    }
+}
+
+/// The word an irreversible gate is confirmed with: the plan's main table
+/// (from the file, else from the steps the journal recorded).
+async fn confirm_word(
+    conn: &Conn,
+    run: &journal::RunRow,
+    loaded: Option<&crate::plan::LoadedPlan>,
+) -> String {
+    if let Some(l) = loaded {
+        return crate::plan::main_table(&l.plan);
+    }
+    let steps: Vec<crate::plan::Step> = journal::steps(&conn.client, run.id)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|r| r.spec.and_then(|s| serde_json::from_value(s).ok()))
+        .collect();
+    crate::plan::main_table_of(steps.iter()).unwrap_or_else(|| run.plan_name.clone())
+}
+
+/// `cutover advance PLAN|--run N [--confirm NAME]`: the gate of an
+/// irreversible phase is released only with the name the cockpit asks for
+/// — given, or typed at a prompt — and otherwise nothing is sent.
+pub async fn advance(
+    plan_path: Option<&Path>,
+    run: Option<i64>,
+    confirm: Option<&str>,
+    database_url: Option<&str>,
+) -> i32 {
+    use std::io::{BufRead, IsTerminal, Write};
+    let conn = match connect(database_url).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let (found, loaded) = match resolve(&conn, plan_path, run).await {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    if let Some((phase, true)) = waiting_gate(&conn, found.id).await {
+        let expected = confirm_word(&conn, &found, loaded.as_ref()).await;
         let typed = match confirm {
             Some(word) => word.to_string(),
             None if std::io::stdin().is_terminal() => {
@@ -89,11 +145,12 @@ pub async fn advance(plan_path: &Path, confirm: Option<&str>, database_url: Opti
                 answer.trim().to_string()
             }
             None => {
+                let which =
+                    plan_path.map_or(format!("--run {}", found.id), |p| p.display().to_string());
                 eprintln!(
                     "error: run #{} waits at the gate of {phase}, which is irreversible; nothing was \
-                     sent. Confirm with `cutover advance {} --confirm {expected}`",
-                    run.id,
-                    plan_path.display()
+                     sent. Confirm with `cutover advance {which} --confirm {expected}`",
+                    found.id
                 );
                 return exit::FAILED;
             }
@@ -106,42 +163,59 @@ pub async fn advance(plan_path: &Path, confirm: Option<&str>, database_url: Opti
             return exit::FAILED;
         }
     }
-    send_with(RemoteCommand::Advance, plan_path, None, database_url).await
+    deliver(&conn, &found, RemoteCommand::Advance, None).await
 }
 
-/// Sends a command (with an argument) to the run of a plan.
+/// `cutover release-replica PLAN REPLICA` or `--run N REPLICA`.
+pub async fn release_replica(
+    args: crate::cli::ReleaseReplicaArgs,
+    database_url: Option<&str>,
+) -> i32 {
+    let (plan, replica) = match (args.run, args.args.as_slice()) {
+        (None, [plan, replica]) => (Some(std::path::PathBuf::from(plan)), replica.clone()),
+        (Some(_), [replica]) => (None, replica.clone()),
+        _ => {
+            eprintln!("error: cutover release-replica needs PLAN REPLICA, or --run N REPLICA");
+            return exit::USAGE;
+        }
+    };
+    send_with(
+        RemoteCommand::ReleaseReplica,
+        plan.as_deref(),
+        args.run,
+        Some(&replica),
+        database_url,
+    )
+    .await
+}
+
+/// Sends a command (with an argument) to a run.
 pub async fn send_with(
     cmd: RemoteCommand,
-    plan_path: &Path,
+    plan_path: Option<&Path>,
+    run: Option<i64>,
     argument: Option<&str>,
     database_url: Option<&str>,
 ) -> i32 {
-    let loaded = match load_plan(plan_path) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
     let conn = match connect(database_url).await {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let name = &loaded.plan.name;
-    let run = if has_journal(&conn).await {
-        journal::unfinished_run(&conn.client, name)
-            .await
-            .ok()
-            .flatten()
-    } else {
-        None
+    let (found, _) = match resolve(&conn, plan_path, run).await {
+        Ok(r) => r,
+        Err(code) => return code,
     };
-    let Some(run) = run else {
-        eprintln!(
-            "error: plan \"{name}\" has no unfinished run in {}; start one with `cutover run {}`",
-            conn.target().display(),
-            plan_path.display()
-        );
-        return exit::FAILED;
-    };
-    let live = journal::lock_holder(&conn.client, name)
+    deliver(&conn, &found, cmd, argument).await
+}
+
+/// Sends one command row to a run that a live cutover drives.
+async fn deliver(
+    conn: &Conn,
+    run: &journal::RunRow,
+    cmd: RemoteCommand,
+    argument: Option<&str>,
+) -> i32 {
+    let live = journal::lock_holder(&conn.client, &run.plan_name)
         .await
         .ok()
         .flatten()
@@ -151,7 +225,7 @@ pub async fn send_with(
             "error: no cutover is driving run #{} (status {}); `cutover run {}` resumes it{}",
             run.id,
             run.status.as_str(),
-            plan_path.display(),
+            run.plan_path,
             if cmd == RemoteCommand::Advance {
                 " (add --yes to release its gates)"
             } else {
@@ -164,7 +238,13 @@ pub async fn send_with(
         eprintln!("error: {e}");
         return exit::FAILED;
     }
-    println!("sent {} to run #{} of \"{name}\"", cmd.as_str(), run.id);
+    println!(
+        "sent {}{} to run #{} of \"{}\"",
+        cmd.as_str(),
+        argument.map(|a| format!(" {a}")).unwrap_or_default(),
+        run.id,
+        run.plan_name
+    );
     exit::OK
 }
 
@@ -214,50 +294,16 @@ pub async fn set(args: crate::cli::SetArgs, database_url: Option<&str>) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let run = if !has_journal(&conn).await {
-        None
-    } else if let Some(id) = args.run {
-        journal::run_by_id(&conn.client, id).await.ok().flatten()
-    } else if let Some(l) = &loaded {
-        journal::unfinished_run(&conn.client, &l.plan.name)
-            .await
-            .ok()
-            .flatten()
-    } else {
-        None
+    let (run, _) = match resolve(&conn, plan.as_deref(), args.run).await {
+        Ok(r) => r,
+        Err(code) => return code,
     };
-    let Some(run) = run else {
-        eprintln!(
-            "error: no unfinished run to change in {} (see `cutover status`)",
-            conn.target().display()
-        );
-        return exit::FAILED;
-    };
-    let alive = journal::lock_holder(&conn.client, &run.plan_name)
-        .await
-        .ok()
-        .flatten()
-        .is_some();
-    if !alive {
-        eprintln!(
-            "error: no cutover is driving run #{} (status {}); change the plan file and resume it instead",
-            run.id,
-            run.status.as_str()
-        );
-        return exit::FAILED;
-    }
     for (key, value) in &pairs {
         let argument = format!("{key}={value}");
-        if let Err(e) =
-            journal::send_remote(&conn.client, run.id, RemoteCommand::Set, Some(&argument)).await
-        {
-            eprintln!("error: {e}");
-            return exit::FAILED;
+        let code = deliver(&conn, &run, RemoteCommand::Set, Some(&argument)).await;
+        if code != exit::OK {
+            return code;
         }
-        println!(
-            "sent set {argument} to run #{} of \"{}\"",
-            run.id, run.plan_name
-        );
     }
     exit::OK
 }

@@ -16,19 +16,26 @@ pub use model::{Phase, Plan, STEP_KINDS, Step};
 /// The table a plan is mostly about: what the operator types to confirm an
 /// irreversible phase or a rollback (the cockpit and the CLI ask the same).
 pub fn main_table(plan: &Plan) -> String {
-    plan.phases
-        .iter()
-        .flat_map(|p| p.steps.iter())
-        .find_map(|s| match s.get_ref() {
-            Step::Backfill(b) => Some(b.table.clone()),
-            Step::CopyRows(c) => Some(c.from.clone()),
-            Step::CreateIndex(c) => Some(c.table.clone()),
-            Step::NotNull(n) => Some(n.table.clone()),
-            Step::Constraint(c) => Some(c.table.clone()),
-            Step::SyncTrigger(t) => t.table.clone().or(t.from.clone()),
-            _ => None,
-        })
-        .unwrap_or_else(|| plan.name.clone())
+    main_table_of(
+        plan.phases
+            .iter()
+            .flat_map(|p| p.steps.iter())
+            .map(|s| s.get_ref()),
+    )
+    .unwrap_or_else(|| plan.name.clone())
+}
+
+/// [`main_table`] of a list of steps (the journal's record of a run).
+pub fn main_table_of<'a>(steps: impl Iterator<Item = &'a Step>) -> Option<String> {
+    steps.into_iter().find_map(|s| match s {
+        Step::Backfill(b) => Some(b.table.clone()),
+        Step::CopyRows(c) => Some(c.from.clone()),
+        Step::CreateIndex(c) => Some(c.table.clone()),
+        Step::NotNull(n) => Some(n.table.clone()),
+        Step::Constraint(c) => Some(c.table.clone()),
+        Step::SyncTrigger(t) => t.table.clone().or(t.from.clone()),
+        _ => None,
+    })
 }
 
 /// A plan read from disk, with what identifies its exact content.

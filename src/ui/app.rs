@@ -13,7 +13,7 @@ use crate::journal::StepStatus;
 use crate::lint::plan::PlanReport;
 use crate::monitor::MonitorState;
 use crate::plan::Plan;
-use crate::plan::model::{AbortLimits, Step, Throttle};
+use crate::plan::model::{AbortLimits, Throttle};
 
 use super::action::Action;
 use super::locking::LockRow;
@@ -211,7 +211,7 @@ pub struct App {
 impl App {
     /// A cockpit for a plan.
     pub fn new(plan: Plan, plan_path: String, database: String) -> App {
-        let confirm_word = main_table(&plan);
+        let confirm_word = crate::plan::main_table(&plan);
         App {
             plan,
             plan_path,
@@ -501,22 +501,6 @@ impl App {
     }
 }
 
-/// The table a plan is mostly about: what the operator types to confirm.
-pub fn main_table(plan: &Plan) -> String {
-    plan.phases
-        .iter()
-        .flat_map(|p| p.steps.iter())
-        .find_map(|s| match s.get_ref() {
-            Step::Backfill(b) => Some(b.table.clone()),
-            Step::CopyRows(c) => Some(c.from.clone()),
-            Step::CreateIndex(c) => Some(c.table.clone()),
-            Step::NotNull(n) => Some(n.table.clone()),
-            Step::Constraint(c) => Some(c.table.clone()),
-            Step::SyncTrigger(t) => t.table.clone().or(t.from.clone()),
-            _ => None,
-        })
-        .unwrap_or_else(|| plan.name.clone())
-}
 
 mod intake;
 mod readings;
