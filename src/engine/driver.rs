@@ -182,8 +182,14 @@ fn finish(result: Result<Outcome, RunError>, out: &Emitter) -> Outcome {
 
 /// The retry policy of a plan's `[settings]`.
 pub fn retry_policy(plan: &Plan) -> RetryPolicy {
+    // A DDL waiting for its lock queues every later query on the table:
+    // under `max_stall`, no attempt waits longer than the budget.
+    let lock_timeout = match plan.settings.max_stall {
+        Some(budget) => plan.settings.lock_timeout.0.min(budget.0),
+        None => plan.settings.lock_timeout.0,
+    };
     RetryPolicy {
-        lock_timeout: plan.settings.lock_timeout.0,
+        lock_timeout,
         retries: plan.settings.lock_retries,
         backoff_min: plan.settings.retry_backoff.min,
         backoff_max: plan.settings.retry_backoff.max,
@@ -763,5 +769,23 @@ pub(crate) fn stopped(err: StepError, plan: &Plan, out: &Emitter, at: (usize, us
             });
             Outcome::Failed(error)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stall_budget_caps_each_lock_attempt() {
+        let text = "name = \"p\"\n[settings]\nlock_timeout = \"2s\"\nmax_stall = \"150ms\"\n[[phases]]\nname = \"a\"\n[[phases.steps]]\nkind = \"gate\"\nmessage = \"m\"\n";
+        let plan = crate::plan::parse(std::path::Path::new("p.toml"), text).expect("plan");
+        assert_eq!(retry_policy(&plan).lock_timeout, Duration::from_millis(150));
+        let plain = crate::plan::parse(
+            std::path::Path::new("p.toml"),
+            &text.replace("max_stall = \"150ms\"\n", ""),
+        )
+        .expect("plan");
+        assert_eq!(retry_policy(&plain).lock_timeout, Duration::from_secs(2));
     }
 }

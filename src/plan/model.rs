@@ -48,6 +48,11 @@ pub struct Settings {
     /// How many times in a row a batch may meet a held row before the step
     /// fails.
     pub batch_lock_retries: u32,
+    /// The longest any application statement may wait behind cutover: each
+    /// DDL lock attempt waits at most this (retried with backoff), and
+    /// batches are sized to stay under half of it. Unset: `lock_timeout`
+    /// and `target_batch_time` alone.
+    pub max_stall: Option<HumanDuration>,
 }
 
 impl Default for Settings {
@@ -63,6 +68,7 @@ impl Default for Settings {
             reconnect_timeout: HumanDuration(std::time::Duration::from_secs(60)),
             batch_lock_timeout: HumanDuration(std::time::Duration::from_millis(500)),
             batch_lock_retries: 100,
+            max_stall: None,
         }
     }
 }

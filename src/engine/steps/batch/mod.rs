@@ -88,7 +88,7 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
     let mut live_seen = ctx.control.live_version();
     let mut sizer = BatchSizer::new(
         spec.batch_size.unwrap_or(DEFAULT_BATCH),
-        batch_target(&throttle),
+        batch_target(&throttle, ctx.plan.settings.max_stall),
         throttle.min_batch_size,
         throttle.max_batch_size,
     );

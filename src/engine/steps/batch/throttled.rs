@@ -117,10 +117,19 @@ pub(super) fn publish(
 /// The sizing target for a `[throttle]`: its batch time, held under the
 /// probe budget in gentle mode (a writer that meets the batch's rows waits
 /// for the whole batch).
-pub(super) fn batch_target(throttle: &crate::plan::model::Throttle) -> Duration {
-    match throttle.probe_latency {
+pub(super) fn batch_target(
+    throttle: &crate::plan::model::Throttle,
+    max_stall: Option<crate::plan::units::HumanDuration>,
+) -> Duration {
+    let target = match throttle.probe_latency {
         Some(budget) => throttle.target_batch_time.0.min(budget.0),
         None => throttle.target_batch_time.0,
+    };
+    // A writer that meets a batch's rows waits for the whole batch: half the
+    // stall budget leaves room for the batch that overshoots.
+    match max_stall {
+        Some(budget) => target.min(budget.0 / 2),
+        None => target,
     }
 }
 
@@ -139,7 +148,11 @@ pub(super) fn retune(
     }
     *seen = version;
     let now = ctx.control.throttle(&ctx.plan.throttle);
-    sizer.retarget(batch_target(&now), now.min_batch_size, now.max_batch_size);
+    sizer.retarget(
+        batch_target(&now, ctx.plan.settings.max_stall),
+        now.min_batch_size,
+        now.max_batch_size,
+    );
     if now.probe_latency != throttle.probe_latency {
         *gentle = now.probe_latency.map(|t| Gentle::new(t.0));
     }
@@ -152,4 +165,24 @@ pub(super) fn retune(
     }
     *throttle = now;
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::units::HumanDuration;
+
+    #[test]
+    fn batches_stay_under_half_the_stall_budget() {
+        let t = crate::plan::model::Throttle::default();
+        assert_eq!(batch_target(&t, None), Duration::from_millis(200));
+        assert_eq!(
+            batch_target(&t, Some(HumanDuration(Duration::from_millis(150)))),
+            Duration::from_millis(75)
+        );
+        assert_eq!(
+            batch_target(&t, Some(HumanDuration(Duration::from_secs(5)))),
+            Duration::from_millis(200)
+        );
+    }
 }
