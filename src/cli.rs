@@ -85,9 +85,11 @@ pub enum Command {
     /// lock_timeouts, rollback_rate, stale_monitor (limits take `off`),
     /// release_replica=NAME.
     Set(SetArgs),
-    /// Stop holding batches for a replica the run lost (it left
-    /// pg_stat_replication): its lag can no longer be measured, so every
-    /// replication limit holds until you release it. Journalled.
+    /// Stop holding batches for a replica the run lost.
+    ///
+    /// A replica the run saw that left pg_stat_replication cannot be
+    /// measured, so every replication limit holds the batches until you
+    /// release it (or it returns). The release is journalled.
     ReleaseReplica(ReleaseReplicaArgs),
     /// Undo a run's completed steps in reverse order.
     ///
