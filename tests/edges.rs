@@ -157,19 +157,6 @@ async fn rollback_without_a_terminal_needs_yes_and_dry_run_previews() {
     drop(dir);
 }
 
-/// Counts every update of a row, and slows each batch statement so a test
-/// can act mid-backfill.
-const COUNT_AND_SLOW: &str = "
-    ALTER TABLE users ADD COLUMN touches int NOT NULL DEFAULT 0;
-    CREATE FUNCTION count_touch() RETURNS trigger LANGUAGE plpgsql AS
-        $$ BEGIN NEW.touches := OLD.touches + 1; RETURN NEW; END $$;
-    CREATE TRIGGER count_touch BEFORE UPDATE ON users
-        FOR EACH ROW EXECUTE FUNCTION count_touch();
-    CREATE FUNCTION slow_batch() RETURNS trigger LANGUAGE plpgsql AS
-        $$ BEGIN PERFORM pg_sleep(0.05); RETURN NULL; END $$;
-    CREATE TRIGGER slow_batch AFTER UPDATE ON users
-        FOR EACH STATEMENT EXECUTE FUNCTION slow_batch();";
-
 const BACKFILL: &str = r#"
 name = "fill city"
 [throttle]
@@ -193,7 +180,10 @@ fn progress_past(rows: i64) -> impl Fn(&serde_json::Value) -> bool {
 async fn a_forced_resume_restarts_a_backfill_whose_set_changed() {
     let db = seeded_db("edge_forced_resume", 20_000).await;
     let conn = db.connect().await;
-    conn.client.batch_execute(COUNT_AND_SLOW).await.unwrap();
+    conn.client
+        .batch_execute(&common::count_and_slow())
+        .await
+        .unwrap();
     let (dir, plan) = write_plan(BACKFILL);
     let mut run = Running::spawn(&db.url, &["run", &plan, "--json"]);
     run.wait_for("some batches", LONG, progress_past(2_000));
@@ -234,7 +224,11 @@ async fn terminate_cutover_sessions(conn: &cutover::db::Conn, db: &str) -> i64 {
 async fn a_run_reconnects_after_its_sessions_are_terminated_and_applies_each_batch_once() {
     let db = seeded_db("edge_reconnect", 20_000).await;
     let admin = db.connect().await;
-    admin.client.batch_execute(COUNT_AND_SLOW).await.unwrap();
+    admin
+        .client
+        .batch_execute(&common::count_and_slow())
+        .await
+        .unwrap();
     let (dir, plan) = write_plan(BACKFILL);
     let mut run = Running::spawn(&db.url, &["run", &plan, "--json"]);
     run.wait_for("some batches", LONG, progress_past(2_000));

@@ -7,26 +7,12 @@ use std::time::Duration;
 use common::locks::{wait_for_lock_wait, wait_until_blocked_by, wait_until_not_running};
 use common::process::{Running, cutover, events};
 use common::{
-    PATIENCE, catalog, holds_throughout, poll_until_async, scalar, seeded_db, shipped_plan,
-    slow_batches, write_plan,
+    PATIENCE, catalog, count_and_slow, holds_throughout, poll_until_async, scalar, seeded_db,
+    shipped_plan, write_plan,
 };
 use nix::sys::signal::Signal;
 
 const LONG: Duration = PATIENCE;
-
-/// Counts every update of a row (`touches`), and slows each batch down by
-/// 50 ms so a test can act mid-backfill.
-fn count_and_slow() -> String {
-    format!(
-        "ALTER TABLE users ADD COLUMN touches int NOT NULL DEFAULT 0;
-         CREATE FUNCTION count_touch() RETURNS trigger LANGUAGE plpgsql AS
-             $$ BEGIN NEW.touches := OLD.touches + 1; RETURN NEW; END $$;
-         CREATE TRIGGER count_touch BEFORE UPDATE ON users
-             FOR EACH ROW EXECUTE FUNCTION count_touch();
-         {}",
-        slow_batches(0.05)
-    )
-}
 
 /// A backfill that touches every row once, in batches of at most 2,000.
 const SLOW_BACKFILL: &str = r#"

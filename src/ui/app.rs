@@ -501,7 +501,6 @@ impl App {
     }
 }
 
-
 mod intake;
 mod readings;
 mod select;

@@ -253,6 +253,20 @@ pub fn slow_batches(seconds: f64) -> String {
     )
 }
 
+/// Counts every update of a row of `users` (`touches`), and slows each
+/// batch down by 50 ms so a test can act mid-backfill.
+pub fn count_and_slow() -> String {
+    format!(
+        "ALTER TABLE users ADD COLUMN touches int NOT NULL DEFAULT 0;
+         CREATE FUNCTION count_touch() RETURNS trigger LANGUAGE plpgsql AS
+             $$ BEGIN NEW.touches := OLD.touches + 1; RETURN NEW; END $$;
+         CREATE TRIGGER count_touch BEFORE UPDATE ON users
+             FOR EACH ROW EXECUTE FUNCTION count_touch();
+         {}",
+        slow_batches(0.05)
+    )
+}
+
 /// The public schema's shape: columns, constraints, indexes, triggers and
 /// functions, one sorted line each (for before/after comparisons).
 pub async fn catalog(conn: &Conn) -> Vec<String> {
