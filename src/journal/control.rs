@@ -68,9 +68,9 @@ pub async fn send_remote(
     cmd: RemoteCommand,
     argument: Option<&str>,
 ) -> Result<(), DbError> {
-    let ctx = |e| DbError::sql("sending the command (needs INSERT on cutover.commands)", e);
-    client.batch_execute("BEGIN").await.map_err(ctx)?;
-    let result = async {
+    const DOING: &str = "sending the command (needs INSERT on cutover.commands)";
+    let ctx = |e| DbError::sql(DOING, e);
+    super::in_transaction(client, DOING, async {
         client
             .execute(
                 "INSERT INTO cutover.commands (run_id, command, argument) VALUES ($1, $2, $3)",
@@ -86,15 +86,8 @@ pub async fn send_remote(
             .await
             .map_err(ctx)?;
         Ok::<(), DbError>(())
-    }
-    .await;
-    match result {
-        Ok(()) => client.batch_execute("COMMIT").await.map_err(ctx),
-        Err(e) => {
-            let _ = client.batch_execute("ROLLBACK").await;
-            Err(e)
-        }
-    }
+    })
+    .await
 }
 
 /// A command row waiting for the driver.

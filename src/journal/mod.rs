@@ -10,6 +10,35 @@ pub mod schema;
 pub mod steps;
 
 use serde::Serialize;
+use tokio_postgres::Client;
+
+use crate::db::DbError;
+
+/// Runs `work` in one transaction on `client`: committed when it succeeds,
+/// rolled back (its error returned) when it fails.
+pub(crate) async fn in_transaction<T>(
+    client: &Client,
+    context: &str,
+    work: impl std::future::Future<Output = Result<T, DbError>>,
+) -> Result<T, DbError> {
+    client
+        .batch_execute("BEGIN")
+        .await
+        .map_err(|e| DbError::sql(context, e))?;
+    match work.await {
+        Ok(value) => {
+            client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(|e| DbError::sql(context, e))?;
+            Ok(value)
+        }
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(e)
+        }
+    }
+}
 
 pub use control::{CONTROL_CHANNEL, RemoteCommand, send_remote};
 pub use events::{recent_events, record_event};

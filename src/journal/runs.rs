@@ -115,8 +115,7 @@ pub async fn create_run(
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_else(|_| "unknown".into());
     let os_pid = std::process::id() as i32;
-    client.batch_execute("BEGIN").await.map_err(ctx)?;
-    let result = async {
+    super::in_transaction(client, "recording the new run", async {
         let sql = format!(
             "INSERT INTO cutover.runs (plan_name, plan_hash, plan_path, status, host, os_pid)
              VALUES ($1, $2, $3, 'running', $4, $5) RETURNING {RUN_COLUMNS}"
@@ -148,18 +147,8 @@ pub async fn create_run(
                 .map_err(ctx)?;
         }
         Ok::<RunRow, DbError>(run)
-    }
-    .await;
-    match result {
-        Ok(run) => {
-            client.batch_execute("COMMIT").await.map_err(ctx)?;
-            Ok(run)
-        }
-        Err(e) => {
-            let _ = client.batch_execute("ROLLBACK").await;
-            Err(e)
-        }
-    }
+    })
+    .await
 }
 
 /// Sets a run's status, position and reason; claims it for this process.

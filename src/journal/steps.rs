@@ -232,8 +232,7 @@ pub async fn realign(
     layout: &[Realigned<'_>],
 ) -> Result<(), DbError> {
     let ctx = |e| DbError::sql("laying the run's steps out for the edited plan", e);
-    client.batch_execute("BEGIN").await.map_err(ctx)?;
-    let result = async {
+    super::in_transaction(client, "laying the run's steps out for the edited plan", async {
         // Out of the way of the primary key first.
         client
             .execute(
@@ -302,13 +301,6 @@ pub async fn realign(
             .await
             .map_err(ctx)?;
         Ok::<(), DbError>(())
-    }
-    .await;
-    match result {
-        Ok(()) => client.batch_execute("COMMIT").await.map_err(ctx),
-        Err(e) => {
-            let _ = client.batch_execute("ROLLBACK").await;
-            Err(e)
-        }
-    }
+    })
+    .await
 }
