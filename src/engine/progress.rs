@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::journal::StepStatus;
+/// A step's status, as the journal stores it (frontends read it from here).
+pub use crate::journal::StepStatus;
 
 /// Where a run stands, as the screen shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]

@@ -3,9 +3,7 @@
 //! irreversible phase is never undone.
 
 use super::control::Stop;
-use super::driver::{
-    EngineHandle, Outcome, Wiring, clean_up_step, retry_policy, spawn_with, statuses,
-};
+use super::driver::{EngineHandle, Outcome, Wiring, spawn_with};
 use super::error::{RunError, StepError};
 use super::events::EventKind;
 use super::listener::spawn_listener;
@@ -14,6 +12,7 @@ use super::progress::RunState;
 use super::session::open_session;
 use super::steps::{self, needs_autocommit};
 use super::undo::{self, Undo, UndoStep};
+use super::walk::{clean_up_step, retry_policy, statuses};
 use crate::db::{Conn, DbError, Target, execute_with_retry};
 use crate::journal::{self, RunRow, RunStatus, StepStatus};
 use crate::plan::{LoadedPlan, Plan};
@@ -316,7 +315,7 @@ async fn rollback(
     .await;
     listener.abort();
     if let Err((err, at)) = result {
-        return Ok(super::driver::stopped(err, plan, out, at));
+        return Ok(super::walk::stopped(err, plan, out, at));
     }
     out.progress(|p| {
         p.state = RunState::RolledBack;

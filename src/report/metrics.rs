@@ -16,8 +16,8 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 use crate::engine::driver::EngineHandle;
+use crate::engine::progress::StepStatus;
 use crate::engine::progress::{Progress, RunState};
-use crate::journal::StepStatus;
 use crate::monitor::MonitorState;
 use crate::plan::Plan;
 

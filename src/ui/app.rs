@@ -7,9 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use crate::engine::control::Command;
 use crate::engine::events::Level;
+use crate::engine::progress::StepStatus;
 use crate::engine::progress::{BatchProgress, Progress, RunState};
 use crate::engine::rollback::{UndoAction, undo_list};
-use crate::journal::StepStatus;
 use crate::lint::plan::PlanReport;
 use crate::monitor::MonitorState;
 use crate::plan::Plan;

@@ -2,8 +2,8 @@
 //! state and reason, where it stopped, the rows done, and the command to
 //! type next. Pure, so every exit path prints the same facts.
 
-use crate::engine::driver::position_text;
 use crate::engine::progress::RunState;
+use crate::engine::walk::position_text;
 
 use super::app::App;
 

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use super::App;
 use crate::engine::progress::RunState;
-use crate::journal::StepStatus;
+use crate::engine::progress::StepStatus;
 
 /// Seconds of sparkline history kept.
 const RATE_POINTS: usize = 600;

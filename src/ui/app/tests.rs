@@ -9,8 +9,8 @@ use ratatui::backend::TestBackend;
 
 use super::*;
 use crate::engine::events::{Event, EventKind, Level};
+use crate::engine::progress::StepStatus::{self, *};
 use crate::engine::progress::{BatchProgress, GateInfo, RunState};
-use crate::journal::StepStatus::{self, *};
 use crate::monitor::MonitorState;
 use crate::monitor::sample::{LockWait, ProbeStats, ReplicaLag, Sample};
 

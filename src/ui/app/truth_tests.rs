@@ -11,8 +11,8 @@ use super::tests::{
 };
 use super::*;
 use crate::engine::events::EventKind;
+use crate::engine::progress::StepStatus::*;
 use crate::engine::progress::{BatchProgress, GateInfo, RunState};
-use crate::journal::StepStatus::*;
 use crate::monitor::MonitorState;
 use crate::monitor::sample::{LockWait, OpenXact, Sample};
 use crate::ui::panes::log::visible_rows;

@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
 
 use crate::engine::progress::RunState;
-use crate::journal::StepStatus;
+use crate::engine::progress::StepStatus;
 use crate::ui::action::Action;
 use crate::ui::app::{App, Inspect, Modal};
 use crate::ui::keys::BINDINGS;

@@ -10,7 +10,7 @@ use ratatui::widgets::{Gauge, Paragraph, Widget};
 
 use crate::engine::events::short_duration;
 use crate::engine::progress::RunState;
-use crate::journal::StepStatus;
+use crate::engine::progress::StepStatus;
 use crate::ui::app::App;
 use crate::ui::now;
 use crate::ui::text::fit;
