@@ -60,7 +60,7 @@ fn init_tracing(cli: &Cli) {
             std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(cutover::ui::log_path())
+                .open(cutover::report::log_file::path())
                 .ok()
         })
         .flatten();

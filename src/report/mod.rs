@@ -1,6 +1,7 @@
 //! The headless frontend: one line per event (or JSON lines), progress at
 //! most once a second, Ctrl-C = pause at a safe point and detach.
 
+pub mod log_file;
 pub mod metrics;
 pub mod taps;
 

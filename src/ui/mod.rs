@@ -14,7 +14,6 @@ pub mod summary;
 pub mod text;
 pub mod theme;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
@@ -26,15 +25,6 @@ use crate::engine::rollback::spawn_rollback;
 use crate::exit;
 use crate::plan::LoadedPlan;
 use app::{App, Effect};
-
-/// Where the cockpit's logs go (never to the screen).
-pub fn log_path() -> PathBuf {
-    std::env::var_os("CUTOVER_LOG_FILE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::temp_dir().join(format!("cutover-{}.log", nix::unistd::getuid()))
-        })
-}
 
 /// Fastest redraw: 15 frames a second.
 const FRAME: Duration = Duration::from_millis(1000 / 15);

@@ -344,7 +344,7 @@ impl Widget for Dialog<'_> {
                 lines.push(Line::raw(""));
                 lines.extend(legend());
                 lines.push(Line::styled(
-                    format!("log file: {}", crate::ui::log_path().display()),
+                    format!("log file: {}", crate::report::log_file::path().display()),
                     theme::dim(),
                 ));
                 (" Keys ", lines)
