@@ -88,6 +88,7 @@ async fn lock_timeout_retry_waits_for_a_held_lock_then_succeeds() {
         retries: 50,
         backoff_min: Duration::from_millis(50),
         backoff_max: Duration::from_millis(200),
+        gap: None,
     };
     // Release the lock once three attempts have timed out on it.
     let retried = AtomicU32::new(0);
@@ -156,6 +157,7 @@ async fn lock_timeout_retry_gives_up_with_a_clear_error() {
         retries: 2,
         backoff_min: Duration::from_millis(10),
         backoff_max: Duration::from_millis(20),
+        gap: None,
     };
     // Bounded by lock_timeout: it gives up while the lock is still held.
     let err = tokio::time::timeout(

@@ -24,6 +24,21 @@ pub struct RetryPolicy {
     pub backoff_min: Duration,
     /// Largest pause between attempts.
     pub backoff_max: Duration,
+    /// Under a stall budget: wait for a gap on these tables before each
+    /// attempt.
+    pub gap: Option<GapWait>,
+}
+
+/// Before a DDL attempt, wait (a while) until no other session holds a
+/// lock on the statement's tables in a transaction older than a quarter of
+/// the budget, or waits for one: the attempt is made when it can succeed at
+/// once, and the queue behind it stays short.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GapWait {
+    /// `[settings] max_stall`.
+    pub budget: Duration,
+    /// The tables the statement locks, as the plan names them.
+    pub tables: Vec<String>,
 }
 
 impl Default for RetryPolicy {
@@ -33,6 +48,43 @@ impl Default for RetryPolicy {
             retries: 20,
             backoff_min: Duration::from_millis(250),
             backoff_max: Duration::from_secs(10),
+            gap: None,
+        }
+    }
+}
+
+/// Sessions that would make a lock attempt on these tables wait now.
+const IN_THE_WAY: &str = "
+SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'relation' AND l.pid <> pg_backend_pid()
+  AND l.relation IN (SELECT to_regclass(t) FROM unnest($1::text[]) t)
+  AND (NOT l.granted OR now() - coalesce(a.xact_start, now()) > $2::float8 * interval '1 second')";
+
+/// Waits for a gap (at most `bound`); true when one came.
+pub async fn wait_for_gap(
+    conn: &Conn,
+    gap: &GapWait,
+    bound: Duration,
+    cancel: &CancellationToken,
+) -> Result<bool, DbError> {
+    let started = std::time::Instant::now();
+    let quarter = gap.budget.as_secs_f64() / 4.0;
+    loop {
+        let busy: i64 = conn
+            .client
+            .query_one(IN_THE_WAY, &[&gap.tables, &quarter])
+            .await
+            .map_err(|e| DbError::sql("looking for a gap in the lock queue", e))?
+            .get(0);
+        if busy == 0 {
+            return Ok(true);
+        }
+        if started.elapsed() >= bound {
+            return Ok(false);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            _ = cancel.cancelled() => return Err(DbError::Cancelled),
         }
     }
 }
@@ -96,6 +148,9 @@ pub async fn execute_with_retry_between(
     loop {
         if between.is_cancelled() {
             return Err(DbError::Cancelled);
+        }
+        if let Some(gap) = &policy.gap {
+            wait_for_gap(conn, gap, policy.backoff_max, between).await?;
         }
         match conn.execute_cancellable(sql, attempt_cancel).await {
             Ok(()) => return Ok(retry + 1),

@@ -18,6 +18,7 @@ pub mod resume;
 pub mod rollback;
 pub mod session;
 pub mod signal;
+pub mod stall;
 pub mod steps;
 pub mod throttle;
 pub mod undo;

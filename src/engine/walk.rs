@@ -27,6 +27,7 @@ pub fn retry_policy(plan: &Plan) -> RetryPolicy {
         None => plan.settings.lock_timeout.0,
     };
     RetryPolicy {
+        gap: None,
         lock_timeout,
         retries: plan.settings.lock_retries,
         backoff_min: plan.settings.retry_backoff.min,
@@ -219,7 +220,7 @@ pub(crate) async fn drive_run(
                 phase: pi,
                 step: si,
                 journal: journal_row,
-                policy: policy.clone(),
+                policy: super::stall::policy_for(&policy, step, plan),
                 control,
                 out,
                 name: name.clone(),

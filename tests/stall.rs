@@ -1,0 +1,70 @@
+//! `[settings] max_stall`: a DDL step does not join a lock queue behind an
+//! old transaction (every later query would wait behind it); it waits for a
+//! gap, then takes its lock at once.
+
+mod common;
+
+use std::time::Duration;
+
+use common::process::Running;
+use common::{PATIENCE, holds_throughout, scalar, seeded_db, write_plan};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_under_a_stall_budget_waits_for_a_gap_instead_of_queueing() {
+    let db = seeded_db("stall_gap", 1_000).await;
+    let holder = db.connect().await;
+    let watcher = db.connect().await;
+    // An application transaction that has read users for a while.
+    holder
+        .client
+        .batch_execute("BEGIN; SELECT count(*) FROM users")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (dir, plan) = write_plan(
+        r#"
+name = "add under budget"
+[settings]
+max_stall = "200ms"
+[[phases]]
+name = "expand"
+gate = "auto"
+[[phases.steps]]
+kind = "sql"
+sql = "ALTER TABLE users ADD COLUMN c int"
+rollback = "ALTER TABLE users DROP COLUMN c"
+"#,
+    );
+    let mut run = Running::spawn(&db.url, &["run", &plan, "--json"]);
+    run.wait_event("step_started", PATIENCE);
+    // Meanwhile nobody queues for a lock on users: the ALTER has not
+    // joined the queue behind the old transaction.
+    holds_throughout(
+        "no lock waits on users",
+        Duration::from_secs(2),
+        async || {
+            let waiting: i64 = scalar(
+                &watcher,
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'users'::regclass",
+            )
+            .await;
+            waiting == 0
+        },
+    )
+    .await;
+    holder.client.batch_execute("COMMIT").await.unwrap();
+    let (code, lines) = run.wait_exit(PATIENCE);
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+    assert!(
+        !lines.iter().any(|l| l.contains("\"event\":\"retry\"")),
+        "it attempted while the old transaction held the table:\n{}",
+        lines.join("\n")
+    );
+    let added: i64 = scalar(
+        &watcher,
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'c'",
+    )
+    .await;
+    assert_eq!(added, 1);
+    drop(dir);
+}
