@@ -214,6 +214,7 @@ async fn drive(
         }
     };
     out.set_run_id(run.id);
+    out.progress(|p| p.stall_budget = plan.settings.max_stall.map(|b| b.0));
     let _beacon = super::beacon::start(run.id, out.subscribe(), slot.clone());
     let live = super::live::from_plan(&plan.throttle, &plan.abort);
     control.live = Some(live.clone());

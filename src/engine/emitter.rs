@@ -103,6 +103,11 @@ impl Emitter {
         self.progress.send_modify(f);
     }
 
+    /// Changes the published progress when `f` says it changed something.
+    pub fn progress_if(&self, f: impl FnOnce(&mut Progress) -> bool) {
+        self.progress.send_if_modified(f);
+    }
+
     /// A receiver of the progress (for the journal's snapshot).
     pub fn subscribe(&self) -> watch::Receiver<Progress> {
         self.progress.subscribe()

@@ -93,6 +93,20 @@ fn spawn_guard(
             // Only while steps run: not at a gate, paused, or reconnecting
             // (the monitor reconnects on its own; the run's reconnect has
             // its own bound).
+            // The worst stall cutover caused so far: the longest wait of a
+            // session queued behind one of its sessions.
+            let longest = monitor
+                .borrow()
+                .sample
+                .blocked_behind_us()
+                .map(|w| w.waited)
+                .max()
+                .unwrap_or_default();
+            out.progress_if(|p| {
+                (longest > p.worst_stall)
+                    .then(|| p.worst_stall = longest)
+                    .is_some()
+            });
             if out.snapshot().state != RunState::Running {
                 continue;
             }

@@ -126,6 +126,10 @@ pub struct Progress {
     pub lock_wait: Option<LockRetry>,
     /// Lock-timeout retries across the run (DDL attempts and batches).
     pub lock_retries: u64,
+    /// `[settings] max_stall`, when the plan sets one.
+    pub stall_budget: Option<Duration>,
+    /// The longest any session waited behind cutover so far in this run.
+    pub worst_stall: Duration,
 }
 
 /// A statement waiting its turn for a lock, retry after retry.

@@ -265,6 +265,18 @@ pub fn render(plan: &Plan, p: &Progress, m: &MonitorState) -> String {
             f64::from(u8::from(p.throttle.is_some())),
         )],
     );
+    sheet.one(
+        "cutover_worst_stall_seconds",
+        "The longest any session waited behind cutover in this run",
+        secs(p.worst_stall),
+    );
+    if let Some(b) = p.stall_budget {
+        sheet.one(
+            "cutover_stall_budget_seconds",
+            "[settings] max_stall",
+            secs(b),
+        );
+    }
     sheet.counter(
         "cutover_lock_timeouts",
         "Lock-timeout retries across the run (DDL attempts and batches)",

@@ -207,6 +207,20 @@ pub fn progress_line(batch: &BatchProgress, throttle: Option<&str>) -> String {
     s
 }
 
+/// The stall budget and the worst wait cutover caused, when either tells
+/// something.
+pub fn stall_text(p: &Progress) -> String {
+    match (p.stall_budget, p.worst_stall.is_zero()) {
+        (Some(b), _) => format!(
+            ", worst stall {} (budget {})",
+            short_duration(p.worst_stall),
+            short_duration(b)
+        ),
+        (None, false) => format!(", worst stall {}", short_duration(p.worst_stall)),
+        (None, true) => String::new(),
+    }
+}
+
 fn print_progress(progress: &Progress, batch: &BatchProgress, opts: &HeadlessOptions) {
     if opts.json {
         #[derive(Serialize)]
@@ -231,7 +245,11 @@ fn print_progress(progress: &Progress, batch: &BatchProgress, opts: &HeadlessOpt
         print_line_at(
             std::time::SystemTime::now(),
             Level::Info,
-            &progress_line(batch, progress.throttle.as_deref()),
+            &format!(
+                "{}{}",
+                progress_line(batch, progress.throttle.as_deref()),
+                stall_text(progress)
+            ),
         );
     }
 }

@@ -125,6 +125,19 @@ impl Widget for Header<'_> {
         if let Some(id) = app.progress.run_id {
             spans.push(Span::raw(format!(" · run #{id}")));
         }
+        // The stall budget and the worst wait cutover caused so far.
+        let p = &app.progress;
+        if let Some(budget) = p.stall_budget {
+            let over = p.worst_stall > budget;
+            spans.push(Span::styled(
+                format!(
+                    " · stall {} / {}",
+                    crate::engine::events::short_duration(p.worst_stall),
+                    crate::engine::events::short_duration(budget)
+                ),
+                if over { theme::danger() } else { theme::dim() },
+            ));
+        }
         spans.push(Span::raw(format!(
             " · {} · {}",
             app.plan.name, app.database
