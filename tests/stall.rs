@@ -68,3 +68,39 @@ rollback = "ALTER TABLE users DROP COLUMN c"
     assert_eq!(added, 1);
     drop(dir);
 }
+
+#[test]
+fn plan_and_lint_say_which_statements_cannot_meet_the_budget() {
+    let (dir, plan) = write_plan(
+        r#"
+name = "budgeted"
+[settings]
+max_stall = "150ms"
+[[phases]]
+name = "expand"
+[[phases.steps]]
+kind = "sql"
+sql = "ALTER TABLE users ADD COLUMN c int"
+rollback = "ALTER TABLE users DROP COLUMN c"
+[[phases.steps]]
+kind = "sql"
+sql = "ALTER TABLE users ALTER COLUMN age TYPE text"
+allow_unsafe = "a test of the stall verdict"
+rollback = "SELECT 1"
+"#,
+    );
+    let out = std::process::Command::new(common::cutover_bin())
+        .args(["plan", &plan])
+        .output()
+        .expect("cutover plan");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("stall: within max_stall 150ms: brief once granted"),
+        "{text}"
+    );
+    assert!(
+        text.contains("STALL: holds ACCESS EXCLUSIVE on users while it"),
+        "{text}"
+    );
+    drop(dir);
+}

@@ -87,6 +87,8 @@ pub struct StepPlan {
 /// The whole dry run.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanReport {
+    /// `[settings] max_stall`, when the plan sets one.
+    pub max_stall: Option<std::time::Duration>,
     /// Steps in order.
     pub steps: Vec<StepPlan>,
     /// Every finding.
@@ -251,6 +253,7 @@ pub fn analyze(loaded: &LoadedPlan, schema: &mut Schema) -> PlanReport {
     let plan = &loaded.plan;
     let spans = SqlSpans::read(&loaded.text);
     let mut report = PlanReport {
+        max_stall: plan.settings.max_stall.map(|b| b.0),
         steps: Vec::new(),
         findings: Vec::new(),
     };
@@ -537,4 +540,38 @@ pub fn value_offset(text: &str, span: &Range<usize>, offset: usize) -> usize {
         }
     }
     start + body.len()
+}
+
+/// Whether a statement can keep the application's waits under the stall
+/// budget: `Err` says why not (a lock that blocks the application held
+/// while the table is scanned or rewritten).
+pub fn stall_verdict(st: &Planned, budget: std::time::Duration) -> Result<String, String> {
+    use super::locks::{Blocks, Work};
+    let budget = crate::plan::units::HumanDuration(budget);
+    let Some(locks) = &st.locks else {
+        return Err(format!(
+            "its locks are not known to cutover: it may not meet max_stall {budget}"
+        ));
+    };
+    for l in locks {
+        let blocks = !matches!(l.blocks, Blocks::Nothing);
+        if blocks && matches!(l.work, Work::Scan | Work::Rewrite | Work::Unknown) {
+            return Err(format!(
+                "holds {} on {} while it {} ({}): it cannot meet max_stall {budget}",
+                l.mode.sql(),
+                l.relation,
+                l.work.describe(),
+                l.blocks.describe()
+            ));
+        }
+    }
+    Ok(if st.label.contains("batch") {
+        format!("within max_stall {budget}: batches are sized under half of it")
+    } else if locks.iter().any(|l| !matches!(l.blocks, Blocks::Nothing)) {
+        format!(
+            "within max_stall {budget}: brief once granted; each attempt waits for a gap, then at most {budget}"
+        )
+    } else {
+        format!("within max_stall {budget}: blocks no reads or writes")
+    })
 }

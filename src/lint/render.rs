@@ -116,6 +116,18 @@ pub fn plan(report: &PlanReport, title: &str) -> String {
             for l in locks(&st.locks) {
                 let _ = writeln!(out, "      {l}");
             }
+            if let Some(budget) = report.max_stall
+                && st.label != "rollback"
+            {
+                match super::plan::stall_verdict(st, budget) {
+                    Ok(ok) => {
+                        let _ = writeln!(out, "      stall: {ok}");
+                    }
+                    Err(why) => {
+                        let _ = writeln!(out, "      STALL: {why}");
+                    }
+                }
+            }
             for &f in &st.findings {
                 if let Some(f) = report.findings.get(f) {
                     let level = if f.is_error() { "UNSAFE" } else { "allowed" };

@@ -142,6 +142,20 @@ pub async fn preflight(
         .collect();
     shadow::check(&mut p, loaded, conn, &catalog.named, &done, &failed).await?;
     p.findings = report.findings.clone();
+    // Under a stall budget: each statement that cannot meet it.
+    if let Some(budget) = report.max_stall {
+        for step in &report.steps {
+            for st in step.statements.iter().filter(|st| st.label != "rollback") {
+                if let Err(why) = crate::lint::plan::stall_verdict(st, budget) {
+                    p.push(
+                        Level::Warning,
+                        format!("step `{}` ({})", step.name, step.phase),
+                        why,
+                    );
+                }
+            }
+        }
+    }
     let needed = needed_locks(loaded, &report, &done);
     live::sessions(&mut p, conn, &needed).await?;
     live::limits(&mut p, &loaded.plan);
