@@ -1,0 +1,577 @@
+//! Watching a run from outside: the `/metrics` endpoint scraped over HTTP
+//! and parsed as Prometheus text, `--events FILE` next to the headless
+//! output, and `cutover status --json` (and `--watch`) against the journal.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::process::{Running, cutover, events};
+use common::{
+    Deadline, PATIENCE, TestDb, poll_until_async, scalar, seeded_db, seeded_db_with_replica,
+    write_plan,
+};
+use prometheus_parse::{Sample, Scrape, Value};
+use serde_json::Value as Json;
+
+const LONG: Duration = PATIENCE;
+
+/// A loopback address no one listens on right now.
+fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    let addr = listener.local_addr().expect("local address");
+    addr.to_string()
+}
+
+/// One GET of `/metrics`, parsed; `None` while the server is not up yet.
+fn scrape(addr: &str) -> Option<Scrape> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(LONG)).ok()?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let lines = body.lines().map(|l| Ok(l.to_string()));
+    Some(Scrape::parse(lines).unwrap_or_else(|e| panic!("not Prometheus text ({e}):\n{body}")))
+}
+
+/// Scrapes until `pick` finds what it looks for in one scrape.
+async fn scrape_until<T>(addr: &str, what: &str, mut pick: impl FnMut(&Scrape) -> Option<T>) -> T {
+    let deadline = Deadline::new(what, LONG);
+    loop {
+        if let Some(found) = scrape(addr).as_ref().and_then(&mut pick) {
+            return found;
+        }
+        deadline.next().await;
+    }
+}
+
+/// The first scrape that answers.
+async fn first_scrape(addr: &str) -> Scrape {
+    let deadline = Deadline::new("the metrics endpoint", LONG);
+    loop {
+        if let Some(s) = scrape(addr) {
+            return s;
+        }
+        deadline.next().await;
+    }
+}
+
+fn number(s: &Sample) -> f64 {
+    match s.value {
+        Value::Gauge(v) | Value::Counter(v) | Value::Untyped(v) => v,
+        _ => f64::NAN,
+    }
+}
+
+/// The samples of one metric.
+fn samples<'a>(scrape: &'a Scrape, metric: &'a str) -> impl Iterator<Item = &'a Sample> + 'a {
+    scrape.samples.iter().filter(move |s| s.metric == metric)
+}
+
+/// The value of a metric without labels that matter (the first sample).
+fn value(scrape: &Scrape, metric: &str) -> Option<f64> {
+    samples(scrape, metric).next().map(number)
+}
+
+/// A metric's value for one label value.
+fn labelled(scrape: &Scrape, metric: &str, label: &str, is: &str) -> Option<f64> {
+    samples(scrape, metric)
+        .find(|s| s.labels.get(label) == Some(is))
+        .map(number)
+}
+
+const ABORT: &str = r#"[abort]
+replication_lag = "60s"
+replication_lag_bytes = "1GB"
+lock_wait = "30s"
+blocked_sessions = 50
+lock_timeouts = 100
+rollback_rate = 1000
+stale_monitor = "20s""#;
+
+/// A backfill of `users` paced to `rate` rows a second, so it lasts long
+/// enough to be watched.
+fn paced_backfill(name: &str, rate: u64, extra: &str) -> String {
+    format!(
+        r#"
+name = "{name}"
+[throttle]
+max_rows_per_second = {rate}
+{extra}
+[[phases]]
+name = "migrate"
+gate = "auto"
+[[phases.steps]]
+kind = "backfill"
+name = "upper emails"
+table = "users"
+key = "id"
+set = "email = upper(email)"
+batch_size = 500
+"#
+    )
+}
+
+/// During a real paced backfill, `/metrics` parses as Prometheus text;
+/// rows done grows from one scrape to a later one, the lag carries the
+/// replica's name, and every `[abort]` criterion the plan sets has its
+/// value and its limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_follow_a_paced_backfill() {
+    let db = seeded_db_with_replica("metrics", 200_000).await;
+    let text = paced_backfill("scraped backfill", 2000, ABORT);
+    let (_dir, plan) = write_plan(&text);
+    let addr = free_addr();
+    let mut run = Running::spawn(
+        &db.url,
+        &["run", &plan, "--yes", "--json", "--metrics", &addr],
+    );
+    run.wait_for("progress", LONG, |v| {
+        v["event"] == "progress" && v["rows_done"].as_i64().unwrap_or(0) > 0
+    });
+
+    let first = scrape_until(&addr, "rows done above 0", |s| {
+        let rows = labelled(s, "cutover_backfill_rows_done", "table", "users")?;
+        (rows > 0.0).then_some(rows)
+    })
+    .await;
+    let later = scrape_until(&addr, "rows done to grow", |s| {
+        let rows = labelled(s, "cutover_backfill_rows_done", "table", "users")?;
+        (rows > first).then_some(rows)
+    })
+    .await;
+    assert!(later > first);
+
+    let s = first_scrape(&addr).await;
+    let info = samples(&s, "cutover_info").next().expect("cutover_info");
+    assert_eq!(info.labels.get("plan"), Some("scraped backfill"));
+    assert_eq!(info.labels.get("phase"), Some("migrate"));
+    assert_eq!(info.labels.get("step"), Some("upper emails"));
+    assert_eq!(
+        labelled(&s, "cutover_run_state", "state", "running"),
+        Some(1.0)
+    );
+    assert_eq!(
+        labelled(&s, "cutover_run_state", "state", "finished"),
+        Some(0.0)
+    );
+    assert_eq!(value(&s, "cutover_steps"), Some(1.0));
+    let total = labelled(&s, "cutover_backfill_rows_total", "table", "users").expect("total");
+    assert!(total > 0.0, "rows total {total}");
+    for metric in [
+        "cutover_backfill_rows_updated",
+        "cutover_backfill_rows_per_second",
+        "cutover_backfill_batch_size",
+        "cutover_backfill_batch_seconds",
+        "cutover_backfill_target_batch_seconds",
+        "cutover_backfill_batches",
+        "cutover_lock_timeouts_total",
+        "cutover_lock_waiters",
+        "cutover_lock_wait_longest_seconds",
+        "cutover_sessions_blocked_behind_migration",
+        "cutover_tps",
+        "cutover_rollbacks_per_second",
+        "cutover_monitor_sample_age_seconds",
+    ] {
+        assert!(value(&s, metric).is_some(), "{metric} missing");
+    }
+
+    // The pace shows as a throttle with its reason.
+    let reason = scrape_until(&addr, "the pace as a throttle reason", |s| {
+        samples(s, "cutover_throttled")
+            .find(|t| number(t) == 1.0)
+            .and_then(|t| t.labels.get("reason").map(str::to_string))
+    })
+    .await;
+    assert!(reason.contains("max_rows_per_second"), "{reason}");
+
+    // The monitor's first replication sample names the sandbox's standby.
+    let lag = scrape_until(&addr, "lag of replica1", |s| {
+        labelled(s, "cutover_replication_lag_seconds", "replica", "replica1")
+    })
+    .await;
+    assert!(lag >= 0.0);
+    let s = first_scrape(&addr).await;
+    assert!(labelled(&s, "cutover_replication_lag_bytes", "replica", "replica1").is_some());
+    assert_eq!(
+        labelled(&s, "cutover_replica_gone", "replica", "replica1"),
+        Some(0.0)
+    );
+
+    let parsed = cutover::plan::parse(std::path::Path::new(&plan), &text).expect("plan parses");
+    let a = &parsed.abort;
+    let limits = [
+        (
+            "replication_lag",
+            a.replication_lag.map(|d| d.0.as_secs_f64()),
+        ),
+        (
+            "replication_lag_bytes",
+            a.replication_lag_bytes.map(|b| b.0 as f64),
+        ),
+        ("lock_wait", a.lock_wait.map(|d| d.0.as_secs_f64())),
+        ("blocked_sessions", a.blocked_sessions.map(f64::from)),
+        ("lock_timeouts", a.lock_timeouts.map(f64::from)),
+        ("rollback_rate", a.rollback_rate),
+        ("stale_monitor", Some(a.stale_monitor.0.as_secs_f64())),
+    ];
+    for (criterion, limit) in limits {
+        let limit = limit.unwrap_or_else(|| panic!("the plan sets [abort] {criterion}"));
+        assert_eq!(
+            labelled(&s, "cutover_abort_limit", "criterion", criterion),
+            Some(limit),
+            "limit of {criterion}"
+        );
+        let now = labelled(&s, "cutover_abort_value", "criterion", criterion)
+            .unwrap_or_else(|| panic!("no value for {criterion}"));
+        assert!(now.is_finite() && now >= 0.0, "{criterion} = {now}");
+        assert!(now < limit, "{criterion} = {now}, at its limit {limit}");
+    }
+    assert!(run.is_running(), "the run was still going");
+}
+
+/// A plan without `[abort]` limits exposes only the one that is always on
+/// (stale_monitor).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_name_only_the_criteria_the_plan_sets() {
+    let db = seeded_db("metrics_defaults", 50_000).await;
+    let (_dir, plan) = write_plan(&paced_backfill("unlimited", 2000, ""));
+    let addr = free_addr();
+    let mut run = Running::spawn(
+        &db.url,
+        &["run", &plan, "--yes", "--json", "--metrics", &addr],
+    );
+    run.wait_event("step_started", LONG);
+    let s = first_scrape(&addr).await;
+    let criteria: BTreeSet<&str> = samples(&s, "cutover_abort_limit")
+        .filter_map(|x| x.labels.get("criterion"))
+        .collect();
+    assert_eq!(criteria, BTreeSet::from(["stale_monitor"]));
+    let values: BTreeSet<&str> = samples(&s, "cutover_abort_value")
+        .filter_map(|x| x.labels.get("criterion"))
+        .collect();
+    assert_eq!(values, criteria);
+}
+
+/// `--events FILE` receives the very JSON lines `--json` prints for each
+/// event, in the same order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_file_has_the_json_event_lines() {
+    let db = seeded_db("events_file", 20_000).await;
+    let (_dir, plan) = write_plan(
+        r#"
+name = "events out"
+[[phases]]
+name = "expand"
+[[phases.steps]]
+kind = "sql"
+sql = "ALTER TABLE users ADD COLUMN note text"
+rollback = "ALTER TABLE users DROP COLUMN IF EXISTS note"
+[[phases]]
+name = "migrate"
+[[phases.steps]]
+kind = "backfill"
+table = "users"
+key = "id"
+set = "note = email"
+batch_size = 2000
+[[phases.steps]]
+kind = "verify"
+sql = "SELECT count(*) FROM users WHERE note IS DISTINCT FROM email"
+expect = 0
+"#,
+    );
+    let out = tempfile::tempdir().expect("temp dir");
+    let file = out.path().join("events.jsonl");
+    let file_arg = file.display().to_string();
+    let (code, lines) = Running::spawn(
+        &db.url,
+        &["run", &plan, "--yes", "--json", "--events", &file_arg],
+    )
+    .wait_exit(LONG);
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+    let written = std::fs::read_to_string(&file).expect("the events file");
+    let in_file: Vec<&str> = written.lines().collect();
+    // stdout also has progress lines (at most one a second) and notices;
+    // every event line is in the file, byte for byte.
+    let printed: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .filter(|l| {
+            let v: Json = serde_json::from_str(l).unwrap_or_default();
+            v["event"] != "progress" && v["event"] != "notice"
+        })
+        .collect();
+    let file_events: Vec<&str> = in_file
+        .iter()
+        .copied()
+        .filter(|l| {
+            let v: Json = serde_json::from_str(l).unwrap_or_default();
+            v["event"] != "progress"
+        })
+        .collect();
+    assert_eq!(printed, file_events);
+    let kinds: Vec<String> = events(&printed.iter().map(|l| l.to_string()).collect::<Vec<_>>())
+        .iter()
+        .filter_map(|e| e["event"].as_str().map(str::to_string))
+        .collect();
+    for kind in [
+        "run_started",
+        "gate_released",
+        "step_started",
+        "step_finished",
+        "finished",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "{kind} missing from {kinds:?}"
+        );
+    }
+    // Every line of the file is one JSON object with its kind and time.
+    for line in &in_file {
+        let v: Json = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["event"].is_string() && v["at"].is_string(), "{line}");
+    }
+}
+
+/// The journal's view of a run: its status and each step's (phase, name,
+/// kind, status), in plan order.
+async fn journal_view(db: &TestDb, run_id: i64) -> (String, Vec<(String, String, String, String)>) {
+    let conn = db.connect().await;
+    let status: String = conn
+        .client
+        .query_one("SELECT status FROM cutover.runs WHERE id = $1", &[&run_id])
+        .await
+        .expect("the run row")
+        .get(0);
+    let steps = conn
+        .client
+        .query(
+            "SELECT phase_name, name, kind, status FROM cutover.steps
+             WHERE run_id = $1 ORDER BY phase, step",
+            &[&run_id],
+        )
+        .await
+        .expect("the step rows")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    (status, steps)
+}
+
+/// `status --json`'s steps as (phase, name, kind, status).
+fn status_steps(v: &Json) -> Vec<(String, String, String, String)> {
+    v["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| {
+            let f = |k: &str| s[k].as_str().unwrap_or_default().to_string();
+            (f("phase"), f("name"), f("kind"), f("status"))
+        })
+        .collect()
+}
+
+/// `cutover status ARGS --json`, parsed.
+fn status_json(db: &TestDb, args: &[&str]) -> Json {
+    let mut all = vec!["status"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let (code, out, err) = cutover(&db.url, &all);
+    assert_eq!(code, 0, "status failed: {err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "one object: {out}");
+    serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// Polls `status ARGS --json` until `cond` holds on the run object.
+async fn status_until(
+    db: &TestDb,
+    args: &[&str],
+    what: &str,
+    cond: impl Fn(&Json) -> bool,
+) -> Json {
+    let deadline = Deadline::new(what, LONG);
+    loop {
+        let v = status_json(db, args);
+        let run = if v.get("runs").is_some() {
+            v["runs"][0].clone()
+        } else {
+            v
+        };
+        if cond(&run) {
+            return run;
+        }
+        deadline.next().await;
+    }
+}
+
+const GATED: &str = r#"
+name = "status story"
+[throttle]
+max_rows_per_second = 2000
+[[phases]]
+name = "expand"
+gate = "auto"
+[[phases.steps]]
+kind = "sql"
+name = "add note"
+sql = "ALTER TABLE users ADD COLUMN note text"
+rollback = "ALTER TABLE users DROP COLUMN IF EXISTS note"
+[[phases.steps]]
+kind = "gate"
+name = "deploy writers"
+message = "Deploy the app that writes note, then advance."
+[[phases]]
+name = "migrate"
+gate = "auto"
+[[phases.steps]]
+kind = "backfill"
+name = "fill note"
+table = "users"
+key = "id"
+set = "note = email"
+batch_size = 500
+"#;
+
+/// `status --json` tells the journal's truth at a gate (the message and
+/// the command that releases it), while a backfill runs (progress with %),
+/// and after the driver is killed with SIGKILL (no driver, how to resume);
+/// `--run N` gives the same run without a plan file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_json_matches_the_journal() {
+    let db = seeded_db("status_json", 100_000).await;
+    let (_dir, plan) = write_plan(GATED);
+    let mut run = Running::spawn(&db.url, &["run", &plan, "--json"]);
+    run.wait_event("gate_waiting", LONG);
+
+    let at_gate = status_until(&db, &[&plan], "the gate's message in status", |r| {
+        r["doing"]
+            .as_str()
+            .is_some_and(|d| d.contains("Deploy the app that writes note"))
+    })
+    .await;
+    let run_id = at_gate["run_id"].as_i64().expect("run id");
+    let (journal_status, journal_steps) = journal_view(&db, run_id).await;
+    assert_eq!(at_gate["status"], journal_status.as_str());
+    assert_eq!(journal_status, "waiting");
+    assert_eq!(status_steps(&at_gate), journal_steps);
+    let names: Vec<&str> = journal_steps.iter().map(|s| s.1.as_str()).collect();
+    assert_eq!(names, ["add note", "deploy writers", "fill note"]);
+    assert_eq!(at_gate["driver_alive"], true);
+    assert_eq!(at_gate["steps_done"], 1);
+    let next = at_gate["next"].as_str().unwrap_or_default();
+    assert!(next.contains(&format!("cutover advance {plan}")), "{next}");
+
+    // The same run by id, without the plan file.
+    let by_id = status_json(&db, &["--run", &run_id.to_string()]);
+    assert_eq!(by_id["run_id"], run_id);
+    assert_eq!(status_steps(&by_id), journal_steps);
+
+    let (code, _, err) = cutover(&db.url, &["advance", &plan]);
+    assert_eq!(code, 0, "advance: {err}");
+    run.wait_for("progress", LONG, |v| {
+        v["event"] == "progress" && v["rows_done"].as_i64().unwrap_or(0) > 0
+    });
+    let id_arg = run_id.to_string();
+    let running = status_until(&db, &["--run", &id_arg], "progress with %", |r| {
+        r["progress"]["percent"].as_f64().is_some_and(|p| p > 0.0)
+    })
+    .await;
+    let conn = db.connect().await;
+    let walked: i64 = scalar(
+        &conn,
+        "SELECT rows_done FROM cutover.steps WHERE name = 'fill note'",
+    )
+    .await;
+    let (journal_status, journal_steps) = journal_view(&db, run_id).await;
+    assert_eq!(running["status"], journal_status.as_str());
+    assert_eq!(journal_status, "running");
+    assert_eq!(status_steps(&running), journal_steps);
+    assert_eq!(running["driver_alive"], true);
+    let p = &running["progress"];
+    assert_eq!(p["table"], "users");
+    let done = p["rows_done"].as_i64().expect("rows done");
+    let total = p["rows_total"].as_i64().expect("rows total");
+    let percent = p["percent"].as_f64().expect("percent");
+    assert!(
+        done > 0 && done <= walked,
+        "snapshot {done}, journal {walked}"
+    );
+    assert!(
+        (percent - (done as f64 / total as f64 * 100.0).min(100.0)).abs() < 1e-6,
+        "{p}"
+    );
+    let doing = running["doing"].as_str().unwrap_or_default();
+    assert!(!doing.is_empty(), "{running}");
+
+    run.kill9();
+    let dead = status_until(&db, &["--run", &id_arg], "the driver to be gone", |r| {
+        r["driver_alive"] == false
+    })
+    .await;
+    let (journal_status, journal_steps) = journal_view(&db, run_id).await;
+    assert_eq!(dead["status"], journal_status.as_str());
+    assert_eq!(status_steps(&dead), journal_steps);
+    assert!(dead["progress"].is_null(), "no live numbers: {dead}");
+    let doing = dead["doing"].as_str().unwrap_or_default();
+    assert!(doing.contains("no cutover drives it"), "{doing}");
+    let next = dead["next"].as_str().unwrap_or_default();
+    assert!(next.contains(&format!("cutover run {plan}")), "{next}");
+}
+
+/// `status --watch --json` prints one whole object per line, again and
+/// again, each about the run asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_watch_json_prints_one_object_per_line() {
+    let db = seeded_db("status_watch", 1_000).await;
+    let (_dir, plan) = write_plan(GATED);
+    let mut run = Running::spawn(&db.url, &["run", &plan, "--json"]);
+    run.wait_event("gate_waiting", LONG);
+    let listed = status_json(&db, &[&plan]);
+    let run_id = listed["runs"][0]["run_id"].as_i64().expect("run id");
+    let id_arg = run_id.to_string();
+    let mut watch = Running::spawn(
+        &db.url,
+        &[
+            "status",
+            "--run",
+            &id_arg,
+            "--watch",
+            "--json",
+            "--interval",
+            "1",
+        ],
+    );
+    let mut objects = 0;
+    watch.wait_for("three objects", LONG, |v| {
+        assert_eq!(v["run_id"], run_id, "{v}");
+        assert!(v["steps"].is_array(), "{v}");
+        objects += 1;
+        objects >= 3
+    });
+    assert!(
+        watch
+            .seen
+            .iter()
+            .all(|l| serde_json::from_str::<Json>(l).is_ok()),
+        "every line is one JSON object: {:?}",
+        watch.seen
+    );
+    assert!(watch.is_running(), "--watch keeps going");
+    drop(watch);
+    let conn = db.connect().await;
+    poll_until_async("the run to still wait at its gate", LONG, async || {
+        scalar::<String>(&conn, "SELECT status FROM cutover.runs").await == "waiting"
+    })
+    .await;
+}
