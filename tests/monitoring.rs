@@ -237,6 +237,20 @@ async fn metrics_follow_a_paced_backfill() {
         assert!(now < limit, "{criterion} = {now}, at its limit {limit}");
     }
     assert!(run.is_running(), "the run was still going");
+
+    // `cutover set` moves the pace and a limit; the next scrapes show them.
+    assert_eq!(value(&s, "cutover_max_rows_per_second"), Some(2000.0));
+    let (code, out, err) = cutover(
+        &db.url,
+        &["set", &plan, "max_rows_per_second=3000", "lock_wait=45s"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    scrape_until(&addr, "the new pace and lock_wait limit", |s| {
+        let pace = value(s, "cutover_max_rows_per_second")?;
+        let limit = labelled(s, "cutover_abort_limit", "criterion", "lock_wait")?;
+        (pace == 3000.0 && limit == 45.0).then_some(())
+    })
+    .await;
 }
 
 /// A plan without `[abort]` limits exposes only the one that is always on
@@ -270,6 +284,8 @@ async fn events_file_has_the_json_event_lines() {
     let (_dir, plan) = write_plan(
         r#"
 name = "events out"
+[throttle]
+max_rows_per_second = 8000
 [[phases]]
 name = "expand"
 [[phases.steps]]
@@ -335,6 +351,28 @@ expect = 0
             kinds.iter().any(|k| k == kind),
             "{kind} missing from {kinds:?}"
         );
+    }
+    // Progress lines too, shaped as the ones --json prints.
+    let keys = |l: &str| -> BTreeSet<String> {
+        let v: Json = serde_json::from_str(l).unwrap_or_default();
+        v.as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let is_progress = |l: &&str| l.contains("\"event\":\"progress\"");
+    let printed_progress: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .filter(is_progress)
+        .collect();
+    let file_progress: Vec<&str> = in_file.iter().copied().filter(is_progress).collect();
+    assert!(
+        !file_progress.is_empty(),
+        "no progress in the file:\n{written}"
+    );
+    assert!(!printed_progress.is_empty(), "no progress printed");
+    for line in &file_progress {
+        assert_eq!(keys(line), keys(printed_progress[0]), "{line}");
     }
     // Every line of the file is one JSON object with its kind and time.
     for line in &in_file {
@@ -468,6 +506,10 @@ async fn status_json_matches_the_journal() {
     let names: Vec<&str> = journal_steps.iter().map(|s| s.1.as_str()).collect();
     assert_eq!(names, ["add note", "deploy writers", "fill note"]);
     assert_eq!(at_gate["driver_alive"], true);
+    assert_eq!(
+        at_gate["gate_message"],
+        "Deploy the app that writes note, then advance."
+    );
     assert_eq!(at_gate["steps_done"], 1);
     let next = at_gate["next"].as_str().unwrap_or_default();
     assert!(next.contains(&format!("cutover advance {plan}")), "{next}");
@@ -513,6 +555,14 @@ async fn status_json_matches_the_journal() {
     );
     let doing = running["doing"].as_str().unwrap_or_default();
     assert!(!doing.is_empty(), "{running}");
+    // The pace, in words, as the reason batches wait.
+    let paced = status_until(&db, &["--run", &id_arg], "the pace as throttle", |r| {
+        r["throttle"].is_string()
+    })
+    .await;
+    let throttle = paced["throttle"].as_str().unwrap_or_default();
+    assert!(throttle.contains("max_rows_per_second"), "{paced}");
+    assert_eq!(paced["doing"], throttle);
 
     run.kill9();
     let dead = status_until(&db, &["--run", &id_arg], "the driver to be gone", |r| {
@@ -523,6 +573,7 @@ async fn status_json_matches_the_journal() {
     assert_eq!(dead["status"], journal_status.as_str());
     assert_eq!(status_steps(&dead), journal_steps);
     assert!(dead["progress"].is_null(), "no live numbers: {dead}");
+    assert!(dead["gate_message"].is_null(), "{dead}");
     let doing = dead["doing"].as_str().unwrap_or_default();
     assert!(doing.contains("no cutover drives it"), "{doing}");
     let next = dead["next"].as_str().unwrap_or_default();
@@ -569,9 +620,53 @@ async fn status_watch_json_prints_one_object_per_line() {
     );
     assert!(watch.is_running(), "--watch keeps going");
     drop(watch);
+    // A reader that goes away (`| head -1`) ends --watch.
+    let mut child = std::process::Command::new(common::cutover_bin())
+        .args([
+            "status",
+            "--run",
+            &id_arg,
+            "--watch",
+            "--json",
+            "--interval",
+            "1",
+        ])
+        .env("DATABASE_URL", &db.url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn status --watch");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 1];
+    stdout.read_exact(&mut first).expect("a first byte");
+    drop(stdout);
+    let deadline = Deadline::new("--watch to end with its reader", LONG);
+    while child.try_wait().expect("wait").is_none() {
+        deadline.next().await;
+    }
     let conn = db.connect().await;
     poll_until_async("the run to still wait at its gate", LONG, async || {
         scalar::<String>(&conn, "SELECT status FROM cutover.runs").await == "waiting"
     })
     .await;
+}
+
+/// A run id that is not there is an error that names it, whether or not
+/// cutover ever ran in the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_of_an_unknown_run_says_so() {
+    let db = seeded_db("status_unknown", 100).await;
+    let (code, out, err) = cutover(&db.url, &["status", "--run", "41", "--json"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("no run #41"), "{err}");
+    assert!(out.is_empty(), "{out}");
+    let (_dir, plan) = write_plan(&paced_backfill("tiny", 100_000, ""));
+    let (code, _, err) = cutover(&db.url, &["run", &plan, "--yes", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cutover(&db.url, &["status", "--run", "41", "--json"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("no run #41"), "{err}");
+    let finished = status_json(&db, &[&plan]);
+    assert_eq!(finished["runs"][0]["status"], "finished");
+    assert_eq!(finished["runs"][0]["driver_alive"], false);
 }

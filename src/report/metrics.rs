@@ -2,7 +2,8 @@
 //! chart, as Prometheus text on `http://ADDR/metrics`. Each scrape reads the
 //! engine's latest progress and monitor sample and encodes them with
 //! prometheus-client; tiny_http serves it on a thread of its own, so a slow
-//! scraper never touches the run.
+//! scraper never touches the run. Limits and the pace are the ones in force:
+//! the plan's, as `cutover set` (or the cockpit's keys) changed them since.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -16,6 +17,8 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 use crate::engine::driver::EngineHandle;
+use crate::engine::events::{Event, EventKind};
+use crate::engine::live::{self, LiveSettings};
 use crate::engine::progress::{Progress, RunState};
 use crate::journal::StepStatus;
 use crate::monitor::MonitorState;
@@ -25,11 +28,12 @@ type Labels = Vec<(String, String)>;
 type FloatGauges = Family<Labels, Gauge<f64, AtomicU64>>;
 
 /// What a scrape reads: the engine currently running (a rollback started
-/// from the cockpit replaces the run's engine).
+/// from the cockpit replaces the run's engine), and the settings in force.
 #[derive(Clone)]
 pub struct MetricsSource {
     plan: Arc<Plan>,
     feeds: Arc<Mutex<Option<Feeds>>>,
+    settings: Arc<Mutex<LiveSettings>>,
 }
 
 #[derive(Clone)]
@@ -44,16 +48,32 @@ impl MetricsSource {
         MetricsSource {
             plan: Arc::new(plan.clone()),
             feeds: Arc::default(),
+            settings: Arc::new(Mutex::new(plan_settings(plan))),
         }
     }
 
-    /// Reads from this engine from now on.
+    /// Reads from this engine from now on (which starts from the plan's
+    /// settings, as the engine does).
     pub fn follow(&self, handle: &EngineHandle) {
         if let Ok(mut f) = self.feeds.lock() {
             *f = Some(Feeds {
                 progress: handle.progress.clone(),
                 monitor: handle.monitor.clone(),
             });
+        }
+        if let Ok(mut s) = self.settings.lock() {
+            *s = plan_settings(&self.plan);
+        }
+    }
+
+    /// Follows a live change of the pace or a limit (`setting_changed`),
+    /// the way the engine applied it.
+    pub fn observe(&self, event: &Event) {
+        if let EventKind::SettingChanged { key, new, .. } = &event.kind
+            && let Ok(mut s) = self.settings.lock()
+            && let Err(e) = live::apply(&mut s, key, new)
+        {
+            tracing::warn!("--metrics: the change of {key} to {new} is not shown: {e}");
         }
     }
 
@@ -64,7 +84,20 @@ impl MetricsSource {
             Some(f) => (f.progress.borrow().clone(), f.monitor.borrow().clone()),
             None => (Progress::default(), Arc::new(MonitorState::default())),
         };
-        render(&self.plan, &progress, &monitor)
+        let mut plan = (*self.plan).clone();
+        if let Ok(s) = self.settings.lock() {
+            plan.throttle = s.throttle.clone();
+            plan.abort = s.abort.clone();
+        }
+        render(&plan, &progress, &monitor)
+    }
+}
+
+fn plan_settings(plan: &Plan) -> LiveSettings {
+    LiveSettings {
+        throttle: plan.throttle.clone(),
+        abort: plan.abort.clone(),
+        version: 0,
     }
 }
 
@@ -265,6 +298,30 @@ pub fn render(plan: &Plan, p: &Progress, m: &MonitorState) -> String {
             f64::from(u8::from(p.throttle.is_some())),
         )],
     );
+    let t = &plan.throttle;
+    if let Some(pace) = t.max_rows_per_second {
+        sheet.one(
+            "cutover_max_rows_per_second",
+            "The pace batches are held to ([throttle] max_rows_per_second, as set now)",
+            pace as f64,
+        );
+    }
+    let throttle_limits: Vec<(Labels, f64)> = [
+        ("replication_lag", t.replication_lag.map(|d| secs(d.0))),
+        (
+            "replication_lag_bytes",
+            t.replication_lag_bytes.map(|b| b.0 as f64),
+        ),
+        ("probe_latency", t.probe_latency.map(|d| secs(d.0))),
+    ]
+    .into_iter()
+    .filter_map(|(name, v)| Some((labels(&[("criterion", name)]), v?)))
+    .collect();
+    sheet.gauge(
+        "cutover_throttle_limit",
+        "Each [throttle] limit that holds batches (seconds, bytes), as set now",
+        throttle_limits,
+    );
     sheet.counter(
         "cutover_lock_timeouts",
         "Lock-timeout retries across the run (DDL attempts and batches)",
@@ -365,7 +422,7 @@ pub fn render(plan: &Plan, p: &Progress, m: &MonitorState) -> String {
     );
     sheet.gauge(
         "cutover_abort_limit",
-        "Each abort criterion's limit ([abort] in the plan)",
+        "Each abort criterion's limit ([abort] in the plan, as set now)",
         limits,
     );
     let mut text = String::new();
