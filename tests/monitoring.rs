@@ -186,13 +186,16 @@ async fn metrics_follow_a_paced_backfill() {
     }
 
     // The pace shows as a throttle with its reason.
-    let reason = scrape_until(&addr, "the pace as a throttle reason", |s| {
-        samples(s, "cutover_throttled")
-            .find(|t| number(t) == 1.0)
-            .and_then(|t| t.labels.get("reason").map(str::to_string))
+    let (reason, cause) = scrape_until(&addr, "the pace as a throttle reason", |s| {
+        let t = samples(s, "cutover_throttled").find(|t| number(t) == 1.0)?;
+        Some((
+            t.labels.get("reason")?.to_string(),
+            t.labels.get("cause")?.to_string(),
+        ))
     })
     .await;
     assert!(reason.contains("max_rows_per_second"), "{reason}");
+    assert_eq!(cause, "pace");
 
     // The monitor's first replication sample names the sandbox's standby.
     let lag = scrape_until(&addr, "lag of replica1", |s| {

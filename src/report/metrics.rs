@@ -292,9 +292,9 @@ pub fn render(plan: &Plan, p: &Progress, m: &MonitorState) -> String {
     let throttle = p.throttle.clone().unwrap_or_default();
     sheet.gauge(
         "cutover_throttled",
-        "1 while batches are held or paced, with the reason",
+        "1 while batches are held or paced, with the reason in words and its cause",
         vec![(
-            labels(&[("reason", &throttle)]),
+            labels(&[("reason", &throttle), ("cause", throttle_cause(&throttle))]),
             f64::from(u8::from(p.throttle.is_some())),
         )],
     );
@@ -430,6 +430,31 @@ pub fn render(plan: &Plan, p: &Progress, m: &MonitorState) -> String {
     text
 }
 
+/// A throttle reason's cause, one word that stays put while the numbers in
+/// the reason move (for alerts and legends): `pace` is the operator's own
+/// `max_rows_per_second`; the others hold or slow batches for the database.
+fn throttle_cause(reason: &str) -> &'static str {
+    if reason.is_empty() {
+        ""
+    } else if reason.starts_with("paced:") {
+        "pace"
+    } else if reason.starts_with("gentle:") {
+        "probe_latency"
+    } else if reason.contains("no monitor sample") {
+        "stale_monitor"
+    } else if reason.contains(" gone since ") {
+        "replica_gone"
+    } else if reason.starts_with("throttled: slot ") {
+        "slot_retained"
+    } else if reason.contains(" behind > ") {
+        "replication_lag_bytes"
+    } else if reason.contains(" lag ") {
+        "replication_lag"
+    } else {
+        "other"
+    }
+}
+
 type Rows = Vec<(Labels, f64)>;
 
 /// Every set `[abort]` criterion: (its value now, its limit).
@@ -561,5 +586,34 @@ mod tests {
             })
             .expect("the lag limit");
         assert!(matches!(limit.value, prometheus_parse::Value::Gauge(v) if v == 60.0));
+    }
+
+    #[test]
+    fn throttle_causes_are_one_word_each() {
+        let cases = [
+            ("", ""),
+            ("paced: ≤ 2000 rows/s (max_rows_per_second)", "pace"),
+            (
+                "gentle: probe p95 12ms (target 10ms), pacing ≤ 900 rows/s",
+                "probe_latency",
+            ),
+            (
+                "throttled: no monitor sample for 3.0s (failing closed)",
+                "stale_monitor",
+            ),
+            (
+                "throttled: replica r1 gone since 03:10:00: holding",
+                "replica_gone",
+            ),
+            ("throttled: replica r1 lag 7.2s > 5s", "replication_lag"),
+            (
+                "throttled: replica r1 600 MB behind > 512 MB",
+                "replication_lag_bytes",
+            ),
+            ("throttled: slot s1 retains 3 GB > 512 MB", "slot_retained"),
+        ];
+        for (reason, cause) in cases {
+            assert_eq!(throttle_cause(reason), cause, "{reason}");
+        }
     }
 }
