@@ -9,10 +9,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use common::locks::wait_for_lock_wait;
 use common::process::{Running, cutover, events};
 use common::{
-    Deadline, PATIENCE, TestDb, poll_until_async, scalar, seeded_db, seeded_db_with_replica,
-    write_plan,
+    Deadline, PATIENCE, TestDb, connect, poll_until_async, scalar, seeded_db,
+    seeded_db_with_replica, write_plan,
 };
 use prometheus_parse::{Sample, Scrape, Value};
 use serde_json::Value as Json;
@@ -492,8 +493,13 @@ batch_size = 500
 async fn status_json_matches_the_journal() {
     let db = seeded_db("status_json", 100_000).await;
     let (_dir, plan) = write_plan(GATED);
-    let mut run = Running::spawn(&db.url, &["run", &plan, "--json"]);
+    let addr = free_addr();
+    let mut run = Running::spawn(&db.url, &["run", &plan, "--json", "--metrics", &addr]);
     run.wait_event("gate_waiting", LONG);
+    let gate = scrape_until(&addr, "the gate in /metrics", |s| {
+        (labelled(s, "cutover_run_state", "state", "waiting_gate")? == 1.0).then_some(())
+    });
+    gate.await;
 
     let at_gate = status_until(&db, &[&plan], "the gate's message in status", |r| {
         r["doing"]
@@ -672,4 +678,83 @@ async fn status_of_an_unknown_run_says_so() {
     let finished = status_json(&db, &[&plan]);
     assert_eq!(finished["runs"][0]["status"], "finished");
     assert_eq!(finished["runs"][0]["driver_alive"], false);
+}
+
+/// A DDL step queued behind an open transaction, with readers queued behind
+/// it: `/metrics` counts the waiters and the sessions behind the migration,
+/// and the lock_wait and blocked_sessions criteria carry those values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_the_queue_behind_a_waiting_ddl() {
+    let db = seeded_db("metrics_queue", 1_000).await;
+    let holder = db.connect().await;
+    holder
+        .client
+        .batch_execute("BEGIN; SELECT count(*) FROM users;")
+        .await
+        .expect("hold a lock on users");
+    let (_dir, plan) = write_plan(
+        r#"
+name = "queued ddl"
+[settings]
+lock_timeout = "10min"
+lock_retries = 1
+[abort]
+lock_wait = "10min"
+blocked_sessions = 50
+[[phases]]
+name = "expand"
+gate = "auto"
+[[phases.steps]]
+kind = "sql"
+sql = "ALTER TABLE users ADD COLUMN queued int"
+rollback = "ALTER TABLE users DROP COLUMN queued"
+"#,
+    );
+    let addr = free_addr();
+    let mut run = Running::spawn(
+        &db.url,
+        &["run", &plan, "--yes", "--json", "--metrics", &addr],
+    );
+    run.wait_event("step_started", LONG);
+    let watcher = db.connect().await;
+    wait_for_lock_wait(
+        &watcher,
+        "a.query LIKE 'ALTER TABLE users ADD COLUMN queued%'",
+    )
+    .await;
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        let url = db.url.clone();
+        readers.push(tokio::spawn(async move {
+            let c = connect(&url).await;
+            c.client
+                .query_one("SELECT count(*) FROM users", &[])
+                .await
+                .is_ok()
+        }));
+    }
+    let (waiters, longest, blocked, waited) =
+        scrape_until(&addr, "two sessions behind the migration", |s| {
+            let behind = value(s, "cutover_sessions_blocked_behind_migration")?;
+            (behind >= 2.0).then(|| {
+                (
+                    value(s, "cutover_lock_waiters"),
+                    value(s, "cutover_lock_wait_longest_seconds"),
+                    labelled(s, "cutover_abort_value", "criterion", "blocked_sessions"),
+                    labelled(s, "cutover_abort_value", "criterion", "lock_wait"),
+                )
+            })
+        })
+        .await;
+    // Our ALTER and the two readers wait.
+    assert!(waiters.is_some_and(|n| n >= 3.0), "{waiters:?}");
+    assert!(longest.is_some_and(|w| w > 0.0), "{longest:?}");
+    assert!(blocked.is_some_and(|b| b >= 2.0), "{blocked:?}");
+    assert!(waited.is_some_and(|w| w > 0.0), "{waited:?}");
+    holder.client.batch_execute("COMMIT").await.expect("commit");
+    let (code, lines) = run.wait_exit(LONG);
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+    for r in readers {
+        assert!(r.await.expect("reader task"), "the reader's query failed");
+    }
 }
