@@ -758,3 +758,111 @@ rollback = "ALTER TABLE users DROP COLUMN queued"
         assert!(r.await.expect("reader task"), "the reader's query failed");
     }
 }
+
+/// A cockpit in a tmux session of its own, killed with the test.
+struct Cockpit {
+    socket: String,
+}
+
+impl Cockpit {
+    fn start(command: &str, name: &str) -> Cockpit {
+        let socket = format!("cutover-monitoring-{}-{name}", std::process::id());
+        let ok = std::process::Command::new("tmux")
+            .args(["-L", &socket, "new-session", "-d", "-x", "120", "-y", "40"])
+            .arg(command)
+            .status()
+            .expect("run tmux")
+            .success();
+        assert!(ok, "tmux new-session failed (is tmux installed?)");
+        Cockpit { socket }
+    }
+}
+
+impl Drop for Cockpit {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+/// The lines of the events file whose kind is `event`, once there is one.
+async fn wait_in_file(path: &std::path::Path, event: &str) -> Vec<Json> {
+    let deadline = Deadline::new(format!("{event} in {}", path.display()), LONG);
+    loop {
+        let found: Vec<Json> = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Json>(l).ok())
+            .filter(|v| v["event"] == event)
+            .collect();
+        if !found.is_empty() {
+            return found;
+        }
+        deadline.next().await;
+    }
+}
+
+/// A run in the cockpit can be followed from outside: the events file gets
+/// its events and progress, `/metrics` its state and rows, while the gate
+/// is released from another terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cockpit_run_is_followed_through_its_taps() {
+    let db = seeded_db("cockpit_taps", 50_000).await;
+    let (dir, plan) = write_plan(
+        r#"
+name = "followed cockpit"
+[throttle]
+max_rows_per_second = 5000
+[[phases]]
+name = "expand"
+[[phases.steps]]
+kind = "sql"
+sql = "ALTER TABLE users ADD COLUMN seen text"
+rollback = "ALTER TABLE users DROP COLUMN IF EXISTS seen"
+[[phases]]
+name = "migrate"
+gate = "auto"
+[[phases.steps]]
+kind = "backfill"
+table = "users"
+key = "id"
+set = "seen = email"
+batch_size = 500
+"#,
+    );
+    let file = dir.path().join("events.jsonl");
+    let addr = free_addr();
+    let command = format!(
+        "env DATABASE_URL='{}' CUTOVER_LOG_FILE='{}' {} run {plan} --metrics {addr} --events {}; sleep 600",
+        db.url,
+        dir.path().join("cockpit.log").display(),
+        common::cutover_bin(),
+        file.display()
+    );
+    let _cockpit = Cockpit::start(&command, "taps");
+    let gate = wait_in_file(&file, "gate_waiting").await;
+    assert_eq!(gate[0]["name"], "expand");
+    scrape_until(&addr, "the gate in /metrics", |s| {
+        (labelled(s, "cutover_run_state", "state", "waiting_gate")? == 1.0).then_some(())
+    })
+    .await;
+    let (code, _, err) = cutover(&db.url, &["advance", &plan]);
+    assert_eq!(code, 0, "advance: {err}");
+    let progress = wait_in_file(&file, "progress").await;
+    assert_eq!(progress[0]["table"], "users");
+    scrape_until(&addr, "rows in /metrics", |s| {
+        (labelled(s, "cutover_backfill_rows_done", "table", "users")? > 0.0).then_some(())
+    })
+    .await;
+    wait_in_file(&file, "finished").await;
+    let released = wait_in_file(&file, "gate_released").await;
+    assert!(
+        released[0]["by"].as_str().is_some_and(|b| !b.is_empty()),
+        "{released:?}"
+    );
+    scrape_until(&addr, "finished in /metrics", |s| {
+        (labelled(s, "cutover_run_state", "state", "finished")? == 1.0).then_some(())
+    })
+    .await;
+}
