@@ -102,9 +102,15 @@ fn plan_settings(plan: &Plan) -> LiveSettings {
 }
 
 /// Serves `/metrics` on `addr` until the process ends. Binding happens here,
-/// so a bad or taken address is an error the operator sees at once.
+/// so a bad or taken address is an error the operator sees at once. `:PORT`
+/// (as Prometheus exporters are often given) listens on every interface.
 pub fn serve(addr: &str, source: MetricsSource) -> Result<(), String> {
-    let server = tiny_http::Server::http(addr).map_err(|e| {
+    let bind = if addr.starts_with(':') {
+        format!("0.0.0.0{addr}")
+    } else {
+        addr.to_string()
+    };
+    let server = tiny_http::Server::http(bind.as_str()).map_err(|e| {
         format!("--metrics {addr}: cannot listen there ({e}); pick a free HOST:PORT such as 127.0.0.1:9187")
     })?;
     std::thread::Builder::new()
@@ -586,6 +592,21 @@ mod tests {
             })
             .expect("the lag limit");
         assert!(matches!(limit.value, prometheus_parse::Value::Gauge(v) if v == 60.0));
+    }
+
+    #[test]
+    fn a_port_alone_listens_and_a_bad_address_says_what_to_do() {
+        let plan = crate::plan::parse(
+            std::path::Path::new("p.toml"),
+            "name = \"p\"\n[[phases]]\nname = \"x\"\n[[phases.steps]]\nkind = \"gate\"\nmessage = \"m\"\n",
+        )
+        .expect("plan");
+        assert_eq!(serve(":0", MetricsSource::new(&plan)), Ok(()));
+        let err = serve("no-such-host-name:x", MetricsSource::new(&plan)).expect_err("bad address");
+        assert!(
+            err.starts_with("--metrics no-such-host-name:x: cannot listen there"),
+            "{err}"
+        );
     }
 
     #[test]
