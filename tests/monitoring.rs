@@ -573,6 +573,28 @@ async fn status_json_matches_the_journal() {
     assert!(throttle.contains("max_rows_per_second"), "{paced}");
     assert_eq!(paced["doing"], throttle);
 
+    // Paused from another terminal: status says so, and how to go on.
+    let (code, out, err) = cutover(&db.url, &["pause", &plan]);
+    assert_eq!(code, 0, "{out}{err}");
+    run.wait_event("paused", LONG);
+    let paused = status_until(&db, &["--run", &id_arg], "paused in status", |r| {
+        r["status"] == "paused"
+    })
+    .await;
+    let doing = paused["doing"].as_str().unwrap_or_default();
+    assert!(doing.starts_with("paused"), "{paused}");
+    let next = paused["next"].as_str().unwrap_or_default();
+    assert!(next.contains(&format!("cutover resume {plan}")), "{next}");
+    // The text form says the same in words.
+    let (code, text, err) = cutover(&db.url, &["status", &plan]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        text.contains(&format!("run #{run_id} \"status story\": paused")),
+        "{text}"
+    );
+    assert!(text.contains("fill note (backfill)"), "{text}");
+    assert!(text.contains("next:  `cutover resume"), "{text}");
+
     run.kill9();
     let dead = status_until(&db, &["--run", &id_arg], "the driver to be gone", |r| {
         r["driver_alive"] == false
