@@ -609,6 +609,82 @@ mod tests {
         );
     }
 
+    /// Every `cutover_*` name in `text`.
+    fn names_in(text: &str) -> std::collections::BTreeSet<String> {
+        let mut names = std::collections::BTreeSet::new();
+        let mut rest = text;
+        while let Some(i) = rest.find("cutover_") {
+            let tail = &rest[i..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+                .unwrap_or(tail.len());
+            if end > "cutover_".len() {
+                names.insert(tail[..end].to_string());
+            }
+            rest = &tail[end.max(1)..];
+        }
+        names
+    }
+
+    #[test]
+    fn the_dashboard_and_the_alerts_chart_only_metrics_that_exist() {
+        let plan = crate::plan::parse(
+            std::path::Path::new("p.toml"),
+            "name = \"p\"\n[throttle]\nmax_rows_per_second = 10\nreplication_lag = \"5s\"\n[[phases]]\nname = \"m\"\n[[phases.steps]]\nkind = \"backfill\"\ntable = \"users\"\nkey = \"id\"\nset = \"c = 1\"\n",
+        )
+        .expect("plan");
+        let progress = Progress {
+            position: Some((0, 0)),
+            batch: Some(BatchProgress {
+                table: "users".into(),
+                rows_total: Some(10),
+                eta: Some(Duration::from_secs(1)),
+                ..BatchProgress::default()
+            }),
+            ..Progress::default()
+        };
+        let mut monitor = MonitorState::default();
+        monitor.sample.replicas.push(ReplicaLag {
+            name: "replica1".into(),
+            state: "streaming".into(),
+            sent_bytes: 0,
+            replay_bytes: 0,
+            write_lag: Duration::ZERO,
+            flush_lag: Duration::ZERO,
+            replay_lag: Duration::ZERO,
+            gone_since: None,
+        });
+        monitor.sample.slots.push(crate::monitor::sample::SlotInfo {
+            name: "s".into(),
+            kind: "physical".into(),
+            active: true,
+            retained_bytes: 1,
+        });
+        monitor.sample.probe = Some(crate::monitor::sample::ProbeStats {
+            p50: Duration::ZERO,
+            p95: Duration::ZERO,
+            max: Duration::ZERO,
+            samples: 1,
+            errors: 0,
+        });
+        let exposed = names_in(&render(&plan, &progress, &monitor));
+        for (file, text) in [
+            (
+                "assets/grafana-dashboard.json",
+                include_str!("../../assets/grafana-dashboard.json"),
+            ),
+            (
+                "assets/prometheus-alerts.yml",
+                include_str!("../../assets/prometheus-alerts.yml"),
+            ),
+        ] {
+            let used = names_in(text);
+            assert!(!used.is_empty(), "{file} uses no metric");
+            let unknown: Vec<_> = used.difference(&exposed).collect();
+            assert!(unknown.is_empty(), "{file} uses {unknown:?}, not exposed");
+        }
+    }
+
     #[test]
     fn throttle_causes_are_one_word_each() {
         let cases = [
