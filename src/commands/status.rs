@@ -57,6 +57,10 @@ pub struct RunView {
     pub reason: Option<String>,
     /// What it is doing or waiting for, in words.
     pub doing: String,
+    /// The message of the gate it waits at, while it does.
+    pub gate_message: Option<String>,
+    /// Why batches are held or paced now, while they are.
+    pub throttle: Option<String>,
     /// Batched progress.
     pub progress: Option<ProgressView>,
     /// Steps done / all.
@@ -170,6 +174,11 @@ async fn view(conn: &Conn, run: &RunRow) -> RunView {
         let irreversible = g.get("irreversible").and_then(|v| v.as_bool()) == Some(true);
         Some((name.to_string(), message.to_string(), irreversible))
     });
+    let gate_message = match (run.status, &gate) {
+        (RunStatus::Waiting, Some((_, message, _))) => Some(message.clone()),
+        _ => None,
+    };
+    let throttle = text("throttle");
     let plan_arg = if run.plan_path.is_empty() {
         format!("--run {}", run.id)
     } else {
@@ -191,7 +200,8 @@ async fn view(conn: &Conn, run: &RunRow) -> RunView {
             ),
             format!(
                 "`cutover run {}` resumes it; `cutover rollback {}` undoes it",
-                run.plan_path, run.plan_path
+                plan_file(run),
+                plan_file(run)
             ),
         ),
         (RunStatus::Waiting, true) => match &gate {
@@ -254,10 +264,22 @@ async fn view(conn: &Conn, run: &RunRow) -> RunView {
         at,
         reason: run.reason.clone(),
         doing,
+        gate_message,
+        throttle,
         progress,
         steps_done,
         steps,
         next,
+    }
+}
+
+/// The plan file a resume or rollback needs (they read the plan; a run
+/// id is not enough).
+fn plan_file(run: &RunRow) -> &str {
+    if run.plan_path.is_empty() {
+        "PLAN"
+    } else {
+        &run.plan_path
     }
 }
 
@@ -370,6 +392,13 @@ pub async fn status(args: StatusArgs, database_url: Option<&str>) -> i32 {
                     return exit::FAILED;
                 }
             }
+        } else if let Some(id) = args.run {
+            eprintln!(
+                "error: no run #{id} in {}: cutover has not run a plan in this database \
+                 (or this role may not read schema cutover)",
+                conn.target().display()
+            );
+            return exit::FAILED;
         } else {
             Vec::new()
         };
@@ -401,9 +430,17 @@ pub async fn status(args: StatusArgs, database_url: Option<&str>) -> i32 {
                 out.push_str(&text(v));
             }
         }
-        super::emit(&out);
-        let _ = std::io::stdout().flush();
+        let written = {
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(out.as_bytes())
+                .and_then(|()| stdout.flush())
+        };
         if !args.watch {
+            return exit::OK;
+        }
+        if written.is_err() {
+            // Whoever read --watch went away (`| head`, a closed pipe).
             return exit::OK;
         }
         tokio::time::sleep(Duration::from_secs(args.interval.max(1))).await;

@@ -2,7 +2,8 @@
 //! chart, as Prometheus text on `http://ADDR/metrics`. Each scrape reads the
 //! engine's latest progress and monitor sample and encodes them with
 //! prometheus-client; tiny_http serves it on a thread of its own, so a slow
-//! scraper never touches the run.
+//! scraper never touches the run. Limits and the pace are the ones in force:
+//! the plan's, as `cutover set` (or the cockpit's keys) changed them since.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -16,6 +17,8 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 use crate::engine::driver::EngineHandle;
+use crate::engine::events::{Event, EventKind};
+use crate::engine::live::{self, LiveSettings};
 use crate::engine::progress::StepStatus;
 use crate::engine::progress::{Progress, RunState};
 use crate::monitor::MonitorState;
@@ -25,11 +28,12 @@ type Labels = Vec<(String, String)>;
 type FloatGauges = Family<Labels, Gauge<f64, AtomicU64>>;
 
 /// What a scrape reads: the engine currently running (a rollback started
-/// from the cockpit replaces the run's engine).
+/// from the cockpit replaces the run's engine), and the settings in force.
 #[derive(Clone)]
 pub struct MetricsSource {
     plan: Arc<Plan>,
     feeds: Arc<Mutex<Option<Feeds>>>,
+    settings: Arc<Mutex<LiveSettings>>,
 }
 
 #[derive(Clone)]
@@ -44,16 +48,32 @@ impl MetricsSource {
         MetricsSource {
             plan: Arc::new(plan.clone()),
             feeds: Arc::default(),
+            settings: Arc::new(Mutex::new(plan_settings(plan))),
         }
     }
 
-    /// Reads from this engine from now on.
+    /// Reads from this engine from now on (which starts from the plan's
+    /// settings, as the engine does).
     pub fn follow(&self, handle: &EngineHandle) {
         if let Ok(mut f) = self.feeds.lock() {
             *f = Some(Feeds {
                 progress: handle.progress.clone(),
                 monitor: handle.monitor.clone(),
             });
+        }
+        if let Ok(mut s) = self.settings.lock() {
+            *s = plan_settings(&self.plan);
+        }
+    }
+
+    /// Follows a live change of the pace or a limit (`setting_changed`),
+    /// the way the engine applied it.
+    pub fn observe(&self, event: &Event) {
+        if let EventKind::SettingChanged { key, new, .. } = &event.kind
+            && let Ok(mut s) = self.settings.lock()
+            && let Err(e) = live::apply(&mut s, key, new)
+        {
+            tracing::warn!("--metrics: the change of {key} to {new} is not shown: {e}");
         }
     }
 
@@ -64,14 +84,33 @@ impl MetricsSource {
             Some(f) => (f.progress.borrow().clone(), f.monitor.borrow().clone()),
             None => (Progress::default(), Arc::new(MonitorState::default())),
         };
-        render(&self.plan, &progress, &monitor)
+        let mut plan = (*self.plan).clone();
+        if let Ok(s) = self.settings.lock() {
+            plan.throttle = s.throttle.clone();
+            plan.abort = s.abort.clone();
+        }
+        render(&plan, &progress, &monitor)
+    }
+}
+
+fn plan_settings(plan: &Plan) -> LiveSettings {
+    LiveSettings {
+        throttle: plan.throttle.clone(),
+        abort: plan.abort.clone(),
+        version: 0,
     }
 }
 
 /// Serves `/metrics` on `addr` until the process ends. Binding happens here,
-/// so a bad or taken address is an error the operator sees at once.
+/// so a bad or taken address is an error the operator sees at once. `:PORT`
+/// (as Prometheus exporters are often given) listens on every interface.
 pub fn serve(addr: &str, source: MetricsSource) -> Result<(), String> {
-    let server = tiny_http::Server::http(addr).map_err(|e| {
+    let bind = if addr.starts_with(':') {
+        format!("0.0.0.0{addr}")
+    } else {
+        addr.to_string()
+    };
+    let server = tiny_http::Server::http(bind.as_str()).map_err(|e| {
         format!("--metrics {addr}: cannot listen there ({e}); pick a free HOST:PORT such as 127.0.0.1:9187")
     })?;
     std::thread::Builder::new()
@@ -259,9 +298,9 @@ pub fn render(plan: &Plan, p: &Progress, m: &MonitorState) -> String {
     let throttle = p.throttle.clone().unwrap_or_default();
     sheet.gauge(
         "cutover_throttled",
-        "1 while batches are held or paced, with the reason",
+        "1 while batches are held or paced, with the reason in words and its cause",
         vec![(
-            labels(&[("reason", &throttle)]),
+            labels(&[("reason", &throttle), ("cause", throttle_cause(&throttle))]),
             f64::from(u8::from(p.throttle.is_some())),
         )],
     );
@@ -277,6 +316,30 @@ pub fn render(plan: &Plan, p: &Progress, m: &MonitorState) -> String {
             secs(b),
         );
     }
+    let t = &plan.throttle;
+    if let Some(pace) = t.max_rows_per_second {
+        sheet.one(
+            "cutover_max_rows_per_second",
+            "The pace batches are held to ([throttle] max_rows_per_second, as set now)",
+            pace as f64,
+        );
+    }
+    let throttle_limits: Vec<(Labels, f64)> = [
+        ("replication_lag", t.replication_lag.map(|d| secs(d.0))),
+        (
+            "replication_lag_bytes",
+            t.replication_lag_bytes.map(|b| b.0 as f64),
+        ),
+        ("probe_latency", t.probe_latency.map(|d| secs(d.0))),
+    ]
+    .into_iter()
+    .filter_map(|(name, v)| Some((labels(&[("criterion", name)]), v?)))
+    .collect();
+    sheet.gauge(
+        "cutover_throttle_limit",
+        "Each [throttle] limit that holds batches (seconds, bytes), as set now",
+        throttle_limits,
+    );
     sheet.counter(
         "cutover_lock_timeouts",
         "Lock-timeout retries across the run (DDL attempts and batches)",
@@ -377,12 +440,37 @@ pub fn render(plan: &Plan, p: &Progress, m: &MonitorState) -> String {
     );
     sheet.gauge(
         "cutover_abort_limit",
-        "Each abort criterion's limit ([abort] in the plan)",
+        "Each abort criterion's limit ([abort] in the plan, as set now)",
         limits,
     );
     let mut text = String::new();
     let _ = encode(&mut text, &sheet.registry);
     text
+}
+
+/// A throttle reason's cause, one word that stays put while the numbers in
+/// the reason move (for alerts and legends): `pace` is the operator's own
+/// `max_rows_per_second`; the others hold or slow batches for the database.
+fn throttle_cause(reason: &str) -> &'static str {
+    if reason.is_empty() {
+        ""
+    } else if reason.starts_with("paced:") {
+        "pace"
+    } else if reason.starts_with("gentle:") {
+        "probe_latency"
+    } else if reason.contains("no monitor sample") {
+        "stale_monitor"
+    } else if reason.contains(" gone since ") {
+        "replica_gone"
+    } else if reason.starts_with("throttled: slot ") {
+        "slot_retained"
+    } else if reason.contains(" behind > ") {
+        "replication_lag_bytes"
+    } else if reason.contains(" lag ") {
+        "replication_lag"
+    } else {
+        "other"
+    }
 }
 
 type Rows = Vec<(Labels, f64)>;
@@ -516,5 +604,125 @@ mod tests {
             })
             .expect("the lag limit");
         assert!(matches!(limit.value, prometheus_parse::Value::Gauge(v) if v == 60.0));
+    }
+
+    #[test]
+    fn a_port_alone_listens_and_a_bad_address_says_what_to_do() {
+        let plan = crate::plan::parse(
+            std::path::Path::new("p.toml"),
+            "name = \"p\"\n[[phases]]\nname = \"x\"\n[[phases.steps]]\nkind = \"gate\"\nmessage = \"m\"\n",
+        )
+        .expect("plan");
+        assert_eq!(serve(":0", MetricsSource::new(&plan)), Ok(()));
+        let err = serve("no-such-host-name:x", MetricsSource::new(&plan)).expect_err("bad address");
+        assert!(
+            err.starts_with("--metrics no-such-host-name:x: cannot listen there"),
+            "{err}"
+        );
+    }
+
+    /// Every `cutover_*` name in `text`.
+    fn names_in(text: &str) -> std::collections::BTreeSet<String> {
+        let mut names = std::collections::BTreeSet::new();
+        let mut rest = text;
+        while let Some(i) = rest.find("cutover_") {
+            let tail = &rest[i..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+                .unwrap_or(tail.len());
+            if end > "cutover_".len() {
+                names.insert(tail[..end].to_string());
+            }
+            rest = &tail[end.max(1)..];
+        }
+        names
+    }
+
+    #[test]
+    fn the_dashboard_and_the_alerts_chart_only_metrics_that_exist() {
+        let plan = crate::plan::parse(
+            std::path::Path::new("p.toml"),
+            "name = \"p\"\n[throttle]\nmax_rows_per_second = 10\nreplication_lag = \"5s\"\n[[phases]]\nname = \"m\"\n[[phases.steps]]\nkind = \"backfill\"\ntable = \"users\"\nkey = \"id\"\nset = \"c = 1\"\n",
+        )
+        .expect("plan");
+        let progress = Progress {
+            position: Some((0, 0)),
+            batch: Some(BatchProgress {
+                table: "users".into(),
+                rows_total: Some(10),
+                eta: Some(Duration::from_secs(1)),
+                ..BatchProgress::default()
+            }),
+            ..Progress::default()
+        };
+        let mut monitor = MonitorState::default();
+        monitor.sample.replicas.push(ReplicaLag {
+            name: "replica1".into(),
+            state: "streaming".into(),
+            sent_bytes: 0,
+            replay_bytes: 0,
+            write_lag: Duration::ZERO,
+            flush_lag: Duration::ZERO,
+            replay_lag: Duration::ZERO,
+            gone_since: None,
+        });
+        monitor.sample.slots.push(crate::monitor::sample::SlotInfo {
+            name: "s".into(),
+            kind: "physical".into(),
+            active: true,
+            retained_bytes: 1,
+        });
+        monitor.sample.probe = Some(crate::monitor::sample::ProbeStats {
+            p50: Duration::ZERO,
+            p95: Duration::ZERO,
+            max: Duration::ZERO,
+            samples: 1,
+            errors: 0,
+        });
+        let exposed = names_in(&render(&plan, &progress, &monitor));
+        for (file, text) in [
+            (
+                "assets/grafana-dashboard.json",
+                include_str!("../../assets/grafana-dashboard.json"),
+            ),
+            (
+                "assets/prometheus-alerts.yml",
+                include_str!("../../assets/prometheus-alerts.yml"),
+            ),
+        ] {
+            let used = names_in(text);
+            assert!(!used.is_empty(), "{file} uses no metric");
+            let unknown: Vec<_> = used.difference(&exposed).collect();
+            assert!(unknown.is_empty(), "{file} uses {unknown:?}, not exposed");
+        }
+    }
+
+    #[test]
+    fn throttle_causes_are_one_word_each() {
+        let cases = [
+            ("", ""),
+            ("paced: ≤ 2000 rows/s (max_rows_per_second)", "pace"),
+            (
+                "gentle: probe p95 12ms (target 10ms), pacing ≤ 900 rows/s",
+                "probe_latency",
+            ),
+            (
+                "throttled: no monitor sample for 3.0s (failing closed)",
+                "stale_monitor",
+            ),
+            (
+                "throttled: replica r1 gone since 03:10:00: holding",
+                "replica_gone",
+            ),
+            ("throttled: replica r1 lag 7.2s > 5s", "replication_lag"),
+            (
+                "throttled: replica r1 600 MB behind > 512 MB",
+                "replication_lag_bytes",
+            ),
+            ("throttled: slot s1 retains 3 GB > 512 MB", "slot_retained"),
+        ];
+        for (reason, cause) in cases {
+            assert_eq!(throttle_cause(reason), cause, "{reason}");
+        }
     }
 }
