@@ -161,6 +161,9 @@ pub struct Conn {
     /// The driver client.
     pub client: Client,
     target: Arc<Target>,
+    /// Why the connection ended, as the server or the socket said it
+    /// (queries on a closed connection only say "connection closed").
+    closed: Arc<std::sync::Mutex<Option<String>>>,
     pid: i32,
     version: u32,
 }
@@ -196,6 +199,7 @@ impl Conn {
             setting: target.source.describe(),
             reason,
         };
+        let closed: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
         let client = match target.tls {
             TlsMode::Disable => {
                 let (client, connection) = target
@@ -203,7 +207,7 @@ impl Conn {
                     .connect(NoTls)
                     .await
                     .map_err(|e| connect_err(connect_hint(&e)))?;
-                tokio::spawn(drive(connection, notify));
+                tokio::spawn(drive(connection, notify, closed.clone()));
                 client
             }
             mode => {
@@ -214,7 +218,7 @@ impl Conn {
                     .connect(tls)
                     .await
                     .map_err(|e| connect_err(connect_hint(&e)))?;
-                tokio::spawn(drive(connection, notify));
+                tokio::spawn(drive(connection, notify, closed.clone()));
                 client
             }
         };
@@ -241,7 +245,14 @@ impl Conn {
                 .unwrap_or(0),
             client,
             target,
+            closed,
         })
+    }
+
+    /// Why the connection ended, when it has (the server's message, such
+    /// as "terminating connection due to administrator command").
+    pub fn closed_reason(&self) -> Option<String> {
+        self.closed.lock().ok().and_then(|c| c.clone())
     }
 
     /// The server process id of this connection (to spot our own locks).
@@ -354,6 +365,7 @@ pub async fn past_late_cancel<
 async fn drive<S, T>(
     mut connection: tokio_postgres::Connection<S, T>,
     notify: Option<mpsc::UnboundedSender<Notification>>,
+    closed: Arc<std::sync::Mutex<Option<String>>>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -370,6 +382,9 @@ async fn drive<S, T>(
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!("connection closed: {e}");
+                if let Ok(mut c) = closed.lock() {
+                    *c = Some(describe(&e));
+                }
                 break;
             }
         }

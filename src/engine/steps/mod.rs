@@ -74,7 +74,16 @@ impl Ctx<'_> {
         }
         match e {
             DbError::Cancelled => StepError::Stopped(Stop::Detached),
-            other if other.is_connection_lost() => StepError::Lost(other),
+            // The query only says "connection closed": the server's reason
+            // (57P01 "terminating connection due to administrator command")
+            // came on the connection itself.
+            other if other.is_connection_lost() => match self.conn.closed_reason() {
+                Some(reason) => StepError::Lost(DbError::Lost {
+                    context: other.to_string(),
+                    reason,
+                }),
+                None => StepError::Lost(other),
+            },
             other => StepError::Db(other),
         }
     }
