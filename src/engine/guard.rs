@@ -37,6 +37,11 @@ fn dur(d: Duration) -> String {
     short_duration(d)
 }
 
+/// A limit as the plan writes it (`5s`, not `5.0s`).
+fn as_written(d: Duration) -> String {
+    HumanDuration(d).to_string()
+}
+
 fn bytes(n: i64) -> String {
     Size(n.max(0) as u64).to_string()
 }
@@ -57,7 +62,7 @@ pub fn over_limits(limits: &AbortLimits, sample: &Sample, lock_timeouts: u32) ->
             trips.push(Trip {
                 criterion: "replication_lag",
                 value: dur(lag),
-                limit: dur(limit),
+                limit: as_written(limit),
                 detail: format!("replica {name} replay lag"),
             });
         }
@@ -90,7 +95,7 @@ pub fn over_limits(limits: &AbortLimits, sample: &Sample, lock_timeouts: u32) ->
         trips.push(Trip {
             criterion: "lock_wait",
             value: dur(w.waited),
-            limit: dur(limit),
+            limit: as_written(limit),
             detail: format!(
                 "session {} ({}) waits behind the migration",
                 w.pid, w.application
@@ -176,7 +181,7 @@ impl Guard {
         (!limit.is_zero() && silent_for > limit).then(|| Trip {
             criterion: "stale_monitor",
             value: dur(silent_for),
-            limit: dur(limit),
+            limit: as_written(limit),
             detail: "no monitor sample (the monitor cannot reach the database)".into(),
         })
     }
@@ -244,7 +249,7 @@ mod tests {
         let trip = g.observe(&s2, 0).expect("second sample over: trips");
         assert_eq!(trip.criterion, "replication_lag");
         assert_eq!(trip.value, "1m10s");
-        assert_eq!(trip.limit, "1m00s");
+        assert_eq!(trip.limit, "1m");
         assert!(trip.reason().contains("replica r1"), "{}", trip.reason());
     }
 
