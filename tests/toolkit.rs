@@ -215,10 +215,7 @@ async fn rollback_at_gate(plan_file: &str, n: usize) -> bool {
         if seen == n {
             break true;
         }
-        cutover(
-            &db.url,
-            &["advance", &plan, "--confirm", &confirm_word(&plan)],
-        );
+        cutover(&db.url, &["advance", &plan, "--confirm", &confirm_word(&plan)]);
     };
     if reached {
         let (code, _, _) = cutover(&db.url, &["abort", &plan]);

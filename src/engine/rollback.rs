@@ -13,11 +13,11 @@ use super::oversight::start_oversight;
 use super::progress::RunState;
 use super::session::open_session;
 use super::steps::{self, needs_autocommit};
+use crate::statements::undo::{Inverse, RecordedUndo, inverse};
 use super::undo::{self, Undo, UndoStep};
 use crate::db::{Conn, DbError, Target, execute_with_retry};
 use crate::journal::{self, RunRow, RunStatus, StepStatus};
 use crate::plan::{LoadedPlan, Plan};
-use crate::statements::undo::{Inverse, RecordedUndo, inverse};
 
 /// Starts a rollback of the plan's run, back to the start of phase `to`
 /// (or everything).

@@ -3,10 +3,10 @@
 //! first, refusing an irreversible phase that completed. Pure.
 
 use super::identity::{self, ChangedStep};
+use crate::statements::undo::RecordedUndo;
 use crate::journal::steps::Created;
 use crate::journal::{StepRow, StepStatus};
 use crate::plan::{Plan, Step};
-use crate::statements::undo::RecordedUndo;
 
 /// One step a rollback handles.
 #[derive(Debug, Clone)]
@@ -222,10 +222,7 @@ sql = "ALTER TABLE t DROP COLUMN old"
                     phase_name: p.phase_name.clone(),
                     fingerprint: Some(p.fingerprint.clone()),
                     spec: Some(p.spec.clone()),
-                    undo: Some(
-                        serde_json::to_value(crate::statements::undo::recorded_undo(step, plan))
-                            .unwrap(),
-                    ),
+                    undo: Some(serde_json::to_value(crate::statements::undo::recorded_undo(step, plan)).unwrap()),
                     created: vec![],
                     irreversible: p.irreversible,
                 }

@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use super::names::{reaches_real, references_in_text, shadow, to_copies, without_concurrently};
 use super::{Probe, Use};
 use crate::db::{Conn, DbError, quote_ident, quote_qualified};
+use crate::statements::batch::{self, BatchJob, KeyInfo};
+use crate::statements::{constraint, create_index, not_null, swap, sync_trigger, verify};
 use crate::plan::Step;
 use crate::plan::model::{Rename, SyncTriggerStep};
 use crate::sql::{self, Action, ConstraintKind, Kind, Rel};
-use crate::statements::batch::{self, BatchJob, KeyInfo};
-use crate::statements::{constraint, create_index, not_null, swap, sync_trigger, verify};
 
 /// The plan's own SQL, statement by statement: DDL that touches only
 /// copies is replayed; writes and queries are prepared; statements that
