@@ -245,6 +245,10 @@ fn statements(step: &Step, plan: &crate::plan::Plan) -> Vec<(String, String, Sou
             )],
         },
         Step::Gate(_) => Vec::new(),
+        // Built from the catalog when the step runs.
+        Step::RenameColumn(_) | Step::RenameTable(_) | Step::AddColumn(_) | Step::DropColumn(_) => {
+            Vec::new()
+        }
     }
 }
 

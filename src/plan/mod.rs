@@ -384,6 +384,17 @@ fn validate_step(step: &Step, phase: &Phase) -> Result<(), String> {
                 return Err("swap needs `renames = [{ from = \"…\", to = \"…\" }, …]`".into());
             }
         }
+        Step::RenameColumn(_) | Step::RenameTable(_) | Step::AddColumn(_) | Step::DropColumn(_)
+            if phase.irreversible =>
+        {
+            return Err(format!(
+                "{} belongs in a phase before the irreversible phase `{}`, which makes it physical",
+                step.kind(),
+                phase.name()
+            ));
+        }
+        Step::RenameColumn(_) | Step::RenameTable(_) | Step::AddColumn(_) | Step::DropColumn(_) => {
+        }
         Step::Gate(s) => {
             if blank(&s.message) {
                 return Err("a gate needs a `message` telling the operator what to do".into());

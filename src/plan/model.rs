@@ -25,6 +25,21 @@ pub struct Plan {
     pub abort: AbortLimits,
     /// The phases, in order.
     pub phases: Vec<Phase>,
+    /// `[versions]`: both application versions at once, through a version
+    /// schema of views.
+    #[serde(default)]
+    pub versions: Option<Versions>,
+}
+
+/// `[versions]`: the schema today's app uses and the one the new app will
+/// put first on its `search_path`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Versions {
+    /// The schema holding the tables today's app uses (usually `public`).
+    pub old: String,
+    /// The version schema cutover creates for the new app.
+    pub new: String,
 }
 
 /// `[settings]`.
@@ -209,6 +224,14 @@ pub enum Step {
     Swap(SwapStep),
     /// Wait for the operator.
     Gate(GateStep),
+    /// A column renamed for the new version only (catalog change at contract).
+    RenameColumn(RenameColumnStep),
+    /// A table renamed for the new version only (catalog change at contract).
+    RenameTable(RenameTableStep),
+    /// A column the new version sees; the old version's writes get `up`.
+    AddColumn(AddColumnStep),
+    /// A column hidden from the new version, dropped at contract.
+    DropColumn(DropColumnStep),
 }
 
 /// The step kinds, for messages.
@@ -223,6 +246,10 @@ pub const STEP_KINDS: &[&str] = &[
     "verify",
     "swap",
     "gate",
+    "rename_column",
+    "rename_table",
+    "add_column",
+    "drop_column",
 ];
 
 /// `kind = "sql"`.
@@ -458,6 +485,66 @@ pub struct GateStep {
     pub message: String,
 }
 
+/// `kind = "rename_column"` (needs `[versions]`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameColumnStep {
+    /// Shown on screen and in the journal.
+    pub name: Option<String>,
+    /// The table, as the new version names it.
+    pub table: String,
+    /// The column's current name.
+    pub from: String,
+    /// Its name in the new version.
+    pub to: String,
+}
+
+/// `kind = "rename_table"` (needs `[versions]`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameTableStep {
+    /// Shown on screen and in the journal.
+    pub name: Option<String>,
+    /// The table's current name.
+    pub from: String,
+    /// Its name in the new version.
+    pub to: String,
+}
+
+/// `kind = "add_column"` (needs `[versions]`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddColumnStep {
+    /// Shown on screen and in the journal.
+    pub name: Option<String>,
+    /// The table, as the new version names it.
+    pub table: String,
+    /// The new column's name.
+    pub column: String,
+    /// Its type (your SQL).
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// The value rows written by the old version (and existing rows) get: an
+    /// expression over the row's columns (your SQL); default NULL.
+    pub up: Option<String>,
+}
+
+/// `kind = "drop_column"` (needs `[versions]`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DropColumnStep {
+    /// Shown on screen and in the journal.
+    pub name: Option<String>,
+    /// The table, as the new version names it.
+    pub table: String,
+    /// The column the new version no longer sees.
+    pub column: String,
+    /// The value rows written by the new version give it until contract: an
+    /// expression over the row's columns (your SQL); default: the column's
+    /// default.
+    pub down: Option<String>,
+}
+
 impl Step {
     /// The kind, as written in the plan.
     pub fn kind(&self) -> &'static str {
@@ -472,6 +559,10 @@ impl Step {
             Step::NotNull(_) => "not_null",
             Step::Constraint(_) => "constraint",
             Step::Swap(_) => "swap",
+            Step::RenameColumn(_) => "rename_column",
+            Step::RenameTable(_) => "rename_table",
+            Step::AddColumn(_) => "add_column",
+            Step::DropColumn(_) => "drop_column",
         }
     }
 
@@ -507,6 +598,22 @@ impl Step {
                     .collect();
                 format!("swap {}", r.join(", "))
             }),
+            Step::RenameColumn(s) => s
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("rename {}.{} to {}", s.table, s.from, s.to)),
+            Step::RenameTable(s) => s
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("rename {} to {}", s.from, s.to)),
+            Step::AddColumn(s) => s
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("add {}.{}", s.table, s.column)),
+            Step::DropColumn(s) => s
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("drop {}.{}", s.table, s.column)),
         }
     }
 
@@ -523,6 +630,10 @@ impl Step {
             Step::NotNull(s) => s.name.as_deref(),
             Step::Constraint(s) => Some(&s.name),
             Step::Swap(s) => s.name.as_deref(),
+            Step::RenameColumn(s) => s.name.as_deref(),
+            Step::RenameTable(s) => s.name.as_deref(),
+            Step::AddColumn(s) => s.name.as_deref(),
+            Step::DropColumn(s) => s.name.as_deref(),
         }
     }
 }

@@ -14,5 +14,6 @@ pub mod swap;
 pub mod sync_trigger;
 pub mod undo;
 pub mod verify;
+pub mod versions;
 
 pub use undo::{Inverse, RecordedUndo, inverse, recorded_undo};

@@ -1,0 +1,396 @@
+//! The versioned step kinds (`rename_column`, `rename_table`, `add_column`,
+//! `drop_column`): each rebuilds the new version's views to include its
+//! change (hidden columns and write rules where the versions write
+//! differently), records the exact undo, and commits with its journal
+//! record. [`complete`] makes the new shape physical when the plan's
+//! irreversible phase starts.
+
+use std::collections::BTreeMap;
+
+use super::{Ctx, RecordedUndo, StepError};
+use crate::db::{Conn, DbError, execute_with_retry, quote_ident, quote_literal};
+use crate::plan::model::Versions;
+use crate::plan::{Plan, Step};
+use crate::statements::versions::{
+    HIDDEN_PREFIX, Model, completed_comment, create_schema_sql, drop_schema_sql,
+    drop_write_rule_sql, named_tables, schema_comment, versioned_steps, write_rule_sql,
+};
+
+/// Rows per transaction when existing rows get an added column's `up`.
+const BACKFILL_BATCH: i64 = 5000;
+
+fn versions_of(plan: &Plan, step: &Step) -> Result<Versions, StepError> {
+    plan.versions.clone().ok_or_else(|| {
+        StepError::Failed(format!(
+            "step \"{}\" ({}) needs a [versions] table in the plan: \
+             add `[versions]` with `old = \"public\"` and `new = \"app_v2\"`",
+            step.display_name(),
+            step.kind()
+        ))
+    })
+}
+
+/// The old schema's tables the plan's versioned steps name: physical name →
+/// its columns in order (hidden columns cutover added left out).
+async fn old_tables(
+    conn: &Conn,
+    v: &Versions,
+    plan: &Plan,
+) -> Result<BTreeMap<String, Vec<String>>, DbError> {
+    let names: Vec<String> = versioned_steps(plan)
+        .iter()
+        .flat_map(|(_, s)| named_tables(s))
+        .collect();
+    let rows = conn
+        .client
+        .query(
+            "SELECT c.relname::text, c.relkind::text,
+                    coalesce(array_agg(a.attname::text ORDER BY a.attnum)
+                        FILTER (WHERE a.attnum > 0 AND NOT a.attisdropped
+                                AND left(a.attname, length($3)) <> $3), '{}')
+             FROM pg_class c
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             LEFT JOIN pg_attribute a ON a.attrelid = c.oid
+             WHERE n.nspname = $1 AND c.relname = ANY($2)
+             GROUP BY c.relname, c.relkind",
+            &[&v.old, &names, &HIDDEN_PREFIX],
+        )
+        .await
+        .map_err(|e| DbError::sql("reading the old version's tables", e))?;
+    let mut out = BTreeMap::new();
+    for r in rows {
+        let kind: String = r.get(1);
+        // Views of an earlier version schema are not tables to rename.
+        if kind == "r" || kind == "p" {
+            out.insert(r.get::<_, String>(0), r.get::<_, Vec<String>>(2));
+        }
+    }
+    Ok(out)
+}
+
+/// The version schema's comment, if the schema exists.
+async fn schema_state(conn: &Conn, v: &Versions) -> Result<Option<String>, DbError> {
+    let row = conn
+        .client
+        .query_opt(
+            "SELECT coalesce(obj_description(oid, 'pg_namespace'), '') FROM pg_namespace WHERE nspname = $1",
+            &[&v.new],
+        )
+        .await
+        .map_err(|e| DbError::sql("looking for the version schema", e))?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// Runs a versioned step.
+pub async fn run(step: &Step, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
+    let plan = ctx.plan;
+    let v = versions_of(plan, step)?;
+    if plan.phases[ctx.phase].irreversible {
+        return Err(StepError::Failed(format!(
+            "step \"{}\" ({}) is in irreversible phase \"{}\"; versioned steps belong in a \
+             phase before it (the irreversible phase makes them physical)",
+            step.display_name(),
+            step.kind(),
+            plan.phases[ctx.phase].name()
+        )));
+    }
+    match schema_state(ctx.conn, &v)
+        .await
+        .map_err(|e| ctx.db_error(e))?
+    {
+        Some(c) if c == schema_comment(plan) => {}
+        Some(c) if c == completed_comment(plan) => {
+            return Err(StepError::Failed(format!(
+                "version schema \"{}\" was already made physical by this plan's irreversible phase",
+                v.new
+            )));
+        }
+        Some(_) => {
+            return Err(StepError::Failed(format!(
+                "schema \"{}\" already exists and cutover did not make it for plan \"{}\"; \
+                 choose another `[versions] new`, or drop that schema",
+                v.new, plan.name
+            )));
+        }
+        None => {}
+    }
+    let all = versioned_steps(plan);
+    let at = all
+        .iter()
+        .position(|(pos, _)| *pos == (ctx.phase, ctx.step))
+        .unwrap_or(all.len());
+    let before: Vec<&Step> = all[..at].iter().map(|(_, s)| *s).collect();
+    let mut upto = before.clone();
+    upto.push(step);
+    let tables = old_tables(ctx.conn, &v, plan)
+        .await
+        .map_err(|e| ctx.db_error(e))?;
+    let prev = Model::build(&before, &tables).map_err(StepError::Failed)?;
+    let next = Model::build(&upto, &tables).map_err(StepError::Failed)?;
+
+    let (change, unchange, backfill) = own_change(step, &v, &tables, &prev);
+    let mut undo = next.drop_views_sql(&v);
+    undo.push_str(&unchange);
+    if before.is_empty() {
+        undo.push_str(&drop_schema_sql(&v));
+    } else {
+        undo.push_str(&prev.create_views_sql(&v));
+    }
+    ctx.record_undo(&RecordedUndo::Sql { sql: undo }).await?;
+
+    let mut sql = create_schema_sql(plan, &v);
+    sql.push_str(&prev.drop_views_sql(&v));
+    sql.push_str(&change);
+    sql.push_str(&next.create_views_sql(&v));
+    if backfill.is_none() {
+        sql.push_str(&ctx.mark_done_sql());
+    }
+    let cancel = ctx.control.abort.token().clone();
+    let mut report = ctx.retry_reporter();
+    execute_with_retry(ctx.conn, &sql, &ctx.policy, &cancel, &mut report)
+        .await
+        .map_err(|e| ctx.db_error(e))?;
+    let mut detail = describe(step, &v);
+    if let Some((table, column, up)) = backfill {
+        let rows = backfill_added(ctx, &v, &table, &column, &up).await?;
+        detail.push_str(&format!("; {rows} existing rows given `up`"));
+    }
+    Ok(detail)
+}
+
+/// The statements of a step's own change (beyond the views), their undo,
+/// and the (table, hidden column, up) to fill in existing rows.
+fn own_change(
+    step: &Step,
+    v: &Versions,
+    tables: &BTreeMap<String, Vec<String>>,
+    prev: &Model,
+) -> (String, String, Option<(String, String, String)>) {
+    // A step names a table as the new version does: an earlier rename_table
+    // may have renamed it.
+    let physical = |name: &str| -> String {
+        prev.views
+            .iter()
+            .find(|view| view.name == name)
+            .map_or_else(|| name.to_string(), |view| view.table.clone())
+    };
+    match step {
+        Step::AddColumn(s) => {
+            let table = physical(&s.table);
+            let qtable = format!("{}.{}", quote_ident(&v.old), quote_ident(&table));
+            let hidden = crate::statements::versions::hidden_column(&s.column);
+            let mut change = format!(
+                "ALTER TABLE {qtable} ADD COLUMN IF NOT EXISTS {} {};\n",
+                quote_ident(&hidden),
+                s.type_
+            );
+            let mut undo = drop_write_rule_sql(v, &s.table, "up", &hidden);
+            let columns = tables.get(&table).cloned().unwrap_or_default();
+            let mut backfill = None;
+            if let Some(up) = &s.up {
+                change.push_str(&write_rule_sql(
+                    v, &table, &s.table, &columns, "up", &hidden, up, false,
+                ));
+                backfill = Some((table.clone(), hidden.clone(), up.clone()));
+            }
+            undo.push_str(&format!(
+                "ALTER TABLE {qtable} DROP COLUMN IF EXISTS {};\n",
+                quote_ident(&hidden)
+            ));
+            (change, undo, backfill)
+        }
+        Step::DropColumn(s) => match &s.down {
+            Some(down) => {
+                let table = physical(&s.table);
+                let columns = tables.get(&table).cloned().unwrap_or_default();
+                (
+                    write_rule_sql(v, &table, &s.table, &columns, "down", &s.column, down, true),
+                    drop_write_rule_sql(v, &s.table, "down", &s.column),
+                    None,
+                )
+            }
+            None => (String::new(), String::new(), None),
+        },
+        _ => (String::new(), String::new(), None),
+    }
+}
+
+/// Gives existing rows an added column's `up`, a key range per transaction
+/// (the table's single-column primary key; else one statement).
+async fn backfill_added(
+    ctx: &mut Ctx<'_>,
+    v: &Versions,
+    table: &str,
+    hidden: &str,
+    up: &str,
+) -> Result<u64, StepError> {
+    let qtable = format!("{}.{}", quote_ident(&v.old), quote_ident(table));
+    let key: Option<(String, String)> = ctx
+        .conn
+        .client
+        .query_opt(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_index i
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+             WHERE i.indrelid = to_regclass($1) AND i.indisprimary AND i.indnatts = 1",
+            &[&qtable],
+        )
+        .await
+        .map_err(|e| ctx.db_error(DbError::sql("finding the table's primary key", e)))?
+        .map(|r| (r.get(0), r.get(1)));
+    let set = format!("{} = ({up})", quote_ident(hidden));
+    let cancel = ctx.control.abort.token().clone();
+    let Some((key, key_type)) = key else {
+        let sql = format!("UPDATE {qtable} SET {set};\n{}", ctx.mark_done_sql());
+        let mut report = ctx.retry_reporter();
+        let n = execute_with_retry(ctx.conn, &sql, &ctx.policy, &cancel, &mut report)
+            .await
+            .map_err(|e| ctx.db_error(e))?;
+        return Ok(u64::from(n));
+    };
+    let qkey = quote_ident(&key);
+    let mut done = 0u64;
+    let mut last: Option<String> = None;
+    loop {
+        if let Err(stop) = ctx.control.safe_point(ctx.out).await {
+            return Err(StepError::Stopped(stop));
+        }
+        let after = match &last {
+            Some(k) => format!("WHERE {qkey} > {}::{key_type}", quote_literal(k)),
+            None => String::new(),
+        };
+        let row = ctx
+            .conn
+            .client
+            .query_one(
+                &format!(
+                    "WITH batch AS (SELECT {qkey} AS _cutover_key FROM {qtable} {after} ORDER BY {qkey} LIMIT {BACKFILL_BATCH}),
+                          done AS (UPDATE {qtable} SET {set} FROM batch WHERE {qtable}.{qkey} = batch._cutover_key RETURNING 1)
+                     SELECT (SELECT count(*) FROM done), (SELECT max(_cutover_key)::text FROM batch)"
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| ctx.db_error(DbError::sql(format!("giving {qtable} rows their `up`"), e)))?;
+        let n: i64 = row.get(0);
+        let max: Option<String> = row.get(1);
+        done += n as u64;
+        match max {
+            Some(m) if n > 0 => last = Some(m),
+            _ => break,
+        }
+    }
+    ctx.conn
+        .client
+        .batch_execute(&ctx.mark_done_sql())
+        .await
+        .map_err(|e| ctx.db_error(DbError::sql("recording the step done", e)))?;
+    Ok(done)
+}
+
+fn describe(step: &Step, v: &Versions) -> String {
+    match step {
+        Step::RenameColumn(s) => format!(
+            "{}.{} is {} in schema {} (no row rewritten)",
+            s.table, s.from, s.to, v.new
+        ),
+        Step::RenameTable(s) => {
+            format!(
+                "{} is {} in schema {} (no row rewritten)",
+                s.from, s.to, v.new
+            )
+        }
+        Step::AddColumn(s) => format!("{}.{} visible in schema {}", s.table, s.column, v.new),
+        Step::DropColumn(s) => format!("{}.{} hidden from schema {}", s.table, s.column, v.new),
+        _ => String::new(),
+    }
+}
+
+/// Makes the new version's shape physical, once, when the plan's
+/// irreversible phase starts: write rules dropped, hidden columns renamed
+/// into place, dropped columns dropped, renames done, the old version schema
+/// dropped if cutover made it. The views of the new version keep working
+/// (they follow the tables by identity). Returns what it did, or `None`
+/// when there was nothing to do.
+pub async fn complete(ctx: &mut Ctx<'_>) -> Result<Option<String>, StepError> {
+    let plan = ctx.plan;
+    let Some(v) = plan.versions.clone() else {
+        return Ok(None);
+    };
+    let state = schema_state(ctx.conn, &v)
+        .await
+        .map_err(|e| ctx.db_error(e))?;
+    if state.as_deref() != Some(schema_comment(plan).as_str()) {
+        return Ok(None);
+    }
+    let all = versioned_steps(plan);
+    let steps: Vec<&Step> = all.iter().map(|(_, s)| *s).collect();
+    let tables = old_tables(ctx.conn, &v, plan)
+        .await
+        .map_err(|e| ctx.db_error(e))?;
+    let model = Model::build(&steps, &tables).map_err(StepError::Failed)?;
+    let old = quote_ident(&v.old);
+    let mut sql = String::new();
+    // Write rules go first: after the renames nobody writes the old shape.
+    for step in &steps {
+        match step {
+            Step::AddColumn(s) if s.up.is_some() => sql.push_str(&drop_write_rule_sql(
+                &v,
+                &s.table,
+                "up",
+                &crate::statements::versions::hidden_column(&s.column),
+            )),
+            Step::DropColumn(s) if s.down.is_some() => {
+                sql.push_str(&drop_write_rule_sql(&v, &s.table, "down", &s.column))
+            }
+            _ => {}
+        }
+    }
+    for view in &model.views {
+        let qtable = format!("{old}.{}", quote_ident(&view.table));
+        for col in &view.dropped {
+            sql.push_str(&format!(
+                "ALTER TABLE {qtable} DROP COLUMN {};\n",
+                quote_ident(col)
+            ));
+        }
+        for col in &view.columns {
+            if col.physical != col.visible {
+                sql.push_str(&format!(
+                    "ALTER TABLE {qtable} RENAME COLUMN {} TO {};\n",
+                    quote_ident(&col.physical),
+                    quote_ident(&col.visible)
+                ));
+            }
+        }
+        if view.name != view.table {
+            sql.push_str(&format!(
+                "ALTER TABLE {qtable} RENAME TO {};\n",
+                quote_ident(&view.name)
+            ));
+        }
+    }
+    if v.old != "public" {
+        // Only a version schema (views alone) is retired; never tables.
+        sql.push_str(&format!(
+            "DO $cutover$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c \
+             WHERE c.relnamespace = {ns}::pg_catalog.regnamespace AND c.relkind <> 'v') \
+             THEN EXECUTE 'DROP SCHEMA {old} CASCADE'; END IF; END $cutover$;\n",
+            ns = quote_literal(&v.old),
+            old = old.replace('\'', "''")
+        ));
+    }
+    sql.push_str(&format!(
+        "COMMENT ON SCHEMA {} IS {};\n",
+        quote_ident(&v.new),
+        quote_literal(&completed_comment(plan))
+    ));
+    let cancel = ctx.control.abort.token().clone();
+    let mut report = ctx.retry_reporter();
+    execute_with_retry(ctx.conn, &sql, &ctx.policy, &cancel, &mut report)
+        .await
+        .map_err(|e| ctx.db_error(e))?;
+    Ok(Some(format!(
+        "version schema {}: the new shape is physical in {}",
+        v.new, v.old
+    )))
+}
