@@ -30,6 +30,24 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses the command line. `--database-url` is global (before or after
+    /// the subcommand) but hidden from the help of the commands that never
+    /// connect (`lint`, `plan`).
+    pub fn parse_args() -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut command = Cli::command();
+        // Propagates the global flag into the subcommands first.
+        command.build();
+        for offline in ["lint", "plan"] {
+            command =
+                command.mut_subcommand(offline, |c| c.mut_arg("database_url", |a| a.hide(true)));
+        }
+        let matches = command.get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {

@@ -1,4 +1,3 @@
-use clap::Parser;
 use tracing_subscriber::Layer;
 
 use cutover::cli::{Cli, Command};
@@ -18,7 +17,7 @@ fn main() {
             nix::sys::signal::SigHandler::SigDfl,
         );
     }
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     init_tracing(&cli);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
