@@ -16,19 +16,6 @@ use common::{PATIENCE, cutover_bin, poll_until_async, scalar, seeded_db, write_p
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-/// Counts every update of a row, and slows each batch statement so a test
-/// can act mid-backfill.
-const COUNT_AND_SLOW: &str = "
-    ALTER TABLE users ADD COLUMN touches int NOT NULL DEFAULT 0;
-    CREATE FUNCTION count_touch() RETURNS trigger LANGUAGE plpgsql AS
-        $$ BEGIN NEW.touches := OLD.touches + 1; RETURN NEW; END $$;
-    CREATE TRIGGER count_touch BEFORE UPDATE ON users
-        FOR EACH ROW EXECUTE FUNCTION count_touch();
-    CREATE FUNCTION slow_batch() RETURNS trigger LANGUAGE plpgsql AS
-        $$ BEGIN PERFORM pg_sleep(0.3); RETURN NULL; END $$;
-    CREATE TRIGGER slow_batch AFTER UPDATE ON users
-        FOR EACH STATEMENT EXECUTE FUNCTION slow_batch();";
-
 const BACKFILL: &str = r#"
 name = "fill city"
 [settings]
@@ -188,7 +175,11 @@ async fn reconnecting_past_its_bound_exits_1_with_the_steps_error_and_resumes_la
 async fn past_the_reconnect_bound(test: &str) {
     let db = seeded_db(test, 20_000).await;
     let admin = db.connect().await;
-    admin.client.batch_execute(COUNT_AND_SLOW).await.unwrap();
+    admin
+        .client
+        .batch_execute(&common::count_and_slow_by(0.3))
+        .await
+        .unwrap();
     let (dir, plan) = write_plan(BACKFILL);
     // Warnings go to stderr (the log file cannot be opened): they must
     // carry no colour either.

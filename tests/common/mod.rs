@@ -256,6 +256,11 @@ pub fn slow_batches(seconds: f64) -> String {
 /// Counts every update of a row of `users` (`touches`), and slows each
 /// batch down by 50 ms so a test can act mid-backfill.
 pub fn count_and_slow() -> String {
+    count_and_slow_by(0.05)
+}
+
+/// As [`count_and_slow`], each batch slowed by `seconds`.
+pub fn count_and_slow_by(seconds: f64) -> String {
     format!(
         "ALTER TABLE users ADD COLUMN touches int NOT NULL DEFAULT 0;
          CREATE FUNCTION count_touch() RETURNS trigger LANGUAGE plpgsql AS
@@ -263,7 +268,7 @@ pub fn count_and_slow() -> String {
          CREATE TRIGGER count_touch BEFORE UPDATE ON users
              FOR EACH ROW EXECUTE FUNCTION count_touch();
          {}",
-        slow_batches(0.05)
+        slow_batches(seconds)
     )
 }
 
