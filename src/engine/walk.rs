@@ -2,7 +2,7 @@
 //! (its identity and undo) and as it ends, clean-up after an interruption,
 //! and how a run that stops is announced.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::control::{Control, Stop};
 use super::driver::Outcome;
@@ -315,10 +315,6 @@ pub(crate) async fn drive_run(
     Ok(Outcome::Finished)
 }
 
-/// How long a run waits for its own statements to reach the server again
-/// after the connection dropped, unless `[settings] reconnect_timeout` says.
-pub const RECONNECT_DEFAULT: Duration = Duration::from_secs(60);
-
 /// Removes what an interrupted step left half-made (only objects this run
 /// recorded creating), and says so. Tried again when a late cancel request
 /// lands on it ([`crate::db::past_late_cancel`]).
@@ -385,6 +381,7 @@ pub(crate) fn stopped(err: StepError, plan: &Plan, out: &Emitter, at: (usize, us
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn a_stall_budget_caps_each_lock_attempt() {

@@ -113,8 +113,7 @@ pub async fn ensure(client: &Client) -> Result<(), DbError> {
             ),
         });
     }
-    client.batch_execute("BEGIN").await.map_err(ctx)?;
-    let result = async {
+    super::in_transaction(client, "creating the cutover journal schema", async {
         // Serialise concurrent first uses.
         client
             .batch_execute(
@@ -137,15 +136,8 @@ pub async fn ensure(client: &Client) -> Result<(), DbError> {
                 .map_err(ctx)?;
         }
         Ok::<(), DbError>(())
-    }
-    .await;
-    match result {
-        Ok(()) => client.batch_execute("COMMIT").await.map_err(ctx),
-        Err(e) => {
-            let _ = client.batch_execute("ROLLBACK").await;
-            Err(e)
-        }
-    }
+    })
+    .await
 }
 
 async fn current_version(client: &Client) -> Result<Option<i32>, DbError> {
