@@ -172,8 +172,11 @@ pub enum Format {
 #[derive(Debug, Args)]
 pub struct LintArgs {
     /// `.sql` files or plans (`.toml`) to lint.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "rules")]
     pub files: Vec<PathBuf>,
+    /// Print every rule: what it flags and the safe way (no files needed).
+    #[arg(long)]
+    pub rules: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,

@@ -26,8 +26,32 @@ fn lint_file(path: &Path, pg_major: u32) -> Result<Vec<Finding>, String> {
     }
 }
 
+/// `cutover lint --rules`.
+fn print_rules(format: Format) {
+    match format {
+        Format::Json => {
+            let rules: Vec<_> = crate::lint::Rule::ALL
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "rule": r.name(),
+                        "flags": r.flags(),
+                        "safe_way": r.safe_way(),
+                    })
+                })
+                .collect();
+            super::emit(&format!("{:#}\n", serde_json::json!({ "rules": rules })));
+        }
+        Format::Text => super::emit(&crate::lint::catalogue::rule_table()),
+    }
+}
+
 /// `cutover lint`.
 pub fn lint(args: LintArgs) -> i32 {
+    if args.rules {
+        print_rules(args.format);
+        return exit::OK;
+    }
     let mut findings = Vec::new();
     let mut unreadable = false;
     for path in &args.files {

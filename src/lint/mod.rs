@@ -5,6 +5,7 @@
 //! plan`, `cutover check` and `cutover run` all use this.
 
 mod alter;
+pub mod catalogue;
 mod check;
 pub mod fragments;
 pub mod locks;
