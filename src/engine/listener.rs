@@ -15,8 +15,11 @@ use super::events::EventKind;
 use super::session::JournalSlot;
 use crate::journal::{self, RemoteCommand};
 
-/// How often the command table is read even without a doorbell.
-const POLL: Duration = Duration::from_secs(2);
+/// How often the command table is read even without a doorbell. The
+/// doorbell brings commands at once, and the first read happens as soon as
+/// the listener starts (after a reconnect too), so this only catches a
+/// NOTIFY lost some other way: it can be slow.
+const POLL: Duration = Duration::from_secs(10);
 
 /// Forwards authorized commands for `run_id` to the engine. Ends when the
 /// notification stream does (the journal connection dropped): the driver
