@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::process::cutover;
 use common::{catalog, connect, seeded_db, shipped_plan, write_plan};
 
@@ -259,35 +257,41 @@ set = "nickname = nmae""#,
     }
 }
 
-/// Waits (generously) until `sql` returns true.
+/// Waits until `sql` returns true.
 async fn poll_until(conn: &cutover::db::Conn, sql: &str) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let ok: bool = conn.client.query_one(sql, &[]).await.expect(sql).get(0);
-        if ok {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for: {sql}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::poll_until_async(sql, common::PATIENCE, async || {
+        conn.client.query_one(sql, &[]).await.expect(sql).get(0)
+    })
+    .await;
+}
+
+/// A session named `app` that ran `sql` in a transaction it leaves open,
+/// once the server shows it idle in that transaction.
+async fn idle_in_transaction(db: &common::TestDb, app: &str, sql: &str) -> cutover::db::Conn {
+    let session = connect(&db.url).await;
+    session
+        .client
+        .batch_execute(&format!("SET application_name = '{app}'; BEGIN; {sql}"))
+        .await
+        .expect("open a transaction");
+    let watcher = db.connect().await;
+    poll_until(
+        &watcher,
+        &format!(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                 WHERE application_name = '{app}' AND state = 'idle in transaction')"
+        ),
+    )
+    .await;
+    session
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_names_a_session_holding_a_conflicting_lock() {
     let db = seeded_db("pf_locks", 100).await;
     let (_dir, plan) = write_plan(&plan_with(QUIET_STEP));
-    let psql = connect(&db.url).await;
-    psql.client
-        .batch_execute("SET application_name = 'forgotten_psql'; BEGIN; SELECT count(*) FROM users")
-        .await
-        .expect("open a transaction");
+    let psql = idle_in_transaction(&db, "forgotten_psql", "SELECT count(*) FROM users").await;
     let watcher = db.connect().await;
-    poll_until(
-        &watcher,
-        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-                 WHERE application_name = 'forgotten_psql' AND state = 'idle in transaction')",
-    )
-    .await;
     let (code, out, err) = cutover(&db.url, &["check", &plan]);
     assert_eq!(code, 0, "a warning, not an error: {out}{err}");
     let line = out
@@ -355,18 +359,7 @@ set = "nickname = name""#,
 async fn an_idle_transaction_without_a_conflicting_lock_is_still_reported() {
     let db = seeded_db("pf_idle", 100).await;
     let (_dir, plan) = write_plan(&plan_with(QUIET_STEP));
-    let idle = connect(&db.url).await;
-    idle.client
-        .batch_execute("SET application_name = 'idle_app'; BEGIN; SELECT 42")
-        .await
-        .expect("open a transaction");
-    let watcher = db.connect().await;
-    poll_until(
-        &watcher,
-        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-                 WHERE application_name = 'idle_app' AND state = 'idle in transaction')",
-    )
-    .await;
+    let idle = idle_in_transaction(&db, "idle_app", "SELECT 42").await;
     let (code, out, err) = cutover(&db.url, &["check", &plan]);
     assert_eq!(code, 0, "{out}{err}");
     let line = out
