@@ -84,6 +84,7 @@ async fn lock_timeout_retry_waits_for_a_held_lock_then_succeeds() {
         .unwrap();
     let migrator = db.connect().await;
     let policy = RetryPolicy {
+        hold: None,
         lock_timeout: Duration::from_millis(200),
         retries: 50,
         backoff_min: Duration::from_millis(50),
@@ -153,6 +154,7 @@ async fn lock_timeout_retry_gives_up_with_a_clear_error() {
         .unwrap();
     let migrator = db.connect().await;
     let policy = RetryPolicy {
+        hold: None,
         lock_timeout: Duration::from_millis(100),
         retries: 2,
         backoff_min: Duration::from_millis(10),
@@ -194,6 +196,7 @@ async fn cancelling_stops_a_waiting_statement() {
         .unwrap();
     let migrator = db.connect().await;
     let policy = RetryPolicy {
+        hold: None,
         lock_timeout: Duration::from_secs(30),
         ..RetryPolicy::default()
     };

@@ -104,3 +104,58 @@ rollback = "SELECT 1"
     );
     drop(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_that_holds_its_lock_past_the_budget_is_rolled_back_and_retried() {
+    let db = seeded_db("stall_hold", 100).await;
+    let admin = db.connect().await;
+    // Something slow inside the critical section once the lock is granted
+    // (here an event trigger, for the first two attempts only: a sequence
+    // is not rolled back with them).
+    admin
+        .client
+        .batch_execute(
+            "CREATE SEQUENCE slow_ddl;
+             CREATE FUNCTION slow_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+             BEGIN
+               IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands()
+                          WHERE object_identity LIKE 'public.users%')
+                  AND nextval('slow_ddl') <= 2 THEN
+                 PERFORM pg_sleep(5);
+               END IF;
+             END $$;
+             CREATE EVENT TRIGGER slow_ddl ON ddl_command_end EXECUTE FUNCTION slow_ddl();",
+        )
+        .await
+        .unwrap();
+    let (dir, plan) = write_plan(
+        r#"
+name = "swap under budget"
+[settings]
+max_stall = "300ms"
+retry_backoff = "10ms..50ms"
+[[phases]]
+name = "contract"
+gate = "auto"
+[[phases.steps]]
+kind = "swap"
+renames = [{ table = "users", from = "name", to = "full_name" }]
+"#,
+    );
+    let run = Running::spawn(&db.url, &["run", &plan, "--json"]);
+    let (code, lines) = run.wait_exit(PATIENCE);
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+    let held_too_long = lines
+        .iter()
+        .filter(|l| l.contains("\"event\":\"retry\"") && l.contains("past the stall budget"))
+        .count();
+    assert_eq!(held_too_long, 2, "{}", lines.join("\n"));
+    let renamed: bool = scalar(
+        &admin,
+        "SELECT EXISTS (SELECT 1 FROM information_schema.columns
+                 WHERE table_name = 'users' AND column_name = 'full_name')",
+    )
+    .await;
+    assert!(renamed, "the third attempt renamed the column");
+    drop(dir);
+}

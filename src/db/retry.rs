@@ -27,6 +27,11 @@ pub struct RetryPolicy {
     /// Under a stall budget: wait for a gap on these tables before each
     /// attempt.
     pub gap: Option<GapWait>,
+    /// Under a stall budget, for a catalog-only critical section: each of
+    /// its statements (lock wait included) is cancelled by the server after
+    /// this long, and the attempt rolled back and retried like a lock
+    /// timeout, so the application never queues behind it for longer.
+    pub hold: Option<Duration>,
 }
 
 /// Before a DDL attempt, wait (a while) until no other session holds a
@@ -49,6 +54,7 @@ impl Default for RetryPolicy {
             backoff_min: Duration::from_millis(250),
             backoff_max: Duration::from_secs(10),
             gap: None,
+            hold: None,
         }
     }
 }
@@ -152,10 +158,15 @@ pub async fn execute_with_retry_between(
         if let Some(gap) = &policy.gap {
             wait_for_gap(conn, gap, policy.backoff_max, between).await?;
         }
-        match conn.execute_cancellable(sql, attempt_cancel).await {
+        let attempt = match policy.hold {
+            Some(hold) => held(conn, sql, hold, attempt_cancel).await,
+            None => conn.execute_cancellable(sql, attempt_cancel).await,
+        };
+        match attempt {
             Ok(()) => return Ok(retry + 1),
             Err(DbError::Sql { source, .. })
-                if source.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) =>
+                if source.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
+                    || (policy.hold.is_some() && is_statement_timeout(&source)) =>
             {
                 if retry >= policy.retries {
                     return Err(DbError::LockTimeout {
@@ -165,11 +176,18 @@ pub async fn execute_with_retry_between(
                 }
                 retry += 1;
                 let wait = policy.backoff(retry);
+                let reason = match policy.hold {
+                    Some(hold) if is_statement_timeout(&source) => format!(
+                        "a statement held its lock past the stall budget ({}ms): rolled back",
+                        hold.as_millis()
+                    ),
+                    _ => describe(&source),
+                };
                 on_retry(&RetryNotice {
                     retry,
                     of: policy.retries,
                     wait,
-                    reason: describe(&source),
+                    reason,
                 });
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
@@ -179,6 +197,42 @@ pub async fn execute_with_retry_between(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Runs `sql` with `statement_timeout` at `hold`, then puts the session's
+/// own value back (also after a failure; a lost connection takes it along).
+async fn held(
+    conn: &Conn,
+    sql: &str,
+    hold: Duration,
+    cancel: &CancellationToken,
+) -> Result<(), DbError> {
+    let before: String = conn
+        .client
+        .query_one("SELECT current_setting('statement_timeout')", &[])
+        .await
+        .map_err(|e| DbError::sql("SHOW statement_timeout", e))?
+        .get(0);
+    set_statement_timeout(conn, &format!("{}ms", hold.as_millis())).await?;
+    let attempt = conn.execute_cancellable(sql, cancel).await;
+    let restored = set_statement_timeout(conn, &before).await;
+    attempt.and(restored)
+}
+
+/// Sets the session's `statement_timeout`.
+async fn set_statement_timeout(conn: &Conn, value: &str) -> Result<(), DbError> {
+    conn.client
+        .batch_execute(&format!("SET statement_timeout = {}", quote_literal(value)))
+        .await
+        .map_err(|e| DbError::sql("SET statement_timeout", e))
+}
+
+/// The server cancelled a statement because `statement_timeout` passed (not
+/// because someone asked it to).
+fn is_statement_timeout(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::QUERY_CANCELED)
+        && e.as_db_error()
+            .is_some_and(|d| d.message().contains("statement timeout"))
 }
 
 /// Sets the session's `lock_timeout` (a `SET` takes no bind parameters).
@@ -197,6 +251,7 @@ mod tests {
     #[test]
     fn backoff_grows_and_stays_in_bounds() {
         let p = RetryPolicy {
+            hold: None,
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_millis(1000),
             ..RetryPolicy::default()

@@ -60,6 +60,11 @@ pub fn policy_for(base: &RetryPolicy, step: &Step, plan: &Plan) -> RetryPolicy {
                 tables,
             });
         }
+        // Catalog-only critical sections: once granted, the lock is held
+        // for no longer than the budget either.
+        if matches!(step, Step::Swap(_) | Step::SyncTrigger(_)) {
+            policy.hold = Some(budget.0);
+        }
     }
     policy
 }

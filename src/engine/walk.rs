@@ -28,6 +28,7 @@ pub fn retry_policy(plan: &Plan) -> RetryPolicy {
     };
     RetryPolicy {
         gap: None,
+        hold: None,
         lock_timeout,
         retries: plan.settings.lock_retries,
         backoff_min: plan.settings.retry_backoff.min,

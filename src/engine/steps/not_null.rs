@@ -70,8 +70,15 @@ pub async fn run(spec: &NotNullStep, ctx: &mut Ctx<'_>) -> Result<String, StepEr
     }
     ctx.record_created(&ours).await?;
     let mut report = ctx.retry_reporter();
+    // Adding the NOT VALID check and SET NOT NULL are catalog-only: under a
+    // stall budget they hold their lock no longer than it. VALIDATE scans
+    // under a lock that lets the application through, so it is not held.
+    let held = RetryPolicy {
+        hold: ctx.plan.settings.max_stall.map(|b| b.0),
+        ..ctx.policy.clone()
+    };
     if !exists && !already {
-        execute_with_retry(ctx.conn, &add_sql(spec), &ctx.policy, &cancel, &mut report)
+        execute_with_retry(ctx.conn, &add_sql(spec), &held, &cancel, &mut report)
             .await
             .map_err(|e| ctx.db_error(e))?;
     }
@@ -99,7 +106,7 @@ pub async fn run(spec: &NotNullStep, ctx: &mut Ctx<'_>) -> Result<String, StepEr
     }
     ctx.control.safe_point(ctx.out).await?;
     let finish = format!("{};\n{}", finish_sql(spec), ctx.mark_done_sql());
-    execute_with_retry(ctx.conn, &finish, &ctx.policy, &cancel, &mut report)
+    execute_with_retry(ctx.conn, &finish, &held, &cancel, &mut report)
         .await
         .map_err(|e| ctx.db_error(e))?;
     Ok(format!(
