@@ -258,6 +258,11 @@ fn statements(step: &Step, plan: &crate::plan::Plan) -> Vec<(String, String, Sou
     }
 }
 
+fn primary_key(step: &Step) -> bool {
+    matches!(step, Step::Constraint(c)
+        if steps::constraint::shape(c) == steps::constraint::Shape::PrimaryKey)
+}
+
 /// A PRIMARY KEY: the index, each key column's NOT NULL proved by a
 /// validated check (a column already NOT NULL skips its check when the step
 /// runs), then one short transaction.
@@ -269,18 +274,18 @@ fn primary_key_statements(
     let mut out = vec![("1. build the index".into(), build, Source::Generated)];
     for c in &columns {
         out.push((
-            format!("2. {}: check, not yet validated (if it allows NULL)", c.column),
+            format!("2. NOT NULL on {}, if it allows NULL: check, not yet validated", c.column),
             steps::not_null::add_sql(c),
             Source::Generated,
         ));
         out.push((
-            format!("3. {}: validate", c.column),
+            format!("2. NOT NULL on {}: validate", c.column),
             steps::not_null::validate_sql(c),
             Source::Generated,
         ));
     }
     out.push((
-        "4. set not null (proved by the checks, no scan), drop the checks, attach the index as \
+        "3. set not null (proved by the checks, no scan), drop the checks, attach the index as \
          the primary key, in one transaction"
             .into(),
         steps::constraint::primary_key_finish_sql(s, &columns).unwrap_or_default(),
@@ -405,6 +410,11 @@ pub fn analyze(loaded: &LoadedPlan, schema: &mut Schema) -> PlanReport {
                 ))
             } else {
                 match steps::inverse(step, plan) {
+                    Ok(Inverse::Sql(sql)) if primary_key(step) => Ok(format!(
+                        "runs: {}; then DROP NOT NULL on the key columns the step made NOT NULL \
+                         (recorded when it runs)",
+                        one_line(&sql)
+                    )),
                     Ok(Inverse::Sql(sql)) => Ok(format!("runs: {}", one_line(&sql))),
                     Ok(Inverse::DropIndex(s)) => {
                         Ok(format!("runs: {}", steps::create_index::drop_sql(&s)))
