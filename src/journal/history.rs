@@ -39,19 +39,20 @@ pub struct Applied {
     pub how: AppliedBy,
 }
 
-/// Every plan's latest finished run, and every baseline mark, oldest first.
+/// Every plan's latest finished run, and every baseline mark, oldest first
+/// (a baseline's marks in the order they were made).
 const APPLIED: &str = "
 SELECT plan_name, plan_path, plan_hash,
        to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-       db_user::text, host, id
+       db_user::text, host, id, finished_at AS at, 1 AS source
 FROM (SELECT DISTINCT ON (plan_name) * FROM cutover.runs
       WHERE status = 'finished' ORDER BY plan_name, id DESC) r
 UNION ALL
 SELECT plan_name, plan_path, plan_hash,
        to_char(marked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-       marked_by::text, NULL, NULL
+       marked_by::text, NULL, id, marked_at, 0
 FROM cutover.baselines
-ORDER BY 4, 1";
+ORDER BY at, source, id";
 
 /// What was applied, oldest first (one entry per plan run to the end, and
 /// one per baselined plan).
@@ -69,9 +70,9 @@ pub async fn applied(client: &Client) -> Result<Vec<Applied>, DbError> {
             finished_at: r.get::<_, Option<String>>(3).unwrap_or_default(),
             by: r.get(4),
             host: r.get(5),
-            how: match r.get::<_, Option<i64>>(6) {
-                Some(run_id) => AppliedBy::Run { run_id },
-                None => AppliedBy::Baseline,
+            how: match r.get::<_, i32>(8) {
+                1 => AppliedBy::Run { run_id: r.get(6) },
+                _ => AppliedBy::Baseline,
             },
         })
         .collect())
