@@ -252,3 +252,47 @@ async fn the_shipped_primary_key_plan_runs_and_rolls_back() {
     let left: Option<String> = scalar(&conn, "SELECT to_regclass('user_logins')::text").await;
     assert_eq!(left, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exclusion_constraint_build_longer_than_max_stall_is_cancelled() {
+    let db = fresh_db("prim_exclude_stall").await;
+    let conn = connect(&db.url).await;
+    // Each row's range takes 20 ms to compute: 100 rows make a build of two
+    // seconds at least, far beyond the 200 ms budget on any machine.
+    conn.client
+        .batch_execute(
+            "CREATE FUNCTION slow_range(i int) RETURNS int4range LANGUAGE plpgsql IMMUTABLE AS
+                 $$ BEGIN PERFORM pg_sleep(0.02); RETURN int4range(i, i + 1); END $$;
+             CREATE TABLE slots (id int PRIMARY KEY);
+             INSERT INTO slots SELECT generate_series(1, 100);",
+        )
+        .await
+        .expect("slots");
+    let (_dir, plan) = write_plan(
+        r#"
+name = "slow exclusion"
+[settings]
+max_stall = "200ms"
+[[phases]]
+name = "expand"
+[[phases.steps]]
+kind = "constraint"
+name = "slots_no_overlap"
+table = "slots"
+definition = "EXCLUDE USING gist ((slow_range(id)) WITH &&)"
+allow_unsafe = "testing the budget"
+"#,
+    );
+    let (code, out, err) = cutover(&db.url, &["run", &plan, "--yes", "--headless"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        format!("{out}{err}").contains("took longer than [settings] max_stall"),
+        "{out}{err}"
+    );
+    let made: i64 = scalar(
+        &conn,
+        "SELECT count(*) FROM pg_constraint WHERE conrelid = 'slots'::regclass AND contype = 'x'",
+    )
+    .await;
+    assert_eq!(made, 0, "nothing was added");
+}
