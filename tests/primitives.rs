@@ -26,6 +26,47 @@ async fn index_def(conn: &cutover::db::Conn, name: &str) -> (String, Vec<String>
     (row.get(0), row.get(1))
 }
 
+/// Records the text of every DDL statement from now on (an event trigger),
+/// to tell the safe path (a NOT NULL proved by a validated check) from a
+/// plain ADD PRIMARY KEY, which ends in the same catalog.
+async fn log_ddl(conn: &cutover::db::Conn) {
+    conn.client
+        .batch_execute(
+            "CREATE TABLE ddl_log (id serial, query text);
+             CREATE FUNCTION log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+             BEGIN INSERT INTO ddl_log (query) VALUES (current_query()); END $$;
+             CREATE EVENT TRIGGER log_ddl ON ddl_command_end EXECUTE FUNCTION log_ddl();",
+        )
+        .await
+        .expect("log DDL");
+}
+
+/// Asserts the key column's NOT NULL came from `check`, added NOT VALID and
+/// validated before the statement that attached the primary key (which
+/// also set NOT NULL); then stops logging.
+async fn assert_proved_by_check(conn: &cutover::db::Conn, check: &str) {
+    let log: Vec<String> = conn
+        .client
+        .query("SELECT query FROM ddl_log ORDER BY id", &[])
+        .await
+        .expect("read the log")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let at = |what: &dyn Fn(&str) -> bool| log.iter().position(|q| what(q));
+    let add = at(&|q| q.contains(&format!("\"{check}\" CHECK")) && q.contains("NOT VALID"));
+    let validate = at(&|q| q.contains(&format!("VALIDATE CONSTRAINT \"{check}\"")));
+    let attach = at(&|q| q.contains("PRIMARY KEY USING INDEX") && q.contains("SET NOT NULL"));
+    assert!(
+        matches!((add, validate, attach), (Some(a), Some(v), Some(k)) if a < v && v < k),
+        "{check}: expected NOT VALID, VALIDATE, then SET NOT NULL with the key: {log:#?}"
+    );
+    conn.client
+        .batch_execute("DROP EVENT TRIGGER log_ddl; DROP TABLE ddl_log; DROP FUNCTION log_ddl()")
+        .await
+        .expect("stop logging");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_index_gets_its_include_columns_and_storage_parameters() {
     let db = seeded_db("prim_include", 2_000).await;
@@ -99,6 +140,7 @@ async fn a_primary_key_is_added_while_the_app_writes_and_rolled_back_to_the_same
         .await
         .expect("drop the key");
     let before = schema_dump(&db);
+    log_ddl(&conn).await;
     let (_dir, plan) = write_plan(PRIMARY_KEY_PLAN);
     let writer = Writer::start(&db.url);
     writer.wait_for_writes(50, PATIENCE).await;
@@ -124,6 +166,7 @@ async fn a_primary_key_is_added_while_the_app_writes_and_rolled_back_to_the_same
     )
     .await;
     assert_eq!(checks, 0, "the temporary check is gone");
+    assert_proved_by_check(&conn, "users_id_not_null").await;
     let (code, out, err) = cutover(&db.url, &["rollback", &plan, "--yes"]);
     assert_eq!(code, 0, "{out}{err}");
     let (writes, errors) = writer.stop().await;
@@ -228,6 +271,7 @@ definition = "EXCLUDE USING gist (during WITH &&)"
 async fn the_shipped_primary_key_plan_runs_and_rolls_back() {
     let db = seeded_db("prim_shipped", 3_000).await;
     let conn = connect(&db.url).await;
+    log_ddl(&conn).await;
     let plan = shipped_plan("add_primary_key.toml");
     let (code, out, err) = cutover(&db.url, &["check", &plan]);
     assert_eq!(code, 0, "{out}{err}");
@@ -247,6 +291,7 @@ async fn the_shipped_primary_key_plan_runs_and_rolls_back() {
     )
     .await;
     assert_eq!(nullable, 0);
+    assert_proved_by_check(&conn, "user_logins_user_id_not_null").await;
     let (code, out, err) = cutover(&db.url, &["rollback", &plan, "--yes"]);
     assert_eq!(code, 0, "{out}{err}");
     let left: Option<String> = scalar(&conn, "SELECT to_regclass('user_logins')::text").await;
