@@ -119,7 +119,10 @@ async fn a_directory_is_applied_in_order_once_and_a_new_plan_alone() {
     let (code, out, err) = migrate(&db.url, dir.path(), &[]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("3 applied, 0 already applied"), "{out}");
-    assert_eq!(runs(&db.url).await, ["items", "items.price", "index items.price"]);
+    assert_eq!(
+        runs(&db.url).await,
+        ["items", "items.price", "index items.price"]
+    );
     let (code, out, err) = migrate(&db.url, dir.path(), &[]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("0 applied, 3 already applied"), "{out}");
@@ -148,7 +151,11 @@ async fn a_directory_is_applied_in_order_once_and_a_new_plan_alone() {
         assert_eq!(entry["file"], path.display().to_string().as_str());
         assert_eq!(entry["by"], "postgres");
         assert_eq!(entry["how"]["type"], "run");
-        assert!(entry["finished_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+        assert!(
+            entry["finished_at"]
+                .as_str()
+                .is_some_and(|t| t.ends_with('Z'))
+        );
     }
     let (code, out, err) = cutover(&db.url, &["history"]);
     assert_eq!(code, 0, "{out}{err}");
@@ -208,8 +215,15 @@ async fn a_failing_plan_stops_the_chain_and_the_next_migrate_resumes_it() {
         out.contains(&format!("stopped: {} was aborted", second.display())),
         "{out}"
     );
-    assert!(out.contains("03_items_price_index.toml"), "names what was not started: {out}");
-    assert_eq!(runs(&db.url).await, ["items", "items.price"], "plan 3 did not start");
+    assert!(
+        out.contains("03_items_price_index.toml"),
+        "names what was not started: {out}"
+    );
+    assert_eq!(
+        runs(&db.url).await,
+        ["items", "items.price"],
+        "plan 3 did not start"
+    );
     connect(&db.url)
         .await
         .client
@@ -268,7 +282,11 @@ async fn a_version_4_journal_is_upgraded_in_place() {
         .expect("back to v4");
     let entries = history(&db.url);
     assert_eq!(names(&entries), ["items"]);
-    assert_eq!(entries[0]["by"], Value::Null, "who ran it was not recorded then");
+    assert_eq!(
+        entries[0]["by"],
+        Value::Null,
+        "who ran it was not recorded then"
+    );
     let version: String = scalar(
         &conn,
         "SELECT value FROM cutover.meta WHERE key = 'schema_version'",

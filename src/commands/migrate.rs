@@ -29,22 +29,15 @@ pub enum PlanState {
 /// The directory's plans in file-name order; an unreadable or invalid plan,
 /// or two files with the same plan `name`, refuses the whole directory.
 pub fn read_dir(dir: &Path) -> Result<Vec<LoadedPlan>, String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        format!(
-            "cannot read the plan directory {}: {e}",
-            dir.display()
-        )
-    })?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read the plan directory {}: {e}", dir.display()))?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml"))
         .collect();
     files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
     if files.is_empty() {
-        return Err(format!(
-            "{} has no plans (*.toml files)",
-            dir.display()
-        ));
+        return Err(format!("{} has no plans (*.toml files)", dir.display()));
     }
     let mut plans: Vec<LoadedPlan> = Vec::new();
     for file in files {
@@ -240,11 +233,7 @@ pub async fn migrate(args: MigrateArgs, database_url: Option<&str>) -> i32 {
     say(
         args.json,
         "migrate_done",
-        format!(
-            "{} applied, {} already applied",
-            total,
-            plans.len() - total
-        ),
+        format!("{} applied, {} already applied", total, plans.len() - total),
         json!({ "applied": total, "skipped": plans.len() - total }),
     );
     exit::OK

@@ -218,13 +218,18 @@ fn statements(step: &Step, plan: &crate::plan::Plan) -> Vec<(String, String, Sou
                 )]),
             ),
         ],
-        Step::Constraint(s) => match (steps::constraint::shape(s), steps::constraint::unique_sql(s)) {
+        Step::Constraint(s) => match (
+            steps::constraint::shape(s),
+            steps::constraint::unique_sql(s),
+        ) {
             (steps::constraint::Shape::Exclude, _) => vec![(
                 "under ACCESS EXCLUSIVE for the whole build (no safe way exists)".into(),
                 steps::constraint::exclude_sql(s),
                 Source::Plan(Role::Step, "definition"),
             )],
-            (steps::constraint::Shape::PrimaryKey, Some((build, _))) => primary_key_statements(s, build),
+            (steps::constraint::Shape::PrimaryKey, Some((build, _))) => {
+                primary_key_statements(s, build)
+            }
             (_, Some((build, attach))) => vec![
                 ("1. build the index".into(), build, Source::Generated),
                 ("2. attach it".into(), attach, Source::Generated),
@@ -274,7 +279,10 @@ fn primary_key_statements(
     let mut out = vec![("1. build the index".into(), build, Source::Generated)];
     for c in &columns {
         out.push((
-            format!("2. NOT NULL on {}, if it allows NULL: check, not yet validated", c.column),
+            format!(
+                "2. NOT NULL on {}, if it allows NULL: check, not yet validated",
+                c.column
+            ),
             steps::not_null::add_sql(c),
             Source::Generated,
         ));

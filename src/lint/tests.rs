@@ -774,8 +774,14 @@ fn add_column_inline_constraint_scans() {
     );
     insta::assert_snapshot!(out);
     for (sql, rule) in [
-        ("ALTER TABLE a ADD COLUMN code text UNIQUE", Rule::UniqueWithoutIndex),
-        ("ALTER TABLE a ADD COLUMN n int CHECK (n > 0)", Rule::ConstraintWithoutNotValid),
+        (
+            "ALTER TABLE a ADD COLUMN code text UNIQUE",
+            Rule::UniqueWithoutIndex,
+        ),
+        (
+            "ALTER TABLE a ADD COLUMN n int CHECK (n > 0)",
+            Rule::ConstraintWithoutNotValid,
+        ),
     ] {
         assert_eq!(rules(sql, &expand(), 15), vec![rule], "{sql}");
     }

@@ -223,7 +223,10 @@ mod tests {
         );
         assert_eq!(unique_columns(&step("CHECK (age >= 0)")), None);
         assert_eq!(shape(&step("check(age >= 0)")), Shape::Validated);
-        assert_eq!(shape(&step("FOREIGN KEY (a) REFERENCES b")), Shape::Validated);
+        assert_eq!(
+            shape(&step("FOREIGN KEY (a) REFERENCES b")),
+            Shape::Validated
+        );
     }
 
     #[test]
@@ -272,7 +275,10 @@ mod tests {
 
     #[test]
     fn the_key_list_ends_at_its_own_parenthesis() {
-        assert_eq!(first_list("UNIQUE (a, (b)) WITH (fillfactor = 90)"), Some("a, (b)"));
+        assert_eq!(
+            first_list("UNIQUE (a, (b)) WITH (fillfactor = 90)"),
+            Some("a, (b)")
+        );
         assert_eq!(first_list(r#"UNIQUE ("a)")"#), Some(r#""a)""#));
         assert_eq!(first_list("UNIQUE (a"), None);
     }

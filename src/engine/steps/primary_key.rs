@@ -34,7 +34,10 @@ const PRIMARY_KEY: &str = "SELECT conname::text FROM pg_constraint
 async fn check_state(conn: &Conn, spec: &NotNullStep) -> Result<(bool, bool), DbError> {
     let row = conn
         .client
-        .query_opt(CHECK_STATE, &[&quote_qualified(&spec.table), &check_name(spec)])
+        .query_opt(
+            CHECK_STATE,
+            &[&quote_qualified(&spec.table), &check_name(spec)],
+        )
         .await
         .map_err(|e| DbError::sql("reading a key column's temporary check", e))?;
     Ok(row.map_or((false, false), |r| (true, r.get(0))))
@@ -146,9 +149,15 @@ pub async fn run(
             .map_err(|e| ctx.db_error(e))?;
         if !added {
             ctx.control.safe_point(ctx.out).await?;
-            execute_with_retry(ctx.conn, &add_sql(column), &ctx.policy, &cancel, &mut report)
-                .await
-                .map_err(|e| ctx.db_error(e))?;
+            execute_with_retry(
+                ctx.conn,
+                &add_sql(column),
+                &ctx.policy,
+                &cancel,
+                &mut report,
+            )
+            .await
+            .map_err(|e| ctx.db_error(e))?;
         }
         if !validated {
             ctx.control.safe_point(ctx.out).await?;
@@ -214,7 +223,10 @@ pub async fn clean_up(
         if made.contains(&ours) && check_state(conn, &column).await?.0 {
             execute_with_retry(conn, &drop_check_sql(&column), &policy, &never, &mut |_| {})
                 .await?;
-            done.push(format!("dropped the temporary check {}", check_name(&column)));
+            done.push(format!(
+                "dropped the temporary check {}",
+                check_name(&column)
+            ));
         }
     }
     if let Some(columns) = unique_columns(spec) {
