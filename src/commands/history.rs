@@ -192,3 +192,34 @@ pub async fn baseline(args: BaselineArgs, database_url: Option<&str>) -> i32 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_lines_up_one_plan_per_line() {
+        let entry = |plan: &str, how: AppliedBy, host: Option<&str>| Applied {
+            plan: plan.into(),
+            file: format!("plans/{plan}.toml"),
+            hash: "0123456789abcdef0123".into(),
+            finished_at: "2026-12-02T10:00:00Z".into(),
+            by: Some("deploy".into()),
+            host: host.map(str::to_string),
+            how,
+        };
+        let out = text(&[
+            entry("items", AppliedBy::Baseline, None),
+            entry("items.price", AppliedBy::Run { run_id: 7 }, Some("ci-1")),
+        ]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        assert!(lines[0].starts_with("FINISHED (UTC)        PLAN"), "{out}");
+        assert!(lines[1].contains("0123456789ab  deploy") && lines[1].ends_with("baseline"));
+        assert!(
+            lines[2].contains("deploy@ci-1") && lines[2].ends_with("run #7"),
+            "{out}"
+        );
+        assert_eq!(text(&[]), "no plan applied yet\n");
+    }
+}
