@@ -120,6 +120,56 @@ pub enum Command {
     /// A scratch Postgres primary + streaming replica for trying plans.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
+    /// Apply a directory of plans in file-name order, skipping applied ones.
+    ///
+    /// Each plan (*.toml) not yet applied (no finished run of it, no
+    /// baseline) runs as `cutover run` would: preflight, gates, journal. It
+    /// stops at the first plan that fails or is aborted; running it again
+    /// resumes that plan. A plan applied and edited since is refused unless
+    /// --force-changed-plan.
+    Migrate(MigrateArgs),
+    /// List the plans applied to the database: finished runs and baselines.
+    History(HistoryArgs),
+    /// Mark the database as already at PLAN of DIR (it and every plan before
+    /// it count as applied, without running).
+    Baseline(BaselineArgs),
+}
+
+/// `cutover migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The directory of plans (*.toml), applied in file-name order.
+    pub dir: PathBuf,
+    /// Release every gate automatically (irreversible phases included).
+    #[arg(long)]
+    pub yes: bool,
+    /// Print one line per event instead of opening the cockpit.
+    #[arg(long)]
+    pub headless: bool,
+    /// With --headless: print events as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Count applied plans whose file changed since as applied; resume an
+    /// unfinished run whose plan file changed.
+    #[arg(long)]
+    pub force_changed_plan: bool,
+}
+
+/// `cutover history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// A JSON array.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `cutover baseline`.
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    /// The directory of plans.
+    pub dir: PathBuf,
+    /// The plan (a file of DIR) the database is already at.
+    pub plan: PathBuf,
 }
 
 /// Which run a remote command steers: the plan file's, or `--run N`.

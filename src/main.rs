@@ -52,7 +52,7 @@ fn init_tracing(cli: &Cli) {
     };
     let to_file = matches!(
         &cli.command,
-        Command::Run(_) | Command::Demo(_) | Command::Rollback(_)
+        Command::Run(_) | Command::Demo(_) | Command::Rollback(_) | Command::Migrate(_)
     );
     let log_file = to_file
         .then(|| {

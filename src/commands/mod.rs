@@ -2,7 +2,9 @@
 
 pub mod check;
 pub mod demo;
+pub mod history;
 pub mod lint;
+pub mod migrate;
 pub mod remote;
 pub mod rollback;
 pub mod run;
@@ -46,5 +48,8 @@ pub async fn dispatch(cli: Cli) -> color_eyre::Result<i32> {
         Command::Check(args) => check::run(args, url).await,
         Command::Lint(args) => lint::lint(args),
         Command::Plan(args) => lint::plan(args),
+        Command::Migrate(args) => migrate::migrate(args, url).await,
+        Command::History(args) => history::history(args, url).await,
+        Command::Baseline(args) => history::baseline(args, url).await,
     })
 }

@@ -4,6 +4,7 @@
 
 pub mod control;
 pub mod events;
+pub mod history;
 pub mod lock;
 pub mod runs;
 pub mod schema;

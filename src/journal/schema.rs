@@ -89,6 +89,20 @@ const MIGRATIONS: &[&str] = &[
     // 4: the driver's latest progress (wait and throttle reasons, rows, rate,
     // ETA, the gate), for `cutover status` from any terminal.
     "ALTER TABLE cutover.runs ADD COLUMN snapshot jsonb, ADD COLUMN snapshot_at timestamptz;",
+    // 5: migration history. What was applied is derived from finished runs;
+    // a run now records the database role that drove it (older runs keep
+    // NULL: unknown). A baseline marks plans as applied without running
+    // them, on a database that already has their changes.
+    "ALTER TABLE cutover.runs ADD COLUMN db_user name;
+    ALTER TABLE cutover.runs ALTER COLUMN db_user SET DEFAULT current_user;
+    CREATE TABLE cutover.baselines (
+        id bigserial PRIMARY KEY,
+        plan_name text NOT NULL UNIQUE,
+        plan_path text NOT NULL,
+        plan_hash text NOT NULL,
+        marked_by name NOT NULL DEFAULT current_user,
+        marked_at timestamptz NOT NULL DEFAULT now()
+    );",
 ];
 
 /// The schema version this build writes.

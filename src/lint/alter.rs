@@ -109,8 +109,14 @@ pub(super) fn alter_action(
                         "ADD COLUMN {column} {} builds its index under ACCESS EXCLUSIVE",
                         kind.sql()
                     ),
-                    "add the column plainly, then use a `constraint` step with UNIQUE (…) (index \
-                     built CONCURRENTLY, then attached USING INDEX)",
+                    if *kind == ConstraintKind::PrimaryKey {
+                        "add the column plainly, fill it, then use a `constraint` step with \
+                         PRIMARY KEY (…) (index built CONCURRENTLY, NOT NULL proved by a \
+                         validated check, then attached USING INDEX)"
+                    } else {
+                        "add the column plainly, then use a `constraint` step with UNIQUE (…) \
+                         (index built CONCURRENTLY, then attached USING INDEX)"
+                    },
                 );
             }
         }
@@ -183,8 +189,14 @@ pub(super) fn alter_action(
                  for the whole build",
                 kind.sql()
             ),
-            "use a `constraint` step with UNIQUE (…): it builds the index CONCURRENTLY, then adds \
-             the constraint USING INDEX",
+            if *kind == ConstraintKind::PrimaryKey {
+                "use a `constraint` step with PRIMARY KEY (…): it builds the index CONCURRENTLY, \
+                 makes the key columns NOT NULL through validated checks, then adds the \
+                 constraint USING INDEX"
+            } else {
+                "use a `constraint` step with UNIQUE (…): it builds the index CONCURRENTLY, then \
+                 adds the constraint USING INDEX"
+            },
         ),
         Action::AddConstraint {
             kind: ConstraintKind::Exclude,

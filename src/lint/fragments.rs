@@ -101,7 +101,8 @@ pub fn check(f: &Fragment) -> Option<Hit> {
         Shape::Expression => "exactly one SQL expression",
         Shape::Assignments => "an assignment list `column = expression, …`",
         Shape::Constraint => {
-            "one table constraint: CHECK (…), FOREIGN KEY (…) REFERENCES … or UNIQUE (…)"
+            "one table constraint: CHECK (…), FOREIGN KEY (…) REFERENCES …, UNIQUE (…), \
+             PRIMARY KEY (…) or EXCLUDE USING … (…)"
         }
     };
     let (rule, why) = match result {

@@ -218,12 +218,23 @@ fn statements(step: &Step, plan: &crate::plan::Plan) -> Vec<(String, String, Sou
                 )]),
             ),
         ],
-        Step::Constraint(s) => match steps::constraint::unique_sql(s) {
-            Some((build, attach)) => vec![
+        Step::Constraint(s) => match (
+            steps::constraint::shape(s),
+            steps::constraint::unique_sql(s),
+        ) {
+            (steps::constraint::Shape::Exclude, _) => vec![(
+                "under ACCESS EXCLUSIVE for the whole build (no safe way exists)".into(),
+                steps::constraint::exclude_sql(s),
+                Source::Plan(Role::Step, "definition"),
+            )],
+            (steps::constraint::Shape::PrimaryKey, Some((build, _))) => {
+                primary_key_statements(s, build)
+            }
+            (_, Some((build, attach))) => vec![
                 ("1. build the index".into(), build, Source::Generated),
                 ("2. attach it".into(), attach, Source::Generated),
             ],
-            None => vec![
+            (_, None) => vec![
                 (
                     "1. add, not yet validated".into(),
                     steps::constraint::add_sql(s),
@@ -252,6 +263,49 @@ fn statements(step: &Step, plan: &crate::plan::Plan) -> Vec<(String, String, Sou
     }
 }
 
+fn primary_key(step: &Step) -> bool {
+    matches!(step, Step::Constraint(c)
+        if steps::constraint::shape(c) == steps::constraint::Shape::PrimaryKey)
+}
+
+/// A PRIMARY KEY: the index, each key column's NOT NULL proved by a
+/// validated check (a column already NOT NULL skips its check when the step
+/// runs), then one short transaction.
+fn primary_key_statements(
+    s: &crate::plan::model::ConstraintStep,
+    build: String,
+) -> Vec<(String, String, Source)> {
+    let columns = steps::constraint::not_null_specs(s);
+    let mut out = vec![("1. build the index".into(), build, Source::Generated)];
+    for c in &columns {
+        out.push((
+            format!(
+                "2. NOT NULL on {}, if it allows NULL: check, not yet validated",
+                c.column
+            ),
+            steps::not_null::add_sql(c),
+            Source::Generated,
+        ));
+        out.push((
+            format!("2. NOT NULL on {}: validate", c.column),
+            steps::not_null::validate_sql(c),
+            Source::Generated,
+        ));
+    }
+    out.push((
+        "3. set not null (proved by the checks, no scan), drop the checks, attach the index as \
+         the primary key, in one transaction"
+            .into(),
+        steps::constraint::primary_key_finish_sql(s, &columns).unwrap_or_default(),
+        Source::Known(vec![known(
+            &s.table,
+            LockMode::AccessExclusive,
+            Work::Catalog,
+        )]),
+    ));
+    out
+}
+
 /// The dry run of a plan, with lint findings located in its file.
 pub fn analyze(loaded: &LoadedPlan, schema: &mut Schema) -> PlanReport {
     let plan = &loaded.plan;
@@ -266,6 +320,7 @@ pub fn analyze(loaded: &LoadedPlan, schema: &mut Schema) -> PlanReport {
             let step = spanned.get_ref();
             let allow = match step {
                 Step::Sql(s) => s.allow_unsafe.clone(),
+                Step::Constraint(s) => s.allow_unsafe.clone(),
                 _ => None,
             };
             for fragment in super::fragments::of_step(step) {
@@ -363,6 +418,11 @@ pub fn analyze(loaded: &LoadedPlan, schema: &mut Schema) -> PlanReport {
                 ))
             } else {
                 match steps::inverse(step, plan) {
+                    Ok(Inverse::Sql(sql)) if primary_key(step) => Ok(format!(
+                        "runs: {}; then DROP NOT NULL on the key columns the step made NOT NULL \
+                         (recorded when it runs)",
+                        one_line(&sql)
+                    )),
                     Ok(Inverse::Sql(sql)) => Ok(format!("runs: {}", one_line(&sql))),
                     Ok(Inverse::DropIndex(s)) => {
                         Ok(format!("runs: {}", steps::create_index::drop_sql(&s)))

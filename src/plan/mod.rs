@@ -269,6 +269,37 @@ fn validate_step(step: &Step, phase: &Phase) -> Result<(), String> {
             if blank(&s.table) {
                 return Err(format!("index `{}` needs `table`", s.name));
             }
+            if s.include.iter().any(|c| blank(c)) {
+                return Err(format!(
+                    "index `{}`: `include` takes column names, and one is empty",
+                    s.name
+                ));
+            }
+            for (key, value) in &s.with {
+                if key.is_empty()
+                    || !key
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                {
+                    return Err(format!(
+                        "index `{}`: `with` key \"{key}\" is not a storage parameter name \
+                         (lower-case letters, digits and _, e.g. fillfactor)",
+                        s.name
+                    ));
+                }
+                if !matches!(
+                    value,
+                    toml::Value::Integer(_)
+                        | toml::Value::Float(_)
+                        | toml::Value::Boolean(_)
+                        | toml::Value::String(_)
+                ) {
+                    return Err(format!(
+                        "index `{}`: `with.{key}` must be a number, true/false or a string",
+                        s.name
+                    ));
+                }
+            }
         }
         Step::Backfill(s) => {
             for (field, value) in [("table", &s.table), ("key", &s.key), ("set", &s.set)] {
@@ -372,11 +403,24 @@ fn validate_step(step: &Step, phase: &Phase) -> Result<(), String> {
                 .next()
                 .unwrap_or("")
                 .to_uppercase();
-            if !["CHECK", "FOREIGN", "UNIQUE"].contains(&first.as_str()) {
+            if !["CHECK", "FOREIGN", "UNIQUE", "PRIMARY", "EXCLUDE"].contains(&first.as_str()) {
                 return Err(format!(
-                    "constraint `definition` must start with CHECK, FOREIGN KEY or UNIQUE (got \"{}\")",
+                    "constraint `definition` must start with CHECK, FOREIGN KEY, UNIQUE, \
+                     PRIMARY KEY or EXCLUDE (got \"{}\")",
                     s.definition
                 ));
+            }
+            if s.allow_unsafe.is_some() && first != "EXCLUDE" {
+                return Err(format!(
+                    "constraint `{}`: `allow_unsafe` is only for EXCLUDE (every other definition \
+                     is built without blocking)",
+                    s.name
+                ));
+            }
+            if s.allow_unsafe.as_deref().is_some_and(blank) {
+                return Err(
+                    "`allow_unsafe` must give the reason the statement is acceptable".into(),
+                );
             }
         }
         Step::Swap(s) => {

@@ -1,5 +1,7 @@
 //! The plan file's types: the TOML format *is* these types.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
@@ -267,7 +269,7 @@ pub struct SqlStep {
 }
 
 /// `kind = "create_index"`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateIndexStep {
     /// The index name (also the step's name).
@@ -284,6 +286,13 @@ pub struct CreateIndexStep {
     pub where_: Option<String>,
     /// Index method (`btree`, `gin`, …).
     pub using: Option<String>,
+    /// Non-key columns stored in the index (`INCLUDE (…)`), by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// Storage parameters (`WITH (fillfactor = 90, …)`): name → number,
+    /// boolean or string.
+    #[serde(default, rename = "with", skip_serializing_if = "BTreeMap::is_empty")]
+    pub with: BTreeMap<String, toml::Value>,
 }
 
 /// `kind = "backfill"`.
@@ -445,8 +454,12 @@ pub struct ConstraintStep {
     pub name: String,
     /// The table.
     pub table: String,
-    /// `CHECK (…)`, `FOREIGN KEY (…) REFERENCES …`, or `UNIQUE (…)`.
+    /// `CHECK (…)`, `FOREIGN KEY (…) REFERENCES …`, `UNIQUE (…)`,
+    /// `PRIMARY KEY (…)` or `EXCLUDE USING … (…)`.
     pub definition: String,
+    /// EXCLUDE only: why building it under ACCESS EXCLUSIVE is acceptable
+    /// (an exclusion constraint has no NOT VALID and no USING INDEX).
+    pub allow_unsafe: Option<String>,
 }
 
 /// One rename of a swap.

@@ -240,3 +240,50 @@ fn a_zero_rate_limit_is_refused_and_named() {
     let ok = parse(Path::new("p.toml"), &plan.replace("= 0", "= 25000")).unwrap();
     assert_eq!(ok.throttle.max_rows_per_second, Some(25_000));
 }
+
+#[test]
+fn index_storage_parameters_and_include_are_checked() {
+    let index = |extra: &str| {
+        format!(
+            "name = \"p\"\n[[phases]]\nname = \"a\"\n[[phases.steps]]\nkind = \"create_index\"\n\
+             name = \"i\"\ntable = \"t\"\ncolumns = [\"c\"]\n{extra}\n"
+        )
+    };
+    let ok = parse(
+        Path::new("p.toml"),
+        &index("include = [\"d\"]\nwith = { fillfactor = 90, buffering = \"auto\" }"),
+    )
+    .expect("parses");
+    let Step::CreateIndex(s) = ok.phases[0].steps[0].get_ref() else {
+        panic!("a create_index step");
+    };
+    assert_eq!(s.include, ["d"]);
+    assert_eq!(s.with.len(), 2);
+    let e = err(&index("with = { \"fill factor\" = 90 }"));
+    assert!(e.message.contains("not a storage parameter name"), "{e}");
+    let e = err(&index("with = { fillfactor = [90] }"));
+    assert!(
+        e.message
+            .contains("must be a number, true/false or a string"),
+        "{e}"
+    );
+    let e = err(&index("include = [\" \"]"));
+    assert!(e.message.contains("`include` takes column names"), "{e}");
+}
+
+#[test]
+fn allow_unsafe_is_only_for_an_exclusion_constraint() {
+    let constraint = |definition: &str| {
+        format!(
+            "name = \"p\"\n[[phases]]\nname = \"a\"\n[[phases.steps]]\nkind = \"constraint\"\n\
+             name = \"k\"\ntable = \"t\"\ndefinition = \"{definition}\"\nallow_unsafe = \"small table\"\n"
+        )
+    };
+    parse(
+        Path::new("p.toml"),
+        &constraint("EXCLUDE USING gist (r WITH &&)"),
+    )
+    .expect("EXCLUDE may carry allow_unsafe");
+    let e = err(&constraint("PRIMARY KEY (id)"));
+    assert!(e.message.contains("only for EXCLUDE"), "{e}");
+}

@@ -24,7 +24,7 @@ pub(super) fn needs(step: &Step) -> Vec<(String, Option<String>, &'static str)> 
         ],
         Step::CreateIndex(s) => {
             let mut v = vec![(s.table.clone(), None, "create_index `table`")];
-            for c in &s.columns {
+            for c in s.columns.iter().chain(&s.include) {
                 let c = c.trim();
                 if !c.starts_with('(') && !c.contains(char::is_whitespace) {
                     v.push((

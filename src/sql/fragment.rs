@@ -144,8 +144,8 @@ pub fn assignments(fragment: &str) -> Result<Vec<String>, FragmentError> {
 }
 
 /// A `constraint` step's `definition`: exactly one table constraint
-/// (`CHECK (…)`, `FOREIGN KEY (…) REFERENCES …`, `UNIQUE (…)`). Returns its
-/// kind.
+/// (`CHECK (…)`, `FOREIGN KEY (…) REFERENCES …`, `UNIQUE (…)`,
+/// `PRIMARY KEY (…)`, `EXCLUDE …`). Returns its kind.
 pub fn constraint(fragment: &str) -> Result<ConstraintKind, FragmentError> {
     contained(fragment)?;
     const PREFIX: &str = "ALTER TABLE cutover_fragment ADD CONSTRAINT cutover_fragment ";
@@ -180,8 +180,13 @@ pub fn constraint(fragment: &str) -> Result<ConstraintKind, FragmentError> {
         Some(ast::Constraint::CheckConstraint(_)) => Ok(ConstraintKind::Check),
         Some(ast::Constraint::ForeignKeyConstraint(_)) => Ok(ConstraintKind::ForeignKey),
         Some(ast::Constraint::UniqueConstraint(_)) => Ok(ConstraintKind::Unique),
+        Some(ast::Constraint::PrimaryKeyConstraint(p)) if p.using_index().is_none() => {
+            Ok(ConstraintKind::PrimaryKey)
+        }
+        Some(ast::Constraint::ExcludeConstraint(_)) => Ok(ConstraintKind::Exclude),
         _ => Err(FragmentError::Unparsable(
-            "a `constraint` step takes CHECK (…), FOREIGN KEY (…) REFERENCES … or UNIQUE (…)"
+            "a `constraint` step takes CHECK (…), FOREIGN KEY (…) REFERENCES …, UNIQUE (…), \
+             PRIMARY KEY (…) or EXCLUDE USING … (…)"
                 .into(),
         )),
     }
@@ -396,7 +401,15 @@ mod tests {
         ] {
             assert!(escapes(constraint(bad)), "{bad}: {:?}", constraint(bad));
         }
-        for bad in ["PRIMARY KEY (id)", "CHECK", "age >= 0"] {
+        assert_eq!(
+            constraint("PRIMARY KEY (id, tenant)"),
+            Ok(ConstraintKind::PrimaryKey)
+        );
+        assert_eq!(
+            constraint("EXCLUDE USING gist (room WITH =, during WITH &&)"),
+            Ok(ConstraintKind::Exclude)
+        );
+        for bad in ["PRIMARY KEY USING INDEX i", "CHECK", "age >= 0"] {
             assert!(constraint(bad).is_err(), "{bad}");
         }
     }

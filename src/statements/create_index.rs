@@ -1,6 +1,6 @@
 //! `create_index`: the concurrent build and its drop.
 
-use crate::db::{quote_ident, quote_qualified};
+use crate::db::{quote_ident, quote_literal, quote_qualified};
 use crate::plan::model::CreateIndexStep;
 
 /// The index's name, qualified with the table's schema.
@@ -68,10 +68,34 @@ pub fn build_sql(spec: &CreateIndexStep) -> String {
         sql.push_str(&format!(" USING {}", quote_ident(method)));
     }
     sql.push_str(&format!(" ({})", columns.join(", ")));
+    if !spec.include.is_empty() {
+        let include: Vec<String> = spec.include.iter().map(|c| index_column(c)).collect();
+        sql.push_str(&format!(" INCLUDE ({})", include.join(", ")));
+    }
+    if !spec.with.is_empty() {
+        let params: Vec<String> = spec
+            .with
+            .iter()
+            .map(|(k, v)| format!("{} = {}", quote_ident(k), storage_value(v)))
+            .collect();
+        sql.push_str(&format!(" WITH ({})", params.join(", ")));
+    }
     if let Some(pred) = &spec.where_ {
         sql.push_str(&format!(" WHERE {pred}"));
     }
     sql
+}
+
+/// A storage parameter's value as SQL: numbers and booleans as written,
+/// anything else as a quoted string literal.
+pub fn storage_value(value: &toml::Value) -> String {
+    match value {
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        toml::Value::String(s) => quote_literal(s),
+        other => quote_literal(&other.to_string()),
+    }
 }
 
 /// The rollback (and clean-up) statement.
@@ -91,8 +115,7 @@ mod tests {
             table: "app.users".into(),
             columns: columns.iter().map(|s| s.to_string()).collect(),
             unique: false,
-            where_: None,
-            using: None,
+            ..CreateIndexStep::default()
         }
     }
 
@@ -129,5 +152,21 @@ mod tests {
             r#"CREATE UNIQUE INDEX CONCURRENTLY "users_email_idx" ON "app"."users" USING "btree" ((lower(email)), "created_at" DESC) WHERE deleted_at IS NULL"#
         );
         assert_eq!(qualified_index_name(&s), r#""app"."users_email_idx""#);
+    }
+
+    #[test]
+    fn include_and_storage_parameters_are_quoted() {
+        let mut s = spec(&["email"]);
+        s.include = vec!["name".into(), "Created At".into()];
+        s.with.insert("fillfactor".into(), toml::Value::Integer(90));
+        s.with
+            .insert("deduplicate_items".into(), toml::Value::Boolean(false));
+        s.with
+            .insert("buffering".into(), toml::Value::String("it's".into()));
+        s.where_ = Some("deleted_at IS NULL".into());
+        assert_eq!(
+            build_sql(&s),
+            r#"CREATE INDEX CONCURRENTLY "users_email_idx" ON "app"."users" ("email") INCLUDE ("name", "Created At") WITH ("buffering" = 'it''s', "deduplicate_items" = false, "fillfactor" = 90) WHERE deleted_at IS NULL"#
+        );
     }
 }

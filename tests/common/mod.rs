@@ -159,6 +159,7 @@ pub fn cutover_bin() -> &'static str {
 }
 
 pub mod app;
+pub mod dump;
 pub mod locks;
 pub mod process;
 

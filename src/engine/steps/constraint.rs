@@ -2,20 +2,27 @@
 //! VALID (brief lock, no scan) and validated in a separate transaction
 //! (SHARE UPDATE EXCLUSIVE: reads and writes go on). UNIQUE is built the
 //! safe way: `CREATE UNIQUE INDEX CONCURRENTLY`, then
-//! `ADD CONSTRAINT … UNIQUE USING INDEX`.
+//! `ADD CONSTRAINT … UNIQUE USING INDEX`; PRIMARY KEY the same, after its
+//! columns are made NOT NULL the safe way ([`super::primary_key`]).
+//! EXCLUDE has no safe way in PostgreSQL: it is built under ACCESS
+//! EXCLUSIVE, only with `allow_unsafe`, its lock attempt held to
+//! `lock_timeout` and, under `max_stall`, the whole build too.
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Ctx, RecordedUndo, StepError, create_index};
-use crate::db::{Conn, DbError, RetryPolicy, execute_with_retry, quote_qualified};
+use tokio_postgres::error::SqlState;
+
+use super::{Ctx, RecordedUndo, StepError, create_index, primary_key};
+use crate::db::{Conn, DbError, RetryPolicy, execute_with_retry, quote_literal, quote_qualified};
 use crate::journal::steps::Created;
 use crate::plan::model::ConstraintStep;
 use crate::statements::constraint::{
-    add_sql, index_spec, undo_sql, unique_columns, unique_sql, validate_sql,
+    Shape, add_sql, exclude_sql, index_spec, shape, undo_sql, unique_columns, unique_sql,
+    validate_sql,
 };
 
 /// (exists, validated)
-async fn state(conn: &Conn, spec: &ConstraintStep) -> Result<(bool, bool), DbError> {
+pub(super) async fn state(conn: &Conn, spec: &ConstraintStep) -> Result<(bool, bool), DbError> {
     let row = conn
         .client
         .query_opt(
@@ -54,6 +61,11 @@ pub async fn run(spec: &ConstraintStep, ctx: &mut Ctx<'_>) -> Result<String, Ste
         ));
     }
     ctx.record_created(&ours).await?;
+    match shape(spec) {
+        Shape::PrimaryKey => return primary_key::run(spec, ctx, exists).await,
+        Shape::Exclude => return exclude(spec, ctx, exists).await,
+        Shape::Unique | Shape::Validated => {}
+    }
     let mut report = ctx.retry_reporter();
     if let (Some(columns), Some((_, attach))) = (unique_columns(spec), unique_sql(spec)) {
         if exists {
@@ -88,8 +100,58 @@ pub async fn run(spec: &ConstraintStep, ctx: &mut Ctx<'_>) -> Result<String, Ste
     ))
 }
 
+/// EXCLUDE: one statement, its lock attempt under `lock_timeout` (retried),
+/// and under `max_stall` the build itself bounded by it, since every reader
+/// and writer of the table waits for the whole build.
+async fn exclude(
+    spec: &ConstraintStep,
+    ctx: &mut Ctx<'_>,
+    exists: bool,
+) -> Result<String, StepError> {
+    if exists {
+        return Ok(format!("exclusion constraint {} exists", spec.name));
+    }
+    ctx.control.safe_point(ctx.out).await?;
+    let cancel = ctx.control.abort.token().clone();
+    let budget = ctx.plan.settings.max_stall.map(|b| b.0);
+    let bound = budget
+        .map(|b| {
+            format!(
+                "SET LOCAL statement_timeout = {};\n",
+                quote_literal(&format!("{}ms", b.as_millis()))
+            )
+        })
+        .unwrap_or_default();
+    let sql = format!("{bound}{};\n{}", exclude_sql(spec), ctx.mark_done_sql());
+    let mut report = ctx.retry_reporter();
+    match execute_with_retry(ctx.conn, &sql, &ctx.policy, &cancel, &mut report).await {
+        Ok(_) => Ok(format!(
+            "exclusion constraint {} built (under ACCESS EXCLUSIVE: {})",
+            spec.name,
+            spec.allow_unsafe.as_deref().unwrap_or("allowed")
+        )),
+        Err(DbError::Sql { source, .. })
+            if source.code() == Some(&SqlState::QUERY_CANCELED)
+                && !ctx.control.abort.is_aborted()
+                && budget.is_some() =>
+        {
+            Err(StepError::Failed(format!(
+                "building the exclusion constraint {} on {} took longer than [settings] max_stall \
+                 ({}) while every reader and writer waited, so it was cancelled and nothing was \
+                 added ({}). Build it in a maintenance window (raise max_stall for this plan), or \
+                 on a new table that is filled with copy_rows and swapped in",
+                spec.name,
+                spec.table,
+                crate::engine::events::short_duration(budget.unwrap_or_default()),
+                crate::db::describe(&source)
+            )))
+        }
+        Err(e) => Err(ctx.db_error(e)),
+    }
+}
+
 /// What the journal records this step creates.
-fn created(spec: &ConstraintStep) -> Created {
+pub(super) fn created(spec: &ConstraintStep) -> Created {
     Created::Constraint {
         table: quote_qualified(&spec.table),
         name: spec.name.clone(),
@@ -105,6 +167,9 @@ pub async fn clean_up(
 ) -> Result<Option<String>, DbError> {
     if !made.contains(&created(spec)) {
         return Ok(None);
+    }
+    if shape(spec) == Shape::PrimaryKey {
+        return primary_key::clean_up(spec, made, conn).await;
     }
     let (exists, validated) = state(conn, spec).await?;
     let policy = RetryPolicy::default();

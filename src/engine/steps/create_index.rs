@@ -15,7 +15,10 @@ use crate::plan::model::CreateIndexStep;
 use crate::statements::create_index::{build_sql, drop_sql, qualified_index_name};
 
 /// Whether the index exists, and if so whether it is valid.
-async fn index_state(conn: &Conn, spec: &CreateIndexStep) -> Result<Option<bool>, DbError> {
+pub(super) async fn index_state(
+    conn: &Conn,
+    spec: &CreateIndexStep,
+) -> Result<Option<bool>, DbError> {
     let row = conn
         .client
         .query_opt(

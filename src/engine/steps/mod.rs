@@ -10,6 +10,7 @@ pub mod copy_rows;
 pub mod create_index;
 pub mod gate;
 pub mod not_null;
+pub mod primary_key;
 pub mod sql;
 pub mod swap;
 pub mod sync_trigger;

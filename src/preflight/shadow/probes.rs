@@ -315,6 +315,13 @@ pub(super) async fn probes(
                     attach,
                     Use::Replay,
                 ));
+            } else if constraint::shape(&spec) == constraint::Shape::Exclude {
+                out.push(Probe::new(
+                    "adding the exclusion constraint",
+                    "`definition`",
+                    constraint::exclude_sql(&spec),
+                    Use::Replay,
+                ));
             } else {
                 let add = constraint::add_sql(&spec);
                 // A foreign key locks the table it references: replayed
