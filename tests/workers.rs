@@ -153,24 +153,35 @@ async fn workers_resume_after_kill_on_the_same_split_exactly_once() {
 async fn a_terminated_worker_session_reconnects_and_finishes_exactly_once() {
     let db = seeded_db("workers_terminated", ROWS).await;
     let conn = db.connect().await;
-    conn.client.batch_execute(&count_and_slow()).await.unwrap();
-    let (_dir, plan) = write_plan(FOUR_WORKERS);
+    // Batches of 0.3 s at least: the test can catch one in flight.
+    conn.client
+        .batch_execute(&count_and_slow_by(0.3))
+        .await
+        .unwrap();
+    let (_dir, plan) = write_plan(&FOUR_WORKERS.replace(
+        "max_batch_size = 2000",
+        "max_batch_size = 2000\ntarget_batch_time = \"5s\"",
+    ));
     let mut run = Running::spawn(&db.url, &["run", &plan, "--yes", "--json"]);
     run.wait_for("backfill progress", LONG, progress_past(10_000));
-    // A worker's session, caught in its batch's UPDATE (only workers run it).
-    let mut victim = 0;
-    poll_until_async("a worker's batch in flight", LONG, async || {
-        victim = scalar::<Option<i32>>(
-            &conn,
-            "SELECT min(pid) FROM pg_stat_activity
-             WHERE application_name = 'cutover' AND query LIKE 'UPDATE \"users\" SET city%'",
-        )
-        .await
-        .unwrap_or(0);
-        victim != 0
-    })
+    // A worker's session, caught in its batch's UPDATE (only workers run
+    // it), terminated there.
+    poll_until_async(
+        "a worker's session terminated mid-batch",
+        LONG,
+        async || {
+            scalar::<Option<bool>>(
+                &conn,
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND state = 'active'
+               AND query LIKE 'UPDATE \"users\" SET city%'
+             LIMIT 1",
+            )
+            .await
+            .unwrap_or(false)
+        },
+    )
     .await;
-    let _: bool = scalar(&conn, &format!("SELECT pg_terminate_backend({victim})")).await;
     run.wait_for("the worker's reconnect", LONG, notice("reconnected"));
     let (code, lines) = run.wait_exit(LONG);
     assert_eq!(code, 0, "{}", lines.join("\n"));
@@ -186,7 +197,7 @@ async fn a_terminated_worker_session_reconnects_and_finishes_exactly_once() {
 /// Batches still inside their transaction (their UPDATE, slowed by the
 /// test's trigger, or before their COMMIT).
 const IN_FLIGHT: &str = "SELECT count(*) FROM pg_stat_activity
-    WHERE state IN ('active', 'idle in transaction') AND query LIKE 'UPDATE \"users\" SET city%'";
+    WHERE datname = current_database() AND state IN ('active', 'idle in transaction') AND query LIKE 'UPDATE \"users\" SET city%'";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pause_stops_every_worker_at_a_batch_boundary() {

@@ -7,6 +7,7 @@
 
 mod key;
 mod lane;
+mod reports;
 mod session;
 mod throttled;
 mod transaction;
