@@ -18,8 +18,8 @@
 //!      strategy 2's rate, gentle mode's speed target (what that rate
 //!      costs the application, whatever the controller does)
 //!   9. the same with `vacuum_behind = false`
-//!   a. cutover's backfill, default settings, `workers = 2`
-//!   b. the same with `workers = 4`
+//!  10. (`a`) cutover's backfill, default settings, `workers = 2`
+//!  11. (`b`) the same with `workers = 4`
 //!
 //! Prints a table and writes target/bench/backfill-<rows>.json.
 //!
