@@ -336,6 +336,32 @@ mod tests {
     }
 
     #[test]
+    fn a_workers_batch_keeps_to_its_range_and_its_own_checkpoint() {
+        let key = KeyInfo {
+            sql_type: "bigint".into(),
+            has_max: true,
+        };
+        let bounded = worker_batch_sql(&spec(), &key, true, true);
+        assert!(bounded.range.contains("cutover.step_ranges"), "{bounded:?}");
+        assert!(bounded.range.contains("worker = $6"), "{bounded:?}");
+        assert!(
+            bounded.range.contains(r#""id" <= $7::text::bigint"#),
+            "{bounded:?}"
+        );
+        assert!(bounded.checkpoint.contains("worker = $7"), "{bounded:?}");
+        assert!(
+            bounded.checkpoint.contains("UPDATE cutover.steps"),
+            "{bounded:?}"
+        );
+        let open = worker_batch_sql(&spec(), &key, true, false);
+        assert!(
+            !open.range.contains("$7"),
+            "the last range is open: {open:?}"
+        );
+        assert_eq!(open.work, batch_sql(&spec(), &key, true).work);
+    }
+
+    #[test]
     fn keys_without_max_use_the_last_row_of_the_range() {
         let key = KeyInfo {
             sql_type: "uuid".into(),
