@@ -119,9 +119,20 @@ pub(super) async fn run(
     let mut lanes = Vec::with_capacity(rows.len());
     for row in &rows {
         let bounded = row.range.hi.is_some();
+        // Not a lost connection to heal by reconnecting the run: the run's
+        // own sessions are up, and a server out of connections would refuse
+        // every attempt the same way.
         let conn = lane::open(&target, ctx.plan, spec, key, bounded)
             .await
-            .map_err(|e| ctx.db_error(e))?;
+            .map_err(|e| {
+                StepError::Failed(format!(
+                    "opening the session of worker {} of {}: {e}. Each worker needs a connection \
+                     of its own: lower the step's `workers`, or free connections on the server \
+                     (max_connections); `cutover run` resumes from every worker's checkpoint",
+                    row.worker,
+                    rows.len()
+                ))
+            })?;
         pids.swap(None, conn.conn.pid());
         lanes.push(Lane::new(row, conn));
     }
