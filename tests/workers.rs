@@ -299,3 +299,40 @@ workers = 3
     let workers: i64 = scalar(&conn, "SELECT count(*) FROM cutover.step_ranges").await;
     assert_eq!(workers, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abort_stops_every_worker_and_a_later_run_finishes_exactly_once() {
+    let db = seeded_db("workers_abort", ROWS).await;
+    let conn = db.connect().await;
+    conn.client.batch_execute(&count_and_slow()).await.unwrap();
+    let (_dir, plan) = write_plan(FOUR_WORKERS);
+    let mut run = Running::spawn(&db.url, &["run", &plan, "--yes", "--json"]);
+    run.wait_for("backfill progress", LONG, progress_past(10_000));
+    let (code, out, err) = cutover(&db.url, &["abort", &plan]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, lines) = run.wait_exit(LONG);
+    assert_eq!(code, 3, "aborted runs exit 3:\n{}", lines.join("\n"));
+    // Every batch that committed is in its worker's checkpoint, and no
+    // batch outlived the run.
+    let in_flight: i64 = scalar(&conn, IN_FLIGHT).await;
+    assert_eq!(in_flight, 0);
+    let (status, done): (String, i64) = {
+        let r = conn
+            .client
+            .query_one("SELECT status, rows_done FROM cutover.steps", &[])
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(status, "running", "the step keeps its checkpoints");
+    let touched: i64 = scalar(&conn, "SELECT count(*) FROM users WHERE touches = 1").await;
+    assert_eq!(
+        touched, done,
+        "touched rows are exactly the checkpointed keys"
+    );
+    assert!(done < ROWS, "stopped mid-backfill");
+    let (code, out, err) = cutover(&db.url, &["run", &plan, "--yes", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    touched_exactly_once(&conn, ROWS).await;
+    assert_eq!(step_rows_done(&conn).await, ROWS);
+}
