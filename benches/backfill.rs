@@ -18,12 +18,14 @@
 //!      strategy 2's rate, gentle mode's speed target (what that rate
 //!      costs the application, whatever the controller does)
 //!   9. the same with `vacuum_behind = false`
+//!  10. (`a`) cutover's backfill, default settings, `workers = 2`
+//!  11. (`b`) the same with `workers = 4`
 //!
 //! Prints a table and writes target/bench/backfill-<rows>.json.
 //!
 //! For experiments: `--only 2,5` runs just those strategies (and the
-//! baseline), strategies 4–9 in the order given, repeats included
-//! (`--only 2,8,9,9,8`); `BENCH_PRIMARY_SETTINGS` / `BENCH_REPLICA_SETTINGS` =
+//! baseline), strategies 4–9, a and b in the order given, repeats included
+//! (`--only 2,8,9,9,8`, `--only 2,4,b,b,4`); `BENCH_PRIMARY_SETTINGS` / `BENCH_REPLICA_SETTINGS` =
 //! `name=value,…` are set with ALTER SYSTEM on that server first.
 
 use std::path::{Path, PathBuf};
@@ -97,7 +99,7 @@ async fn main() {
     // `--only 2,5`: run just these strategies (the baseline always runs:
     // gentle mode's setting and every p99× come from it).
     let only: Option<Vec<char>> =
-        flag("--only").map(|v| v.chars().filter(char::is_ascii_digit).collect());
+        flag("--only").map(|v| v.chars().filter(char::is_ascii_alphanumeric).collect());
     let wanted = |label: &str| {
         only.as_ref()
             .is_none_or(|o| label.chars().next().is_some_and(|c| o.contains(&c)))
@@ -267,6 +269,18 @@ async fn main() {
             paced,
             false,
             "vacuum_behind = false\n",
+        ),
+        (
+            "a cutover, default, workers = 2",
+            Some(String::new()),
+            false,
+            "workers = 2\n",
+        ),
+        (
+            "b cutover, default, workers = 4",
+            Some(String::new()),
+            false,
+            "workers = 4\n",
         ),
     ];
     // In the order `--only` names them, repeats included: of two

@@ -244,6 +244,15 @@ pub async fn set_lock_timeout(conn: &Conn, timeout: Duration) -> Result<(), DbEr
         .map_err(|e| DbError::sql("SET lock_timeout", e))
 }
 
+/// Sets the session's `statement_timeout` (`0`: none).
+pub async fn set_statement_timeout(conn: &Conn, timeout: Duration) -> Result<(), DbError> {
+    let ms = format!("{}ms", timeout.as_millis());
+    conn.client
+        .batch_execute(&format!("SET statement_timeout = {}", quote_literal(&ms)))
+        .await
+        .map_err(|e| DbError::sql("setting statement_timeout from [settings]", e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -90,6 +90,9 @@ pub struct BatchProgress {
     pub target_batch: Duration,
     /// Batches committed in this session.
     pub batches: u64,
+    /// With several workers: each one's share of its range done, 0 to 1
+    /// (empty for a single session).
+    pub workers: Vec<f64>,
 }
 
 impl BatchProgress {

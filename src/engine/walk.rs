@@ -13,7 +13,7 @@ use super::oversight::Oversight;
 use super::progress::RunState;
 use super::session::Session;
 use super::steps::{self, Ctx};
-use crate::db::{Conn, DbError, RetryPolicy, quote_literal};
+use crate::db::{Conn, RetryPolicy};
 use crate::journal::{self, RunRow, StepRow, StepStatus};
 use crate::plan::Plan;
 use crate::plan::model::{GateMode, SqlStep, Step};
@@ -98,14 +98,7 @@ pub(crate) async fn drive_run(
     oversight: &Oversight,
 ) -> Result<Outcome, RunError> {
     let (work, journal_conn) = (&session.work, &*session.journal);
-    let timeout = plan.settings.statement_timeout;
-    work.client
-        .batch_execute(&format!(
-            "SET statement_timeout = {}",
-            quote_literal(&format!("{}ms", timeout.as_millis()))
-        ))
-        .await
-        .map_err(|e| DbError::sql("setting statement_timeout from [settings]", e))?;
+    crate::db::retry::set_statement_timeout(work, plan.settings.statement_timeout.0).await?;
     let rows = journal::steps(&journal_conn.client, run.id).await?;
     let mut table = statuses(plan, &rows);
     let first_open = table

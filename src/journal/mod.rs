@@ -6,6 +6,7 @@ pub mod control;
 pub mod events;
 pub mod history;
 pub mod lock;
+pub mod ranges;
 pub mod runs;
 pub mod schema;
 pub mod steps;

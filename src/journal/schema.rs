@@ -103,6 +103,34 @@ const MIGRATIONS: &[&str] = &[
         marked_by name NOT NULL DEFAULT current_user,
         marked_at timestamptz NOT NULL DEFAULT now()
     );",
+    // 6: a batched step with `workers`: its key split into disjoint ranges
+    // when it starts, each with its own checkpoint (a worker's batch locks
+    // and advances only its row). The ranges follow the step row when an
+    // edited plan moves it, and go when its checkpoint is reset.
+    "CREATE TABLE cutover.step_ranges (
+        run_id bigint NOT NULL,
+        phase int NOT NULL,
+        step int NOT NULL,
+        worker int NOT NULL,
+        lo text,
+        hi text,
+        last_key text,
+        rows_done bigint NOT NULL DEFAULT 0,
+        rows_updated bigint NOT NULL DEFAULT 0,
+        PRIMARY KEY (run_id, phase, step, worker),
+        FOREIGN KEY (run_id, phase, step) REFERENCES cutover.steps
+            ON UPDATE CASCADE ON DELETE CASCADE
+    ) WITH (fillfactor = 50);
+    CREATE FUNCTION cutover.forget_ranges() RETURNS trigger
+        LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+        BEGIN
+            DELETE FROM cutover.step_ranges
+             WHERE run_id = NEW.run_id AND phase = NEW.phase AND step = NEW.step;
+            RETURN NULL;
+        END $$;
+    CREATE TRIGGER forget_ranges AFTER UPDATE OF checkpoint ON cutover.steps
+        FOR EACH ROW WHEN (OLD.checkpoint IS NOT NULL AND NEW.checkpoint IS NULL)
+        EXECUTE FUNCTION cutover.forget_ranges();",
 ];
 
 /// The schema version this build writes.

@@ -111,6 +111,49 @@ enum Source {
     Known(Vec<LockEffect>),
 }
 
+/// A batched step's statements: its batch, and with `workers` the split
+/// that comes first and the batch each worker runs on its range.
+fn batched(
+    job: &BatchJob,
+    key: &batch::KeyInfo,
+    mut locks: Vec<LockEffect>,
+) -> Vec<(String, String, Source)> {
+    locks.push(known("cutover.steps", LockMode::RowExclusive, Work::Rows));
+    if job.workers <= 1 {
+        return vec![(
+            "each batch, one transaction".into(),
+            batch::batch_sql(job, key, true).script(),
+            Source::Known(locks),
+        )];
+    }
+    let table = locks[0].relation.clone();
+    locks.push(known(
+        "cutover.step_ranges",
+        LockMode::RowExclusive,
+        Work::Rows,
+    ));
+    vec![
+        (
+            "once, when the step first starts: the split".into(),
+            crate::statements::split::describe(job, key),
+            Source::Known(vec![LockEffect {
+                relation: table,
+                mode: LockMode::AccessShare,
+                work: Work::Rows,
+                blocks: LockMode::AccessShare.blocks(),
+            }]),
+        ),
+        (
+            format!(
+                "each batch of each of the {} workers, one transaction",
+                job.workers
+            ),
+            batch::worker_batch_sql(job, key, true, true).script(),
+            Source::Known(locks),
+        ),
+    ]
+}
+
 fn known(rel: &str, mode: LockMode, work: Work) -> LockEffect {
     LockEffect {
         relation: Rel::from_plan(rel).to_string(),
@@ -147,29 +190,19 @@ fn statements(step: &Step, plan: &crate::plan::Plan) -> Vec<(String, String, Sou
             steps::create_index::build_sql(s),
             Source::Generated,
         )],
-        Step::Backfill(s) => {
-            let job = BatchJob::backfill(s);
-            vec![(
-                "each batch, one transaction".into(),
-                batch::batch_sql(&job, &placeholder_key, true).script(),
-                Source::Known(vec![
-                    known(&s.table, LockMode::RowExclusive, Work::Rows),
-                    known("cutover.steps", LockMode::RowExclusive, Work::Rows),
-                ]),
-            )]
-        }
-        Step::CopyRows(s) => {
-            let job = BatchJob::copy_rows(s);
-            vec![(
-                "each batch, one transaction".into(),
-                batch::batch_sql(&job, &placeholder_key, true).script(),
-                Source::Known(vec![
-                    known(&s.from, LockMode::RowShare, Work::Rows),
-                    known(&s.to, LockMode::RowExclusive, Work::Rows),
-                    known("cutover.steps", LockMode::RowExclusive, Work::Rows),
-                ]),
-            )]
-        }
+        Step::Backfill(s) => batched(
+            &BatchJob::backfill(s),
+            &placeholder_key,
+            vec![known(&s.table, LockMode::RowExclusive, Work::Rows)],
+        ),
+        Step::CopyRows(s) => batched(
+            &BatchJob::copy_rows(s),
+            &placeholder_key,
+            vec![
+                known(&s.from, LockMode::RowShare, Work::Rows),
+                known(&s.to, LockMode::RowExclusive, Work::Rows),
+            ],
+        ),
         Step::Verify(s) => match (&s.sql, &s.compare) {
             (Some(sql), _) => vec![(String::new(), sql.clone(), Source::Generated)],
             (None, Some(c)) => {

@@ -10,7 +10,13 @@ use super::model::Step;
 
 /// Fields that only tune or describe a step: changing them does not change
 /// what it does, so they are left out of its identity.
-const NOT_IDENTITY: &[&str] = &["batch_size", "vacuum_behind", "allow_unsafe", "chunk"];
+const NOT_IDENTITY: &[&str] = &[
+    "batch_size",
+    "vacuum_behind",
+    "allow_unsafe",
+    "chunk",
+    "workers",
+];
 
 /// The step's identifying fields as canonical JSON (sorted keys; the
 /// display-only `name` removed where it names nothing in the database).

@@ -310,6 +310,7 @@ fn validate_step(step: &Step, phase: &Phase) -> Result<(), String> {
             if s.batch_size == Some(0) {
                 return Err("backfill `batch_size` must be at least 1".into());
             }
+            check_workers("backfill", s.workers)?;
         }
         Step::Verify(s) => match (&s.sql, &s.expect, &s.compare) {
             (Some(sql), Some(_), None) if !blank(sql) => {}
@@ -349,6 +350,7 @@ fn validate_step(step: &Step, phase: &Phase) -> Result<(), String> {
             if s.batch_size == Some(0) {
                 return Err("copy_rows `batch_size` must be at least 1".into());
             }
+            check_workers("copy_rows", s.workers)?;
         }
         Step::SyncTrigger(s) => {
             if s.name.is_empty()
@@ -446,6 +448,19 @@ fn validate_step(step: &Step, phase: &Phase) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A batched step's `workers`: at least 1, at most
+/// [`crate::statements::split::MAX_WORKERS`].
+fn check_workers(kind: &str, workers: Option<u32>) -> Result<(), String> {
+    let max = crate::statements::split::MAX_WORKERS;
+    match workers {
+        Some(0) => Err(format!("{kind} `workers` must be at least 1")),
+        Some(n) if n > max => Err(format!(
+            "{kind} `workers = {n}` is more than {max} sessions; each worker is a server              backend writing WAL, and past a few they only queue behind each other: use 2 to 8"
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

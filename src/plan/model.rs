@@ -317,6 +317,9 @@ pub struct BackfillStep {
     /// instead of extending the table.
     #[serde(default = "yes")]
     pub vacuum_behind: bool,
+    /// Sessions walking disjoint key ranges at once, each with its own
+    /// checkpoint (default 1).
+    pub workers: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -400,6 +403,9 @@ pub struct CopyRowsStep {
     pub where_: Option<String>,
     /// First batch size (dynamic afterwards).
     pub batch_size: Option<u64>,
+    /// Sessions walking disjoint key ranges at once, each with its own
+    /// checkpoint (default 1).
+    pub workers: Option<u32>,
 }
 
 /// `kind = "sync_trigger"`: one of three shapes.

@@ -106,6 +106,38 @@ fn vacuum_behind_can_be_turned_off() {
 }
 
 #[test]
+fn workers_are_bounded_and_tune_without_changing_what_the_step_is() {
+    let with = |n: &str| {
+        GOOD.replace(
+            "batch_size = 5000",
+            &format!("batch_size = 5000\nworkers = {n}"),
+        )
+    };
+    let plan = parse(Path::new("p.toml"), &with("4")).unwrap();
+    let step = plan.phases[1].steps[0].get_ref();
+    match step {
+        Step::Backfill(b) => assert_eq!(b.workers, Some(4)),
+        other => panic!("{other:?}"),
+    }
+    let plain = parse(Path::new("p.toml"), GOOD).unwrap();
+    assert_eq!(
+        identity::fingerprint(step),
+        identity::fingerprint(plain.phases[1].steps[0].get_ref()),
+        "a run started with one worker resumes with four"
+    );
+    assert!(
+        err(&with("0"))
+            .to_string()
+            .contains("`workers` must be at least 1")
+    );
+    assert!(
+        err(&with("65"))
+            .to_string()
+            .contains("more than 64 sessions")
+    );
+}
+
+#[test]
 fn defaults_fill_missing_sections() {
     let plan = parse(
         Path::new("p.toml"),

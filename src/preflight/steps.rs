@@ -69,6 +69,14 @@ pub(super) async fn check(
                 {
                     p.push(Level::Error, subject.clone(), e);
                 }
+                let workers = match step {
+                    Step::Backfill(s) => s.workers,
+                    Step::CopyRows(s) => s.workers,
+                    _ => None,
+                };
+                if let Some(why) = workers_warning(conn, workers.unwrap_or(1)).await {
+                    p.push(Level::Warning, subject.clone(), why);
+                }
                 if let Step::Backfill(s) = step
                     && table_exists
                     && s.vacuum_behind
@@ -104,4 +112,37 @@ pub(super) async fn check(
             }
         }
     }
+}
+
+/// Connections the server has left for new sessions.
+const FREE_CONNECTIONS: &str = "SELECT current_setting('max_connections')::int
+    - current_setting('superuser_reserved_connections')::int
+    - (SELECT count(*) FROM pg_stat_activity)::int";
+
+/// Why `workers` may not serve the step well: more than a few rarely help,
+/// and each needs a free connection.
+async fn workers_warning(conn: &Conn, workers: u32) -> Option<String> {
+    use crate::statements::split::SANE_WORKERS;
+    if workers <= 1 {
+        return None;
+    }
+    if workers > SANE_WORKERS {
+        return Some(format!(
+            "workers = {workers}: more than {SANE_WORKERS} rarely helps — each worker is a server \
+             backend writing WAL, and they queue behind each other for it while the application \
+             waits too; measure with 2 or 4 first (benches/README.md)"
+        ));
+    }
+    let free: i32 = conn
+        .client
+        .query_one(FREE_CONNECTIONS, &[])
+        .await
+        .ok()?
+        .get(0);
+    (free < workers as i32 + 2).then(|| {
+        format!(
+            "workers = {workers} needs {workers} more connections, and the server has {free} free \
+             (max_connections less those in use); lower `workers` or free connections first"
+        )
+    })
 }

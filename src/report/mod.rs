@@ -271,6 +271,7 @@ mod tests {
             last_batch: Duration::from_millis(190),
             target_batch: Duration::from_millis(200),
             batches: 25,
+            workers: Vec::new(),
         };
         assert_eq!(
             progress_line(&b, Some("throttled: replica lag 7.2s > 5s")),

@@ -38,6 +38,9 @@ pub struct BatchJob {
     pub batch_size: Option<u64>,
     /// VACUUM the table behind the batches (updates only).
     pub vacuum_behind: bool,
+    /// Sessions walking disjoint key ranges at once (1: the migration
+    /// session alone).
+    pub workers: u32,
 }
 
 impl Work {
@@ -133,14 +136,31 @@ impl BatchSql {
 /// The batch's statements; `resume`: after a last key done (else the
 /// first batch, from the start of the key).
 pub fn batch_sql(spec: &BatchJob, key: &KeyInfo, resume: bool) -> BatchSql {
+    build(spec, key, resume, None)
+}
+
+/// The statements of one worker's batch when the step runs `workers`
+/// ([`crate::statements::split`]): as [`batch_sql`], but the checkpoint is
+/// the worker's row of `cutover.step_ranges` (`$6` in the range, `$7` in the
+/// checkpoint, which also adds to the step's totals), and, when `bounded`,
+/// the range stops at the worker's upper key `$7` (the last worker's range
+/// is open, so rows inserted above the split are walked too).
+pub fn worker_batch_sql(spec: &BatchJob, key: &KeyInfo, resume: bool, bounded: bool) -> BatchSql {
+    build(spec, key, resume, Some(bounded))
+}
+
+fn build(spec: &BatchJob, key: &KeyInfo, resume: bool, worker: Option<bool>) -> BatchSql {
     let table = quote_qualified(&spec.table);
     let k = quote_ident(&spec.key);
     let cast = |n: u8| format!("${n}::text::{}", key.sql_type);
-    let lower = if resume {
+    let mut lower = if resume {
         format!("{k} > {}", cast(5))
     } else {
         "TRUE".to_string()
     };
+    if worker == Some(true) {
+        lower = format!("{lower} AND {k} <= {}", cast(7));
+    }
     let filter = spec.filter.as_deref().unwrap_or("TRUE");
     let keys = format!(
         "SELECT {k} AS k FROM {table} WHERE {lower} AND EXISTS (SELECT 1 FROM ck) ORDER BY {k} LIMIT $1"
@@ -152,11 +172,23 @@ pub fn batch_sql(spec: &BatchJob, key: &KeyInfo, resume: bool) -> BatchSql {
     } else {
         format!("SELECT k AS hi, count(*) OVER () AS n FROM ({keys}) s ORDER BY k DESC LIMIT 1")
     };
+    let (checkpoint_row, checkpoint) = match worker {
+        None => (
+            "SELECT 1 FROM cutover.steps
+    WHERE run_id = $2 AND phase = $3 AND step = $4
+      AND (checkpoint->>'last_key') IS NOT DISTINCT FROM $5::text",
+            STEP_CHECKPOINT,
+        ),
+        Some(_) => (
+            "SELECT 1 FROM cutover.step_ranges
+    WHERE run_id = $2 AND phase = $3 AND step = $4 AND worker = $6
+      AND last_key IS NOT DISTINCT FROM $5::text",
+            WORKER_CHECKPOINT,
+        ),
+    };
     let range = format!(
         "WITH ck AS (
-    SELECT 1 FROM cutover.steps
-    WHERE run_id = $2 AND phase = $3 AND step = $4
-      AND (checkpoint->>'last_key') IS NOT DISTINCT FROM $5::text
+    {checkpoint_row}
     FOR UPDATE
 ),
 bounds AS ({bounds})
@@ -171,15 +203,28 @@ SELECT (SELECT hi FROM bounds)::text, coalesce((SELECT n FROM bounds), 0),
     BatchSql {
         range,
         work: spec.work.sql(&table, &within, filter),
-        checkpoint: "UPDATE cutover.steps
+        checkpoint: checkpoint.to_string(),
+    }
+}
+
+/// Advances a single-session step's checkpoint.
+const STEP_CHECKPOINT: &str = "UPDATE cutover.steps
     SET checkpoint = jsonb_build_object('last_key', $4::text),
         status = 'running',
         rows_done = rows_done + $5,
         rows_updated = rows_updated + $6
-    WHERE run_id = $1 AND phase = $2 AND step = $3"
-            .to_string(),
-    }
-}
+    WHERE run_id = $1 AND phase = $2 AND step = $3";
+
+/// Advances worker `$7`'s checkpoint and adds its batch to the step's
+/// totals. The step row is locked only from here to the commit.
+const WORKER_CHECKPOINT: &str = "WITH range AS (
+    UPDATE cutover.step_ranges
+    SET last_key = $4::text, rows_done = rows_done + $5, rows_updated = rows_updated + $6
+    WHERE run_id = $1 AND phase = $2 AND step = $3 AND worker = $7
+)
+UPDATE cutover.steps
+    SET status = 'running', rows_done = rows_done + $5, rows_updated = rows_updated + $6
+    WHERE run_id = $1 AND phase = $2 AND step = $3";
 
 impl BatchJob {
     /// The batch job of a backfill.
@@ -193,6 +238,7 @@ impl BatchJob {
             },
             batch_size: spec.batch_size,
             vacuum_behind: spec.vacuum_behind,
+            workers: spec.workers.unwrap_or(1),
         }
     }
 
@@ -209,6 +255,7 @@ impl BatchJob {
             batch_size: spec.batch_size,
             // A copy leaves no dead rows behind in its source.
             vacuum_behind: false,
+            workers: spec.workers.unwrap_or(1),
         }
     }
 }
@@ -227,6 +274,7 @@ mod tests {
             },
             batch_size: None,
             vacuum_behind: false,
+            workers: 1,
         }
     }
 
@@ -249,6 +297,7 @@ mod tests {
             },
             batch_size: None,
             vacuum_behind: false,
+            workers: 1,
         };
         let sql = batch_sql(&job, &key, true).work;
         assert!(
@@ -284,6 +333,32 @@ mod tests {
         assert!(!first.range.contains("$5::text::bigint"), "{first:?}");
         assert!(!first.work.contains("$2"), "{first:?}");
         assert!(first.range.contains("FOR UPDATE"), "{first:?}");
+    }
+
+    #[test]
+    fn a_workers_batch_keeps_to_its_range_and_its_own_checkpoint() {
+        let key = KeyInfo {
+            sql_type: "bigint".into(),
+            has_max: true,
+        };
+        let bounded = worker_batch_sql(&spec(), &key, true, true);
+        assert!(bounded.range.contains("cutover.step_ranges"), "{bounded:?}");
+        assert!(bounded.range.contains("worker = $6"), "{bounded:?}");
+        assert!(
+            bounded.range.contains(r#""id" <= $7::text::bigint"#),
+            "{bounded:?}"
+        );
+        assert!(bounded.checkpoint.contains("worker = $7"), "{bounded:?}");
+        assert!(
+            bounded.checkpoint.contains("UPDATE cutover.steps"),
+            "{bounded:?}"
+        );
+        let open = worker_batch_sql(&spec(), &key, true, false);
+        assert!(
+            !open.range.contains("$7"),
+            "the last range is open: {open:?}"
+        );
+        assert_eq!(open.work, batch_sql(&spec(), &key, true).work);
     }
 
     #[test]

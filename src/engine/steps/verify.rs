@@ -204,6 +204,7 @@ async fn compare(c: &Compare, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
                 rows_total: total.map(|t| t.max(rows)),
                 batch_size: chunk as u64,
                 batches: chunks,
+                workers: Vec::new(),
                 ..BatchProgress::default()
             };
             ctx.out.progress(|p| p.batch = Some(progress));

@@ -114,6 +114,7 @@ pub(super) fn backfilling_throttled() -> App {
         last_batch: Duration::from_millis(180),
         target_batch: Duration::from_millis(200),
         batches: 41,
+        workers: Vec::new(),
     });
     a.last_batch = a.progress.batch.clone();
     a.progress.throttle = Some("throttled: replica replica1 lag 7.2s > 5s".into());
@@ -241,6 +242,15 @@ fn screen_waiting_at_a_gate() {
 #[test]
 fn screen_backfill_running_and_throttled() {
     snapshot("backfill_throttled", &backfilling_throttled());
+}
+
+#[test]
+fn screen_backfill_with_four_workers() {
+    let mut a = backfilling_throttled();
+    if let Some(b) = a.progress.batch.as_mut() {
+        b.workers = vec![1.0, 0.5, 0.25, 0.0];
+    }
+    snapshot("backfill_workers", &a);
 }
 
 #[test]

@@ -329,6 +329,7 @@ fn a_verify_step_has_its_own_display() {
         rows_total: Some(100_000),
         batch_size: 10_000,
         batches: 2,
+        workers: Vec::new(),
         ..BatchProgress::default()
     });
     a.on_tick(t(100));

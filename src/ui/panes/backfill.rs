@@ -104,11 +104,21 @@ impl Widget for BackfillPane<'_> {
             (Some(t), Some(p)) => format!("{} {} / ~{t} {unit}  {p:.1}%", b.table, b.rows_done),
             _ => format!("{} {} {unit}", b.table, b.rows_done),
         };
-        Gauge::default()
-            .gauge_style(theme::ok())
-            .ratio((b.percent().unwrap_or(0.0) / 100.0).clamp(0.0, 1.0))
-            .label(crate::ui::text::ellipsize(&label, width))
+        if b.workers.len() > 1 {
+            // Several workers: the bar cut into one segment per worker.
+            let label = format!("{label}  ({} workers)", b.workers.len());
+            super::segments::Segments {
+                shares: &b.workers,
+                label: &crate::ui::text::ellipsize(&label, width),
+            }
             .render(gauge, buf);
+        } else {
+            Gauge::default()
+                .gauge_style(theme::ok())
+                .ratio((b.percent().unwrap_or(0.0) / 100.0).clamp(0.0, 1.0))
+                .label(crate::ui::text::ellipsize(&label, width))
+                .render(gauge, buf);
+        }
         let still = still_reason(app);
         let per_sec = app.rows_per_sec();
         // The state of the pace first: it is the line that matters.

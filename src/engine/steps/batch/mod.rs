@@ -6,9 +6,12 @@
 //! dynamic batch sizing.
 
 mod key;
+mod lane;
+mod reports;
 mod session;
 mod throttled;
 mod transaction;
+mod workers;
 
 use std::time::{Duration, Instant};
 
@@ -34,6 +37,19 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
         .await
         .map_err(|e| StepError::Failed(format!("{e} (step `table`/`key`)")))?;
     let total = estimate_rows(ctx.conn, &spec.table).await;
+    // Several workers, or a step a run with several workers started: the
+    // journal's split wins over the plan's number.
+    let split = crate::journal::ranges::read(
+        &ctx.journal_conn.client,
+        ctx.run_id,
+        ctx.phase as i32,
+        ctx.step as i32,
+    )
+    .await
+    .map_err(|e| ctx.db_error(e))?;
+    if spec.workers > 1 || !split.is_empty() {
+        return workers::run(spec, &key, total, ctx).await;
+    }
     let (mut last_key, mut rows_done, mut rows_updated) = match ctx.journal {
         Some(j) => (j.last_key.clone(), j.rows_done, j.rows_updated),
         None => (None, 0, 0),
@@ -178,7 +194,7 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
         let outcome = ctx
             .conn
             .cancellable(
-                one_batch(&ctx.conn.client, statements, size, ids, &last_key),
+                one_batch(&ctx.conn.client, statements, size, ids, &last_key, None),
                 &cancel,
                 || match &last_key {
                     Some(lo) => format!("backfill batch on {} after key {lo}", spec.table),

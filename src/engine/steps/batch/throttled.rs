@@ -110,6 +110,7 @@ pub(super) fn publish(
         last_batch,
         target_batch: sizer.target(),
         batches,
+        workers: Vec::new(),
     };
     ctx.out.progress(|p| p.batch = Some(batch));
 }

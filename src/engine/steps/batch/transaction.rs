@@ -1,11 +1,22 @@
 //! One batch's transaction: find the range, do the work, advance the
 //! checkpoint, and commit — or roll back as a whole.
 
+use tokio_postgres::types::ToSql;
+
 /// One batch's prepared statements ([`crate::statements::batch::BatchSql`]).
+#[derive(Clone)]
 pub(super) struct Prepared {
     pub(super) range: tokio_postgres::Statement,
     pub(super) work: tokio_postgres::Statement,
     pub(super) checkpoint: tokio_postgres::Statement,
+}
+
+/// Whose checkpoint a batch advances when the step runs several workers:
+/// the worker's row, and its range's upper key (None: open-ended).
+#[derive(Debug, Clone)]
+pub(super) struct Worker {
+    pub(super) id: i32,
+    pub(super) hi: Option<String>,
 }
 
 /// What one batch did.
@@ -27,12 +38,18 @@ pub(super) async fn one_batch(
     size: i64,
     (run_id, phase, step): (i64, i32, i32),
     last_key: &Option<String>,
+    worker: Option<&Worker>,
 ) -> Result<BatchResult, tokio_postgres::Error> {
     client.batch_execute("BEGIN").await?;
     let work = async {
-        let row = client
-            .query_one(&s.range, &[&size, &run_id, &phase, &step, last_key])
-            .await?;
+        let mut range: Vec<&(dyn ToSql + Sync)> = vec![&size, &run_id, &phase, &step, last_key];
+        if let Some(w) = worker {
+            range.push(&w.id);
+            if w.hi.is_some() {
+                range.push(&w.hi);
+            }
+        }
+        let row = client.query_one(&s.range, &range).await?;
         if row.get::<_, bool>(2) {
             return Ok(BatchResult::Stale);
         }
@@ -44,9 +61,12 @@ pub(super) async fn one_batch(
             Some(lo) => client.execute(&s.work, &[&hi, lo]).await?,
             None => client.execute(&s.work, &[&hi]).await?,
         } as i64;
-        client
-            .execute(&s.checkpoint, &[&run_id, &phase, &step, &hi, &keys, &rows])
-            .await?;
+        let mut checkpoint: Vec<&(dyn ToSql + Sync)> =
+            vec![&run_id, &phase, &step, &hi, &keys, &rows];
+        if let Some(w) = worker {
+            checkpoint.push(&w.id);
+        }
+        client.execute(&s.checkpoint, &checkpoint).await?;
         Ok(BatchResult::Done { hi, keys, rows })
     };
     match work.await {

@@ -1,0 +1,349 @@
+//! The TPC-B benchmark: what a whole plan costs an OLTP application, with
+//! and without `[settings] max_stall`, against the load alone.
+//!
+//!     cargo bench --bench tpcb                      # scale 10 (1M accounts)
+//!     cargo bench --bench tpcb -- --scale 1 --baseline 10 --order ab
+//!
+//! On the sandbox (primary + streaming replica, fsync on): `pgbench -i -s N`,
+//! then pgbench's builtin TPC-B at `-c 4 -j 2 -R 200`, every latency logged:
+//!   load  the load alone, `--baseline` seconds (default 30);
+//!   a     the same load while `cutover run` takes pgbench_accounts through
+//!         assets/bench/tpcb_plan.toml (add column, concurrent index,
+//!         backfill, NOT NULL, validated CHECK, drop a column at contract);
+//!   b     the same plan with `max_stall = "150ms"`.
+//! The plan runs are alternated `--order abba` (the default) so that
+//! neither variant always runs later: the order effect benches/README.md
+//! describes. pgbench_accounts is rebuilt before each run.
+//!
+//! Prints a table and writes target/bench/tpcb-s<scale>.json.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use cutover::db::{Conn, Source, Target};
+use cutover::monitor::probe::percentile;
+use cutover::sandbox::{Sandbox, SandboxOptions};
+use serde::Serialize;
+
+/// The stall budget of variant b.
+const MAX_STALL: &str = "150ms";
+
+/// The longest a plan may run before the benchmark gives up on it.
+const PLAN_LIMIT: Duration = Duration::from_secs(20 * 60);
+
+#[derive(Debug, Serialize, Default)]
+struct Row {
+    run: String,
+    plan_s: f64,
+    app_transactions: usize,
+    failed_transactions: u64,
+    app_p50_ms: f64,
+    app_p99_ms: f64,
+    app_max_ms: f64,
+    p99_vs_load_alone: f64,
+}
+
+/// What one stretch of load measured.
+struct Load {
+    latencies: Vec<Duration>,
+    failed: u64,
+}
+
+#[tokio::main]
+async fn main() {
+    let scale: u32 = flag("--scale").and_then(|v| v.parse().ok()).unwrap_or(10);
+    let baseline = Duration::from_secs(
+        flag("--baseline")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30),
+    );
+    let order: Vec<char> = flag("--order")
+        .unwrap_or_else(|| "abba".into())
+        .chars()
+        .filter(|c| matches!(c, 'a' | 'b'))
+        .collect();
+    let started = Instant::now();
+    let sandbox = tokio::task::spawn_blocking(|| {
+        Sandbox::start(&SandboxOptions {
+            replica: true,
+            durable: true,
+            tls: false,
+        })
+    })
+    .await
+    .expect("task")
+    .expect("sandbox");
+    let url = sandbox.primary_url();
+    let target = Target::parse(&url, Source::Flag).expect("url");
+    let conn = Conn::connect(&target).await.expect("connect");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("tpcb-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    let plan_text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/bench/tpcb_plan.toml"
+    ))
+    .expect("assets/bench/tpcb_plan.toml");
+    println!(
+        "TPC-B benchmark: scale {scale}, primary + streaming replica, pgbench -c 4 -j 2 -R 200, order {}",
+        order.iter().collect::<String>()
+    );
+
+    let mut rows = Vec::new();
+    init(&sandbox, &conn, scale).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = spawn_load(&sandbox, dir.join("00-load"), stop.clone());
+    tokio::time::sleep(baseline).await;
+    stop.store(true, Ordering::Relaxed);
+    rows.push(row("load alone", None, load.await.expect("load task")));
+    for (i, variant) in order.iter().enumerate() {
+        init(&sandbox, &conn, scale).await;
+        let mut text = plan_text.replace(
+            "name = \"bench tpcb accounts\"",
+            &format!("name = \"bench tpcb {variant} {i}\""),
+        );
+        let label = match variant {
+            'b' => {
+                text.push_str(&format!("\n[settings]\nmax_stall = \"{MAX_STALL}\"\n"));
+                format!("b plan, max_stall {MAX_STALL}")
+            }
+            _ => "a plan, no max_stall".to_string(),
+        };
+        let plan = dir.join(format!("plan-{i}-{variant}.toml"));
+        std::fs::write(&plan, text).expect("plan");
+        let stop = Arc::new(AtomicBool::new(false));
+        let load = spawn_load(
+            &sandbox,
+            dir.join(format!("{:02}-{variant}", i + 1)),
+            stop.clone(),
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let log = dir.join(format!("cutover-{i}-{variant}.log"));
+        let (url, plan2) = (url.clone(), plan.clone());
+        let took = tokio::task::spawn_blocking(move || run_plan(&url, &plan2, &log))
+            .await
+            .expect("cutover task");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.store(true, Ordering::Relaxed);
+        rows.push(row(&label, Some(took), load.await.expect("load task")));
+        eprintln!("  done: {label} in {:.1}s", took.as_secs_f64());
+    }
+    let base_p99 = rows[0].app_p99_ms;
+    for r in &mut rows {
+        r.p99_vs_load_alone = r.app_p99_ms / base_p99;
+    }
+    print_table(&rows);
+    let out = PathBuf::from("target/bench");
+    std::fs::create_dir_all(&out).ok();
+    let file = out.join(format!("tpcb-s{scale}.json"));
+    std::fs::write(&file, serde_json::to_string_pretty(&rows).expect("json")).expect("write json");
+    println!(
+        "\nwritten to {}; cutover's progress lines in {}; took {:.0}s",
+        file.display(),
+        dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    sandbox.stop();
+}
+
+/// The value after `name` on the command line.
+fn flag(name: &str) -> Option<String> {
+    std::env::args().skip_while(|a| a != name).nth(1)
+}
+
+/// A row of the table from one stretch of load.
+fn row(run: &str, plan: Option<Duration>, load: Load) -> Row {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    Row {
+        run: run.to_string(),
+        plan_s: plan.map_or(0.0, |d| d.as_secs_f64()),
+        app_transactions: load.latencies.len(),
+        failed_transactions: load.failed,
+        app_p50_ms: ms(percentile(&load.latencies, 0.50)),
+        app_p99_ms: ms(percentile(&load.latencies, 0.99)),
+        app_max_ms: ms(load.latencies.iter().copied().max().unwrap_or_default()),
+        ..Row::default()
+    }
+}
+
+/// A fresh pgbench database of `scale` (no cutover journal), checkpointed,
+/// the replica caught up.
+async fn init(sandbox: &Sandbox, conn: &Conn, scale: u32) {
+    let c = &conn.client;
+    let _ = c
+        .batch_execute("DROP SCHEMA IF EXISTS cutover CASCADE")
+        .await;
+    let out = Command::new(sandbox.bin.join("pgbench"))
+        .args(["-i", "-q", "-s", &scale.to_string()])
+        .args(["-h", "127.0.0.1", "-p", &sandbox.primary.port.to_string()])
+        .args(["-U", "postgres", "postgres"])
+        .output()
+        .expect("pgbench -i");
+    assert!(
+        out.status.success(),
+        "pgbench -i: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    c.batch_execute("CHECKPOINT").await.expect("checkpoint");
+    loop {
+        let behind: i64 = c
+            .query_one(
+                "SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)), 0)::bigint
+                 FROM pg_stat_replication",
+                &[],
+            )
+            .await
+            .expect("lag")
+            .get(0);
+        if behind < 1_000_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs the plan headless to its end; returns how long it took.
+fn run_plan(url: &str, plan: &Path, log: &Path) -> Duration {
+    let t0 = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["run", "--yes", "--headless"])
+        .arg(plan)
+        .env("DATABASE_URL", url)
+        .stdout(std::fs::File::create(log).expect("cutover log"))
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn cutover");
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(
+                status.success(),
+                "cutover failed on {}; its lines are in {}",
+                plan.display(),
+                log.display()
+            );
+            return t0.elapsed();
+        }
+        if t0.elapsed() > PLAN_LIMIT {
+            let _ = child.kill();
+            panic!(
+                "{} did not finish within {} s; its lines are in {}",
+                plan.display(),
+                PLAN_LIMIT.as_secs(),
+                log.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// pgbench's builtin TPC-B in back-to-back 2 s chunks until `stop` (each
+/// chunk's per-transaction log is complete); returns every latency and the
+/// failed transactions (pgbench's count, plus one per aborted client).
+fn spawn_load(
+    sandbox: &Sandbox,
+    dir: PathBuf,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Load> {
+    let pgbench = sandbox.bin.join("pgbench");
+    let port = sandbox.primary.port.to_string();
+    std::fs::create_dir_all(&dir).expect("log dir");
+    tokio::task::spawn_blocking(move || {
+        let mut failed = 0;
+        let mut chunk = 0;
+        while !stop.load(Ordering::Relaxed) {
+            chunk += 1;
+            let out = Command::new(&pgbench)
+                .args(["-n", "-h", "127.0.0.1", "-p", &port, "-U", "postgres"])
+                .args([
+                    "-b",
+                    "tpcb-like",
+                    "-R",
+                    "200",
+                    "-c",
+                    "4",
+                    "-j",
+                    "2",
+                    "-T",
+                    "2",
+                    "-l",
+                ])
+                .arg(format!("--log-prefix={}/c{chunk}", dir.display()))
+                .arg("postgres")
+                .current_dir(&dir)
+                .output()
+                .expect("pgbench");
+            let text = String::from_utf8_lossy(&out.stdout);
+            let errors = String::from_utf8_lossy(&out.stderr);
+            failed += failures(&text, &errors);
+        }
+        let mut latencies = Vec::new();
+        for entry in std::fs::read_dir(&dir).expect("logs").flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            for line in text.lines() {
+                // client_id transaction_no time_us script_no epoch epoch_us [lag]:
+                // the time of a transaction that did not complete is a word
+                // ("failed"), counted in the summary instead.
+                if let Some(us) = line
+                    .split_whitespace()
+                    .nth(2)
+                    .and_then(|v| v.parse::<u64>().ok())
+                {
+                    latencies.push(Duration::from_micros(us));
+                }
+            }
+        }
+        Load { latencies, failed }
+    })
+}
+
+/// Failed transactions in one pgbench run's output: its summary's count,
+/// and one for each client that aborted (an error pgbench does not retry).
+fn failures(stdout: &str, stderr: &str) -> u64 {
+    let counted: u64 = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("number of failed transactions: "))
+        .filter_map(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    let aborted = stderr
+        .lines()
+        .filter(|l| l.contains("aborted in command"))
+        .count() as u64;
+    counted + aborted
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "\n{:<28} {:>8} {:>8} {:>7} {:>8} {:>8} {:>9} {:>6}",
+        "run", "plan s", "txns", "failed", "p50 ms", "p99 ms", "max ms", "p99×"
+    );
+    for r in rows {
+        println!(
+            "{:<28} {:>8.1} {:>8} {:>7} {:>8.2} {:>8.2} {:>9.1} {:>6.2}",
+            r.run,
+            r.plan_s,
+            r.app_transactions,
+            r.failed_transactions,
+            r.app_p50_ms,
+            r.app_p99_ms,
+            r.app_max_ms,
+            r.p99_vs_load_alone
+        );
+    }
+    let mean = |prefix: char| {
+        let d: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.run.starts_with(prefix))
+            .map(|r| r.plan_s)
+            .collect();
+        (!d.is_empty()).then(|| d.iter().sum::<f64>() / d.len() as f64)
+    };
+    if let (Some(a), Some(b)) = (mean('a'), mean('b')) {
+        println!(
+            "\nplan duration with max_stall ÷ without (means of the runs): {:.2} ({b:.1}s ÷ {a:.1}s)",
+            b / a
+        );
+    }
+}
