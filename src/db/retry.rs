@@ -213,18 +213,16 @@ async fn held(
         .await
         .map_err(|e| DbError::sql("SHOW statement_timeout", e))?
         .get(0);
-    set_statement_timeout(conn, &format!("{}ms", hold.as_millis())).await?;
+    set_statement_timeout(conn, hold).await?;
     let attempt = conn.execute_cancellable(sql, cancel).await;
-    let restored = set_statement_timeout(conn, &before).await;
+    let restored = set_timeout(
+        conn,
+        "statement_timeout",
+        &before,
+        "restoring statement_timeout",
+    )
+    .await;
     attempt.and(restored)
-}
-
-/// Sets the session's `statement_timeout`.
-async fn set_statement_timeout(conn: &Conn, value: &str) -> Result<(), DbError> {
-    conn.client
-        .batch_execute(&format!("SET statement_timeout = {}", quote_literal(value)))
-        .await
-        .map_err(|e| DbError::sql("SET statement_timeout", e))
 }
 
 /// The server cancelled a statement because `statement_timeout` passed (not
@@ -235,22 +233,24 @@ fn is_statement_timeout(e: &tokio_postgres::Error) -> bool {
             .is_some_and(|d| d.message().contains("statement timeout"))
 }
 
-/// Sets the session's `lock_timeout` (a `SET` takes no bind parameters).
+/// Sets the session's `lock_timeout`.
 pub async fn set_lock_timeout(conn: &Conn, timeout: Duration) -> Result<(), DbError> {
     let ms = format!("{}ms", timeout.as_millis());
-    conn.client
-        .batch_execute(&format!("SET lock_timeout = {}", quote_literal(&ms)))
-        .await
-        .map_err(|e| DbError::sql("SET lock_timeout", e))
+    set_timeout(conn, "lock_timeout", &ms, "SET lock_timeout").await
 }
 
 /// Sets the session's `statement_timeout` (`0`: none).
 pub async fn set_statement_timeout(conn: &Conn, timeout: Duration) -> Result<(), DbError> {
     let ms = format!("{}ms", timeout.as_millis());
+    set_timeout(conn, "statement_timeout", &ms, "setting statement_timeout").await
+}
+
+/// `SET name = 'value'` (a `SET` takes no bind parameters; `name` is ours).
+async fn set_timeout(conn: &Conn, name: &str, value: &str, what: &str) -> Result<(), DbError> {
     conn.client
-        .batch_execute(&format!("SET statement_timeout = {}", quote_literal(&ms)))
+        .batch_execute(&format!("SET {name} = {}", quote_literal(value)))
         .await
-        .map_err(|e| DbError::sql("setting statement_timeout from [settings]", e))
+        .map_err(|e| DbError::sql(what.to_string(), e))
 }
 
 #[cfg(test)]
