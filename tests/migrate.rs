@@ -276,6 +276,9 @@ async fn a_version_4_journal_is_upgraded_in_place() {
         .batch_execute(
             "ALTER TABLE cutover.runs DROP COLUMN db_user;
              DROP TABLE cutover.baselines;
+             DROP TRIGGER forget_ranges ON cutover.steps;
+             DROP FUNCTION cutover.forget_ranges();
+             DROP TABLE cutover.step_ranges;
              UPDATE cutover.meta SET value = '4' WHERE key = 'schema_version';",
         )
         .await
