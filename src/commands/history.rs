@@ -124,20 +124,9 @@ pub async fn baseline(args: BaselineArgs, database_url: Option<&str>) -> i32 {
         );
         return exit::USAGE;
     };
-    let conn = match connect(database_url).await {
-        Ok(c) => c,
+    let (conn, applied) = match super::migrate::connect_with_history(database_url).await {
+        Ok(found) => found,
         Err(code) => return code,
-    };
-    if let Err(e) = crate::journal::schema::ensure(&conn.client).await {
-        eprintln!("error: {e}");
-        return exit::FAILED;
-    }
-    let applied = match history::applied(&conn.client).await {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::FAILED;
-        }
     };
     let mut marks = Vec::new();
     for loaded in &plans[..=last] {

@@ -110,6 +110,25 @@ fn say(json_mode: bool, event: &str, text: String, data: serde_json::Value) {
     }
 }
 
+/// Connects, creates or upgrades the journal, and reads what was applied;
+/// `Err` is the exit code, the error already printed.
+pub async fn connect_with_history(
+    database_url: Option<&str>,
+) -> Result<(crate::db::Conn, Vec<Applied>), i32> {
+    let conn = super::remote::connect(database_url).await?;
+    if let Err(e) = crate::journal::schema::ensure(&conn.client).await {
+        eprintln!("error: {e}");
+        return Err(exit::FAILED);
+    }
+    match history::applied(&conn.client).await {
+        Ok(applied) => Ok((conn, applied)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(exit::FAILED)
+        }
+    }
+}
+
 /// `cutover migrate DIR`.
 pub async fn migrate(args: MigrateArgs, database_url: Option<&str>) -> i32 {
     let plans = match read_dir(&args.dir) {
@@ -119,20 +138,9 @@ pub async fn migrate(args: MigrateArgs, database_url: Option<&str>) -> i32 {
             return exit::USAGE;
         }
     };
-    let conn = match super::remote::connect(database_url).await {
-        Ok(c) => c,
+    let (conn, applied) = match connect_with_history(database_url).await {
+        Ok(found) => found,
         Err(code) => return code,
-    };
-    if let Err(e) = crate::journal::schema::ensure(&conn.client).await {
-        eprintln!("error: {e}");
-        return exit::FAILED;
-    }
-    let applied = match history::applied(&conn.client).await {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::FAILED;
-        }
     };
     // Decide every plan's fate before running any: a changed plan anywhere
     // refuses the whole directory, so nothing half-applies around it.
