@@ -23,3 +23,4 @@ pub mod steps;
 pub mod throttle;
 pub mod undo;
 pub mod walk;
+pub mod versions;

@@ -240,3 +240,24 @@ fn a_zero_rate_limit_is_refused_and_named() {
     let ok = parse(Path::new("p.toml"), &plan.replace("= 0", "= 25000")).unwrap();
     assert_eq!(ok.throttle.max_rows_per_second, Some(25_000));
 }
+
+#[test]
+fn a_versioned_step_without_versions_is_a_plan_error_naming_the_step() {
+    let text = "name = \"x\"\n[[phases]]\nname = \"expand\"\n[[phases.steps]]\nkind = \"alter_column\"\n\
+                table = \"users\"\ncolumn = \"age\"\ntype = \"bigint\"\n";
+    let e = err(text);
+    assert!(e.message.contains("alter users.age"), "{e}");
+    assert!(e.message.contains("add `[versions]`"), "{e}");
+    assert_eq!(e.position.map(|p| p.0), Some(4));
+    let with = format!("[versions]\nold = \"public\"\nnew = \"app_v2\"\n{text}");
+    let ok = parse(Path::new("p.toml"), &with);
+    assert!(ok.is_ok(), "{:?}", ok.err());
+}
+
+#[test]
+fn an_alter_column_that_changes_nothing_is_refused() {
+    let text = "name = \"x\"\n[versions]\nold = \"public\"\nnew = \"v2\"\n[[phases]]\nname = \"e\"\n\
+                [[phases.steps]]\nkind = \"alter_column\"\ntable = \"users\"\ncolumn = \"age\"\n";
+    let e = err(text);
+    assert!(e.message.contains("changes nothing"), "{e}");
+}

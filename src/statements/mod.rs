@@ -15,5 +15,7 @@ pub mod sync_trigger;
 pub mod undo;
 pub mod verify;
 pub mod versions;
+pub mod version_triggers;
+pub mod alter_column;
 
 pub use undo::{Inverse, RecordedUndo, inverse, recorded_undo};

@@ -16,6 +16,7 @@ pub mod sync_trigger;
 pub mod vacuum_behind;
 pub mod verify;
 pub mod versions;
+pub mod altered;
 
 use super::control::{Control, Stop};
 use super::emitter::Emitter;
@@ -170,12 +171,6 @@ pub fn mark_sql(run_id: i64, phase: usize, step: usize, status: StepStatus) -> S
 
 /// Runs a step; returns a one-line account of what it did.
 pub async fn run(step: &Step, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
-    // The irreversible phase first makes the new version's shape physical.
-    if ctx.plan.phases[ctx.phase].irreversible
-        && let Some(done) = versions::complete(ctx).await?
-    {
-        ctx.out.emit(EventKind::Notice { message: done });
-    }
     match step {
         Step::Sql(s) => sql::run(s, ctx).await,
         Step::CreateIndex(s) => create_index::run(s, ctx).await,
@@ -187,8 +182,12 @@ pub async fn run(step: &Step, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
         Step::NotNull(s) => not_null::run(s, ctx).await,
         Step::Constraint(s) => constraint::run(s, ctx).await,
         Step::Swap(s) => swap::run(s, ctx).await,
-        Step::RenameColumn(_) | Step::RenameTable(_) | Step::AddColumn(_) | Step::DropColumn(_) => {
-            versions::run(step, ctx).await
+        Step::RenameColumn(_)
+        | Step::RenameTable(_)
+        | Step::AddColumn(_)
+        | Step::DropColumn(_) => versions::run(step, ctx).await,
+        Step::AlterColumn(_) | Step::DropConstraint(_) | Step::DropNotNull(_) => {
+            altered::run(step, ctx).await
         }
     }
 }
