@@ -5,132 +5,12 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::Duration;
-
-use common::process::{Running, cutover};
-use common::{PATIENCE, TestDb, connect, scalar, seeded_db, shipped_plan, write_plan};
-use cutover::db::Conn;
-
-const LONG: Duration = PATIENCE;
-
-/// `pg_dump --schema-only` of everything but the journal: the catalog as an
-/// operator would compare it.
-fn schema_dump(db: &TestDb) -> String {
-    let out = Command::new(pg_dump())
-        .args(["--schema-only", "--no-owner", "--exclude-schema=cutover"])
-        .arg(format!("--dbname={}", db.url))
-        .output()
-        .expect("run pg_dump");
-    assert!(
-        out.status.success(),
-        "pg_dump: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // Newer pg_dump frames its output with a random `\restrict` key.
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// `pg_dump` beside the server binaries the sandbox uses (`PG_BIN`, else
-/// the newest `/usr/lib/postgresql/*/bin`), else from `PATH`.
-fn pg_dump() -> std::path::PathBuf {
-    if let Ok(dir) = std::env::var("PG_BIN") {
-        return std::path::Path::new(&dir).join("pg_dump");
-    }
-    let mut found: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.path().join("bin/pg_dump"))
-                .filter(|p| p.exists())
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found.pop().unwrap_or_else(|| "pg_dump".into())
-}
-
-/// Every row of a table, as text, in key order.
-async fn data(conn: &Conn, table: &str) -> String {
-    scalar(
-        conn,
-        &format!("SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM {table} t"),
-    )
-    .await
-}
-
-/// Where each row physically is and which transaction wrote it: unchanged
-/// means no row was rewritten.
-async fn row_versions(conn: &Conn, table: &str) -> String {
-    scalar(
-        conn,
-        &format!(
-            "SELECT md5(string_agg(ctid::text || '/' || xmin::text, ',' ORDER BY id)) FROM {table}"
-        ),
-    )
-    .await
-}
-
-/// Updates the statistics collector counted on a table.
-async fn updates(conn: &Conn, table: &str) -> i64 {
-    conn.client
-        .batch_execute("SELECT pg_stat_clear_snapshot()")
-        .await
-        .expect("clear the stats snapshot");
-    scalar(
-        conn,
-        &format!("SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = '{table}'"),
-    )
-    .await
-}
-
-async fn schema_exists(conn: &Conn, name: &str) -> bool {
-    scalar(
-        conn,
-        &format!("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = '{name}')"),
-    )
-    .await
-}
-
-/// A session of the new app version.
-async fn new_app(db: &TestDb) -> Conn {
-    let conn = connect(&db.url).await;
-    conn.client
-        .batch_execute("SET search_path = app_v2, public")
-        .await
-        .expect("set the new version's search_path");
-    conn
-}
-
-/// Runs the plan until the irreversible phase's gate: the transition.
-fn start(db: &TestDb, plan: &str) -> Running {
-    let mut run = Running::spawn(&db.url, &["run", plan, "--json"]);
-    run.wait_for("the contract gate", LONG, |v| {
-        v["event"] == "gate_waiting" && v["irreversible"] == true
-    });
-    run
-}
-
-/// Aborts the waiting run and rolls the plan back.
-fn roll_back(db: &TestDb, plan: &str, mut run: Running) {
-    let (code, out, err) = cutover(&db.url, &["abort", plan]);
-    assert_eq!(code, 0, "{out}{err}");
-    // The journal says aborted once the event is out; the process itself
-    // is not waited for (see the report: a stopped run lingers in this tree).
-    run.wait_event("aborted", LONG);
-    run.kill9();
-    let (code, out, err) = cutover(&db.url, &["rollback", plan, "--yes"]);
-    assert_eq!(code, 0, "{out}{err}");
-}
-
-/// Runs the plan again, through the irreversible phase.
-fn complete(db: &TestDb, plan: &str) {
-    let (code, out, err) = cutover(&db.url, &["run", plan, "--yes"]);
-    assert_eq!(code, 0, "{out}{err}");
-}
+use common::process::cutover;
+use common::versions::{
+    complete, data, new_app, roll_back, row_versions, schema_dump, schema_exists, start,
+    updates,
+};
+use common::{scalar, seeded_db, shipped_plan, write_plan};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rename_column_serves_both_versions_without_rewriting_a_row() {
@@ -297,8 +177,9 @@ from = "name"
 to = "full_name"
 "#,
     );
-    let mut run = Running::spawn(&db.url, &["run", &plan, "--yes", "--json"]);
-    let failed = run.wait_event("step_failed", LONG);
-    let error = failed["error"].as_str().unwrap_or_default();
-    assert!(error.contains("[versions]"), "{failed}");
+    // A plan error: refused before anything runs, naming the step.
+    let (code, out, err) = cutover(&db.url, &["run", &plan, "--yes", "--json"]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("add `[versions]`"), "{out}{err}");
+    assert!(err.contains("rename users.name to full_name"), "{out}{err}");
 }

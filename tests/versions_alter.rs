@@ -1,0 +1,283 @@
+//! Version schemas for changed columns (`alter_column`, `drop_not_null`,
+//! `drop_constraint`): pgroll's lifecycle — start → check → rollback →
+//! check → start → complete → check — with an app writing through
+//! `public` and another through `app_v2` at the same time, each seeing its
+//! own shape and the other's writes.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use common::versions::{complete, data, new_app, roll_back, schema_dump, schema_exists, start};
+use common::{TestDb, scalar, seeded_db, shipped_plan};
+use cutover::db::Conn;
+
+/// The table as the old version sees it (the hidden copies left out).
+const OLD_SHAPE: &str = "(SELECT id, name, email, age, street, city, country, created_at FROM users)";
+
+/// The old app updating ages until told to stop: writes land before,
+/// during and after the backfill. Returns how many it made.
+fn old_app_keeps_writing(db: &TestDb, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<i64> {
+    let url = db.url.clone();
+    tokio::spawn(async move {
+        let conn = common::connect(&url).await;
+        let mut n = 0;
+        let mut id: i64 = 1;
+        while !stop.load(Ordering::Relaxed) {
+            // Every third write sets NULL: the new version sees `up`'s 0.
+            let age: Option<i32> = (id % 3 != 0).then_some((id % 90) as i32);
+            conn.client
+                .execute("UPDATE users SET age = $1 WHERE id = $2", &[&age, &id])
+                .await
+                .expect("the old app writes age during the transition");
+            n += 1;
+            id = id % 20_000 + 7;
+        }
+        n
+    })
+}
+
+async fn column_type(conn: &Conn, table: &str, column: &str) -> String {
+    scalar(
+        conn,
+        &format!(
+            "SELECT format_type(atttypid, atttypmod) || CASE WHEN attnotnull THEN ' NOT NULL' ELSE '' END
+             FROM pg_attribute WHERE attrelid = 'public.{table}'::regclass AND attname = '{column}'
+             AND NOT attisdropped"
+        ),
+    )
+    .await
+}
+
+async fn hidden_objects(conn: &Conn) -> i64 {
+    scalar(
+        conn,
+        "SELECT (SELECT count(*) FROM pg_attribute WHERE attrelid = 'public.users'::regclass
+                 AND attname LIKE '\\_cutover\\_%' AND NOT attisdropped)
+              + (SELECT count(*) FROM pg_trigger WHERE tgname LIKE '\\_cutover\\_%')
+              + (SELECT count(*) FROM pg_constraint WHERE conname LIKE '\\_cutover\\_%')
+              + (SELECT count(*) FROM pg_class WHERE relname LIKE '\\_cutover\\_%')",
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alter_column_serves_both_versions_and_swaps_at_contract() {
+    let db = seeded_db("versions_alter_column", 20_000).await;
+    let admin = db.connect().await;
+    let plan = shipped_plan("versions_alter_column.toml");
+    let dump_before = schema_dump(&db);
+
+    // start, with the old app writing all through the backfill.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = old_app_keeps_writing(&db, stop.clone());
+    let run = start(&db, &plan);
+    stop.store(true, Ordering::Relaxed);
+    let old_writes = writer.await.expect("the old app's writer");
+    assert!(old_writes > 0);
+    let out_of_step: i64 = scalar(
+        &admin,
+        "SELECT count(*) FROM users WHERE _cutover_new_age IS DISTINCT FROM coalesce(age, 0)",
+    )
+    .await;
+    assert_eq!(out_of_step, 0, "every row's copy is `up` of the old value");
+
+    // check: both versions at once, each its own shape.
+    let old = db.connect().await;
+    let new = new_app(&db).await;
+    let new_type: String = scalar(&new, "SELECT pg_typeof(age)::text FROM users LIMIT 1").await;
+    let old_type: String = scalar(&old, "SELECT pg_typeof(age)::text FROM users LIMIT 1").await;
+    assert_eq!((old_type.as_str(), new_type.as_str()), ("integer", "bigint"));
+    let (a, b) = tokio::join!(
+        old.client.execute(
+            "INSERT INTO users (id, name, email, age) VALUES (30001, 'v1', 'v1@example.com', NULL)",
+            &[]
+        ),
+        new.client.execute(
+            "INSERT INTO users (id, name, email, age) VALUES (30002, 'v2', 'v2@example.com', 41)",
+            &[]
+        ),
+    );
+    a.expect("the old app inserts a NULL age");
+    b.expect("the new app inserts a bigint age");
+    new.client
+        .execute("UPDATE users SET age = 77 WHERE id = 2", &[])
+        .await
+        .expect("the new app updates age");
+    let seen_by_new: i64 = scalar(&new, "SELECT age FROM users WHERE id = 30001").await;
+    assert_eq!(seen_by_new, 0, "the old app's NULL reaches the new one through up");
+    let seen_by_old: i32 = scalar(&old, "SELECT age FROM users WHERE id = 30002").await;
+    assert_eq!(seen_by_old, 41, "the new app's write reaches the old one through down");
+    let updated_for_old: i32 = scalar(&old, "SELECT age FROM users WHERE id = 2").await;
+    assert_eq!(updated_for_old, 77);
+    let e = new
+        .client
+        .execute("UPDATE users SET age = -1 WHERE id = 3", &[])
+        .await
+        .expect_err("the new version's check holds");
+    assert_eq!(e.code().map(|c| c.code()), Some("23514"));
+    let e = new
+        .client
+        .execute("UPDATE users SET age = NULL WHERE id = 3", &[])
+        .await
+        .expect_err("the new version's NOT NULL holds");
+    assert_eq!(e.code().map(|c| c.code()), Some("23514"));
+    old.client
+        .execute("UPDATE users SET age = NULL WHERE id = 3", &[])
+        .await
+        .expect("the old version may still write NULL");
+
+    // rollback → check: catalog and data byte for byte as before.
+    let data_before_rollback = data(&admin, OLD_SHAPE).await;
+    roll_back(&db, &plan, run);
+    assert_eq!(schema_dump(&db), dump_before, "the catalog is as before");
+    assert_eq!(data(&admin, OLD_SHAPE).await, data_before_rollback);
+    assert!(!schema_exists(&admin, "app_v2").await);
+    assert_eq!(hidden_objects(&admin).await, 0);
+
+    // start → complete → check: the copy is the column.
+    complete(&db, &plan);
+    assert_eq!(column_type(&admin, "users", "age").await, "bigint NOT NULL");
+    let check: String = scalar(
+        &admin,
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint
+         WHERE conrelid = 'public.users'::regclass AND conname = 'users_age_check' AND convalidated",
+    )
+    .await;
+    assert_eq!(check, "CHECK ((age >= 0))");
+    assert_eq!(hidden_objects(&admin).await, 0, "no hidden column, trigger or constraint");
+    let nulls_now_zero: i64 = scalar(&admin, "SELECT age FROM users WHERE id = 3").await;
+    assert_eq!(nulls_now_zero, 0);
+    let new = new_app(&db).await;
+    new.client
+        .execute(
+            "INSERT INTO users (id, name, email, age) VALUES (30003, 'v2', 'v3@example.com', 5000000000)",
+            &[],
+        )
+        .await
+        .expect("the new app writes a bigint after contract");
+    let through_view: i64 = scalar(&new, "SELECT age FROM users WHERE id = 30003").await;
+    assert_eq!(through_view, 5_000_000_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_not_null_lets_only_the_new_version_write_null() {
+    let db = seeded_db("versions_drop_not_null", 3_000).await;
+    let admin = db.connect().await;
+    let plan = shipped_plan("versions_drop_not_null.toml");
+    let dump_before = schema_dump(&db);
+
+    let run = start(&db, &plan);
+    let old = db.connect().await;
+    let new = new_app(&db).await;
+    let (a, b) = tokio::join!(
+        new.client.execute(
+            "INSERT INTO users (id, name, email) VALUES (9001, 'v2', NULL)",
+            &[]
+        ),
+        old.client.execute(
+            "INSERT INTO users (id, name, email) VALUES (9002, 'v1', 'v1@example.com')",
+            &[]
+        ),
+    );
+    a.expect("the new version may write a NULL email");
+    b.expect("the old app writes as before");
+    let for_old: String = scalar(&old, "SELECT email FROM users WHERE id = 9001").await;
+    assert_eq!(for_old, "unknown@example.com", "the old version sees `down`");
+    let for_new: Option<String> = scalar(&new, "SELECT email FROM users WHERE id = 9001").await;
+    assert_eq!(for_new, None);
+    let from_old: String = scalar(&new, "SELECT email FROM users WHERE id = 9002").await;
+    assert_eq!(from_old, "v1@example.com");
+    let e = old
+        .client
+        .execute("UPDATE users SET email = NULL WHERE id = 1", &[])
+        .await
+        .expect_err("the old version keeps its NOT NULL");
+    assert_eq!(e.code().map(|c| c.code()), Some("23502"));
+
+    let data_before_rollback = data(&admin, OLD_SHAPE).await;
+    roll_back(&db, &plan, run);
+    assert_eq!(schema_dump(&db), dump_before);
+    assert_eq!(data(&admin, OLD_SHAPE).await, data_before_rollback);
+    assert_eq!(hidden_objects(&admin).await, 0);
+
+    complete(&db, &plan);
+    assert_eq!(column_type(&admin, "users", "email").await, "text");
+    admin
+        .client
+        .execute("UPDATE users SET email = NULL WHERE id = 1", &[])
+        .await
+        .expect("after contract the column takes NULL");
+    assert_eq!(hidden_objects(&admin).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_constraint_keeps_the_old_versions_check_until_contract() {
+    let db = seeded_db("versions_drop_constraint", 3_000).await;
+    let admin = db.connect().await;
+    admin
+        .client
+        .batch_execute(
+            "ALTER TABLE users ADD CONSTRAINT users_city_short CHECK (length(city) <= 5) NOT VALID;
+             UPDATE users SET city = 'Lima' WHERE length(city) > 5;
+             ALTER TABLE users VALIDATE CONSTRAINT users_city_short",
+        )
+        .await
+        .expect("a check on city");
+    let plan = shipped_plan("versions_drop_constraint.toml");
+    let dump_before = schema_dump(&db);
+
+    let run = start(&db, &plan);
+    let old = db.connect().await;
+    let new = new_app(&db).await;
+    let (a, b) = tokio::join!(
+        new.client.execute(
+            "UPDATE users SET city = 'Ouagadougou' WHERE id = 1",
+            &[]
+        ),
+        old.client
+            .execute("UPDATE users SET city = 'Oslo' WHERE id = 2", &[]),
+    );
+    a.expect("the new version no longer has the check");
+    b.expect("the old app writes as before");
+    let for_old: String = scalar(&old, "SELECT city FROM users WHERE id = 1").await;
+    assert_eq!(for_old, "Ouaga", "the old version sees `down`, which its check accepts");
+    let for_new: String = scalar(&new, "SELECT city FROM users WHERE id = 1").await;
+    assert_eq!(for_new, "Ouagadougou");
+    let from_old: String = scalar(&new, "SELECT city FROM users WHERE id = 2").await;
+    assert_eq!(from_old, "Oslo");
+    let e = old
+        .client
+        .execute("UPDATE users SET city = 'Wellington' WHERE id = 3", &[])
+        .await
+        .expect_err("the old version keeps its check");
+    assert_eq!(e.code().map(|c| c.code()), Some("23514"));
+
+    let data_before_rollback = data(&admin, OLD_SHAPE).await;
+    roll_back(&db, &plan, run);
+    assert_eq!(
+        schema_dump(&db),
+        dump_before,
+        "the check is back exactly as it was (validated, not NOT VALID)"
+    );
+    assert_eq!(data(&admin, OLD_SHAPE).await, data_before_rollback);
+    assert_eq!(hidden_objects(&admin).await, 0);
+
+    complete(&db, &plan);
+    let checks: i64 = scalar(
+        &admin,
+        "SELECT count(*) FROM pg_constraint WHERE conname = 'users_city_short'",
+    )
+    .await;
+    assert_eq!(checks, 0, "the constraint is gone after contract");
+    // The rollback kept what the old version saw (`down`'s value).
+    let city: String = scalar(&admin, "SELECT city FROM users WHERE id = 1").await;
+    assert_eq!(city, "Ouaga");
+    admin
+        .client
+        .execute("UPDATE users SET city = 'Wellington' WHERE id = 3", &[])
+        .await
+        .expect("after contract nothing limits city");
+    assert_eq!(hidden_objects(&admin).await, 0);
+}
