@@ -281,3 +281,78 @@ async fn drop_constraint_keeps_the_old_versions_check_until_contract() {
         .expect("after contract nothing limits city");
     assert_eq!(hidden_objects(&admin).await, 0);
 }
+
+const INTERRUPTED: &str = r#"
+name = "users.age to bigint, interrupted"
+[versions]
+old = "public"
+new = "app_v2"
+[throttle]
+max_batch_size = 500
+[[phases]]
+name = "expand"
+gate = "auto"
+[[phases.steps]]
+kind = "alter_column"
+table = "users"
+column = "age"
+type = "bigint"
+not_null = true
+unique = false
+up = "coalesce(age, 0)"
+[[phases]]
+name = "contract"
+irreversible = true
+[[phases.steps]]
+kind = "gate"
+message = "retire the old app"
+"#;
+
+fn rows_past(rows: i64) -> impl Fn(&serde_json::Value) -> bool {
+    move |v| v["event"] == "progress" && v["rows_done"].as_i64().unwrap_or(0) >= rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alter_column_killed_mid_backfill_rolls_back_to_nothing() {
+    let db = seeded_db("versions_alter_killed_rollback", 50_000).await;
+    let admin = db.connect().await;
+    admin
+        .client
+        .batch_execute(&common::count_and_slow())
+        .await
+        .expect("slow the batches");
+    let dump_before = schema_dump(&db);
+    let (_dir, plan) = common::write_plan(INTERRUPTED);
+    let mut run = common::process::Running::spawn(&db.url, &["run", &plan, "--yes", "--json"]);
+    run.wait_for("backfill progress", common::versions::LONG, rows_past(5_000));
+    run.kill9();
+    assert!(hidden_objects(&admin).await > 0, "killed with the copy half made");
+    let (code, out, err) = common::process::cutover(&db.url, &["rollback", &plan, "--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(schema_dump(&db), dump_before, "nothing of the copy is left");
+    assert_eq!(hidden_objects(&admin).await, 0);
+    assert!(!schema_exists(&admin, "app_v2").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alter_column_killed_mid_backfill_resumes_and_touches_each_row_once() {
+    let db = seeded_db("versions_alter_killed_resume", 50_000).await;
+    let admin = db.connect().await;
+    admin
+        .client
+        .batch_execute(&common::count_and_slow())
+        .await
+        .expect("count and slow the batches");
+    let (_dir, plan) = common::write_plan(INTERRUPTED);
+    let mut run = common::process::Running::spawn(&db.url, &["run", &plan, "--yes", "--json"]);
+    run.wait_for("backfill progress", common::versions::LONG, rows_past(5_000));
+    run.kill9();
+    let status: String = scalar(&admin, "SELECT status FROM cutover.steps WHERE phase = 0").await;
+    assert_eq!(status, "running");
+    let (code, out, err) = common::process::cutover(&db.url, &["run", &plan, "--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let not_once: i64 = scalar(&admin, "SELECT count(*) FROM users WHERE touches <> 1").await;
+    assert_eq!(not_once, 0, "every row backfilled exactly once across the two runs");
+    assert_eq!(column_type(&admin, "users", "age").await, "bigint NOT NULL");
+    assert_eq!(hidden_objects(&admin).await, 0);
+}
