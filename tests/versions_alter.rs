@@ -306,6 +306,11 @@ irreversible = true
 [[phases.steps]]
 kind = "gate"
 message = "retire the old app"
+[[phases.steps]]
+kind = "verify"
+name = "the old shape lasts until the irreversible phase completes"
+sql = "SELECT count(*) FROM pg_attribute WHERE attrelid = 'public.users'::regclass AND attname = '_cutover_new_age' AND NOT attisdropped"
+expect = 1
 "#;
 
 fn rows_past(rows: i64) -> impl Fn(&serde_json::Value) -> bool {
@@ -353,6 +358,8 @@ async fn an_alter_column_killed_mid_backfill_resumes_and_touches_each_row_once()
     assert_eq!(code, 0, "{out}{err}");
     let not_once: i64 = scalar(&admin, "SELECT count(*) FROM users WHERE touches <> 1").await;
     assert_eq!(not_once, 0, "every row backfilled exactly once across the two runs");
+    let keys: i64 = scalar(&admin, "SELECT rows_done FROM cutover.steps WHERE phase = 0").await;
+    assert_eq!(keys, 50_000, "the second run went on from the checkpoint");
     assert_eq!(column_type(&admin, "users", "age").await, "bigint NOT NULL");
     assert_eq!(hidden_objects(&admin).await, 0);
 }
