@@ -14,7 +14,8 @@ use common::{TestDb, scalar, seeded_db, shipped_plan};
 use cutover::db::Conn;
 
 /// The table as the old version sees it (the hidden copies left out).
-const OLD_SHAPE: &str = "(SELECT id, name, email, age, street, city, country, created_at FROM users)";
+const OLD_SHAPE: &str =
+    "(SELECT id, name, email, age, street, city, country, created_at FROM users)";
 
 /// The old app updating ages until told to stop: writes land before,
 /// during and after the backfill. Returns how many it made.
@@ -88,7 +89,10 @@ async fn alter_column_serves_both_versions_and_swaps_at_contract() {
     let new = new_app(&db).await;
     let new_type: String = scalar(&new, "SELECT pg_typeof(age)::text FROM users LIMIT 1").await;
     let old_type: String = scalar(&old, "SELECT pg_typeof(age)::text FROM users LIMIT 1").await;
-    assert_eq!((old_type.as_str(), new_type.as_str()), ("integer", "bigint"));
+    assert_eq!(
+        (old_type.as_str(), new_type.as_str()),
+        ("integer", "bigint")
+    );
     let (a, b) = tokio::join!(
         old.client.execute(
             "INSERT INTO users (id, name, email, age) VALUES (30001, 'v1', 'v1@example.com', NULL)",
@@ -106,9 +110,15 @@ async fn alter_column_serves_both_versions_and_swaps_at_contract() {
         .await
         .expect("the new app updates age");
     let seen_by_new: i64 = scalar(&new, "SELECT age FROM users WHERE id = 30001").await;
-    assert_eq!(seen_by_new, 0, "the old app's NULL reaches the new one through up");
+    assert_eq!(
+        seen_by_new, 0,
+        "the old app's NULL reaches the new one through up"
+    );
     let seen_by_old: i32 = scalar(&old, "SELECT age FROM users WHERE id = 30002").await;
-    assert_eq!(seen_by_old, 41, "the new app's write reaches the old one through down");
+    assert_eq!(
+        seen_by_old, 41,
+        "the new app's write reaches the old one through down"
+    );
     let updated_for_old: i32 = scalar(&old, "SELECT age FROM users WHERE id = 2").await;
     assert_eq!(updated_for_old, 77);
     let e = new
@@ -146,7 +156,11 @@ async fn alter_column_serves_both_versions_and_swaps_at_contract() {
     )
     .await;
     assert_eq!(check, "CHECK ((age >= 0))");
-    assert_eq!(hidden_objects(&admin).await, 0, "no hidden column, trigger or constraint");
+    assert_eq!(
+        hidden_objects(&admin).await,
+        0,
+        "no hidden column, trigger or constraint"
+    );
     let nulls_now_zero: i64 = scalar(&admin, "SELECT age FROM users WHERE id = 3").await;
     assert_eq!(nulls_now_zero, 0);
     let new = new_app(&db).await;
@@ -184,7 +198,10 @@ async fn drop_not_null_lets_only_the_new_version_write_null() {
     a.expect("the new version may write a NULL email");
     b.expect("the old app writes as before");
     let for_old: String = scalar(&old, "SELECT email FROM users WHERE id = 9001").await;
-    assert_eq!(for_old, "unknown@example.com", "the old version sees `down`");
+    assert_eq!(
+        for_old, "unknown@example.com",
+        "the old version sees `down`"
+    );
     let for_new: Option<String> = scalar(&new, "SELECT email FROM users WHERE id = 9001").await;
     assert_eq!(for_new, None);
     let from_old: String = scalar(&new, "SELECT email FROM users WHERE id = 9002").await;
@@ -232,17 +249,18 @@ async fn drop_constraint_keeps_the_old_versions_check_until_contract() {
     let old = db.connect().await;
     let new = new_app(&db).await;
     let (a, b) = tokio::join!(
-        new.client.execute(
-            "UPDATE users SET city = 'Ouagadougou' WHERE id = 1",
-            &[]
-        ),
+        new.client
+            .execute("UPDATE users SET city = 'Ouagadougou' WHERE id = 1", &[]),
         old.client
             .execute("UPDATE users SET city = 'Oslo' WHERE id = 2", &[]),
     );
     a.expect("the new version no longer has the check");
     b.expect("the old app writes as before");
     let for_old: String = scalar(&old, "SELECT city FROM users WHERE id = 1").await;
-    assert_eq!(for_old, "Ouaga", "the old version sees `down`, which its check accepts");
+    assert_eq!(
+        for_old, "Ouaga",
+        "the old version sees `down`, which its check accepts"
+    );
     let for_new: String = scalar(&new, "SELECT city FROM users WHERE id = 1").await;
     assert_eq!(for_new, "Ouagadougou");
     let from_old: String = scalar(&new, "SELECT city FROM users WHERE id = 2").await;
@@ -329,9 +347,16 @@ async fn an_alter_column_killed_mid_backfill_rolls_back_to_nothing() {
     let dump_before = schema_dump(&db);
     let (_dir, plan) = common::write_plan(INTERRUPTED);
     let mut run = common::process::Running::spawn(&db.url, &["run", &plan, "--yes", "--json"]);
-    run.wait_for("backfill progress", common::versions::LONG, rows_past(5_000));
+    run.wait_for(
+        "backfill progress",
+        common::versions::LONG,
+        rows_past(5_000),
+    );
     run.kill9();
-    assert!(hidden_objects(&admin).await > 0, "killed with the copy half made");
+    assert!(
+        hidden_objects(&admin).await > 0,
+        "killed with the copy half made"
+    );
     let (code, out, err) = common::process::cutover(&db.url, &["rollback", &plan, "--yes"]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(schema_dump(&db), dump_before, "nothing of the copy is left");
@@ -350,15 +375,26 @@ async fn an_alter_column_killed_mid_backfill_resumes_and_touches_each_row_once()
         .expect("count and slow the batches");
     let (_dir, plan) = common::write_plan(INTERRUPTED);
     let mut run = common::process::Running::spawn(&db.url, &["run", &plan, "--yes", "--json"]);
-    run.wait_for("backfill progress", common::versions::LONG, rows_past(5_000));
+    run.wait_for(
+        "backfill progress",
+        common::versions::LONG,
+        rows_past(5_000),
+    );
     run.kill9();
     let status: String = scalar(&admin, "SELECT status FROM cutover.steps WHERE phase = 0").await;
     assert_eq!(status, "running");
     let (code, out, err) = common::process::cutover(&db.url, &["run", &plan, "--yes"]);
     assert_eq!(code, 0, "{out}{err}");
     let not_once: i64 = scalar(&admin, "SELECT count(*) FROM users WHERE touches <> 1").await;
-    assert_eq!(not_once, 0, "every row backfilled exactly once across the two runs");
-    let keys: i64 = scalar(&admin, "SELECT rows_done FROM cutover.steps WHERE phase = 0").await;
+    assert_eq!(
+        not_once, 0,
+        "every row backfilled exactly once across the two runs"
+    );
+    let keys: i64 = scalar(
+        &admin,
+        "SELECT rows_done FROM cutover.steps WHERE phase = 0",
+    )
+    .await;
     assert_eq!(keys, 50_000, "the second run went on from the checkpoint");
     assert_eq!(column_type(&admin, "users", "age").await, "bigint NOT NULL");
     assert_eq!(hidden_objects(&admin).await, 0);

@@ -18,8 +18,7 @@ use super::steps::{Ctx, versions::constraint_columns};
 use crate::db::{Conn, RetryPolicy, execute_with_retry, quote_ident, quote_literal};
 use crate::plan::{Plan, Step};
 use crate::statements::versions::{
-    Model, completed_comment, drop_write_rule_sql, hidden_column, schema_comment,
-    versioned_steps,
+    Model, completed_comment, drop_write_rule_sql, hidden_column, schema_comment, versioned_steps,
 };
 
 /// Where the hook runs: the run's connections and the phase it ends.

@@ -252,9 +252,7 @@ fn statements(step: &Step, plan: &crate::plan::Plan) -> Vec<(String, String, Sou
         | Step::DropColumn(_)
         | Step::AlterColumn(_)
         | Step::DropConstraint(_)
-        | Step::DropNotNull(_) => {
-            Vec::new()
-        }
+        | Step::DropNotNull(_) => Vec::new(),
     }
 }
 

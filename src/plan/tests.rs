@@ -249,7 +249,7 @@ fn a_versioned_step_without_versions_is_a_plan_error_naming_the_step() {
     assert!(e.message.contains("alter users.age"), "{e}");
     assert!(e.message.contains("add `[versions]`"), "{e}");
     assert_eq!(e.position.map(|p| p.0), Some(4));
-    let with = format!("[versions]\nold = \"public\"\nnew = \"app_v2\"\n{text}");
+    let with = format!("{text}[versions]\nold = \"public\"\nnew = \"app_v2\"\n");
     let ok = parse(Path::new("p.toml"), &with);
     assert!(ok.is_ok(), "{:?}", ok.err());
 }

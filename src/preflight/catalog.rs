@@ -79,9 +79,7 @@ pub(super) fn needs(step: &Step) -> Vec<(String, Option<String>, &'static str)> 
         | Step::DropColumn(_)
         | Step::AlterColumn(_)
         | Step::DropConstraint(_)
-        | Step::DropNotNull(_) => {
-            Vec::new()
-        }
+        | Step::DropNotNull(_) => Vec::new(),
     }
 }
 

@@ -19,7 +19,13 @@ pub fn rename_column_refs(expr: &str, from: &str, to: &str) -> Result<String, St
         .descendants_with_tokens()
         .filter_map(|e| e.into_token())
         .filter(|t| !matches!(t.kind(), SyntaxKind::WHITESPACE | SyntaxKind::COMMENT))
-        .map(|t| (usize::from(t.text_range().start()), t.text().to_string(), t.kind()))
+        .map(|t| {
+            (
+                usize::from(t.text_range().start()),
+                t.text().to_string(),
+                t.kind(),
+            )
+        })
         .collect();
     let mut out = String::new();
     let mut done = PREFIX.len();
@@ -52,7 +58,10 @@ fn fold(token: &str) -> Option<String> {
     let first = token.chars().next()?;
     (first.is_alphabetic() || first == '_')
         .then(|| token.to_lowercase())
-        .filter(|t| t.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '$'))
+        .filter(|t| {
+            t.chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+        })
 }
 
 #[cfg(test)]

@@ -307,13 +307,26 @@ mod tests {
         };
         let builds = dup().builds(&v);
         assert_eq!(builds.len(), 3);
-        assert!(builds[0].create.ends_with("IS NOT NULL) NOT VALID"), "{builds:?}");
+        assert!(
+            builds[0].create.ends_with("IS NOT NULL) NOT VALID"),
+            "{builds:?}"
+        );
         assert!(builds[0].validate.is_some());
-        assert!(builds[1].create.contains("CHECK (\"_cutover_new_age\" >= 0) NOT VALID"));
-        assert!(builds[2].create.starts_with("CREATE UNIQUE INDEX CONCURRENTLY"));
+        assert!(
+            builds[1]
+                .create
+                .contains("CHECK (\"_cutover_new_age\" >= 0) NOT VALID")
+        );
+        assert!(
+            builds[2]
+                .create
+                .starts_with("CREATE UNIQUE INDEX CONCURRENTLY")
+        );
         let contract = dup().contract_sql(&v);
         assert!(contract.contains("SET NOT NULL"), "{contract}");
         assert!(contract.contains("UNIQUE USING INDEX \"_cutover_uq_users_age\""));
-        assert!(contract.contains("RENAME CONSTRAINT \"_cutover_ck_users_age\" TO \"users_age_check\""));
+        assert!(
+            contract.contains("RENAME CONSTRAINT \"_cutover_ck_users_age\" TO \"users_age_check\"")
+        );
     }
 }

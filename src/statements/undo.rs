@@ -60,11 +60,9 @@ pub fn inverse(step: &Step, plan: &Plan) -> Result<Inverse, String> {
         | Step::DropColumn(_)
         | Step::AlterColumn(_)
         | Step::DropConstraint(_)
-        | Step::DropNotNull(_) => {
-            Ok(Inverse::Nothing(
-                "the version schema goes back to how it was before the step (recorded when it ran)",
-            ))
-        }
+        | Step::DropNotNull(_) => Ok(Inverse::Nothing(
+            "the version schema goes back to how it was before the step (recorded when it ran)",
+        )),
         Step::CopyRows(_) => Ok(Inverse::Nothing(
             "copied rows go with the target table (the rollback of the step that created it)",
         )),

@@ -3,6 +3,7 @@
 //! abort. The statements themselves, and each step's undo, are built in
 //! [`crate::statements`], which the dry run shares.
 
+pub mod altered;
 pub mod backfill;
 pub mod batch;
 pub mod constraint;
@@ -16,7 +17,6 @@ pub mod sync_trigger;
 pub mod vacuum_behind;
 pub mod verify;
 pub mod versions;
-pub mod altered;
 
 use super::control::{Control, Stop};
 use super::emitter::Emitter;
@@ -182,10 +182,9 @@ pub async fn run(step: &Step, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
         Step::NotNull(s) => not_null::run(s, ctx).await,
         Step::Constraint(s) => constraint::run(s, ctx).await,
         Step::Swap(s) => swap::run(s, ctx).await,
-        Step::RenameColumn(_)
-        | Step::RenameTable(_)
-        | Step::AddColumn(_)
-        | Step::DropColumn(_) => versions::run(step, ctx).await,
+        Step::RenameColumn(_) | Step::RenameTable(_) | Step::AddColumn(_) | Step::DropColumn(_) => {
+            versions::run(step, ctx).await
+        }
         Step::AlterColumn(_) | Step::DropConstraint(_) | Step::DropNotNull(_) => {
             altered::run(step, ctx).await
         }

@@ -428,8 +428,7 @@ pub(super) async fn probes(
         | Step::DropColumn(_)
         | Step::AlterColumn(_)
         | Step::DropConstraint(_)
-        | Step::DropNotNull(_) => {
-        }
+        | Step::DropNotNull(_) => {}
     }
     Ok(out)
 }
