@@ -13,7 +13,7 @@ use super::oversight::Oversight;
 use super::progress::RunState;
 use super::session::Session;
 use super::steps::{self, Ctx};
-use super::versions::{Hook, on_irreversible_done};
+use super::versions::{Hook, on_phase_done};
 use crate::db::{Conn, DbError, RetryPolicy, quote_literal};
 use crate::journal::{self, RunRow, StepRow, StepStatus};
 use crate::plan::Plan;
@@ -139,10 +139,8 @@ pub(crate) async fn drive_run(
             policy: policy.clone(),
         };
         if table[pi].iter().all(|s| *s == StepStatus::Done) {
-            if phase.irreversible
-                && let Err(e) = on_irreversible_done(plan, hook, control, out, oversight).await
-            {
-                return hook_failed(e, plan, out, pi);
+            if let Some(stop) = on_phase_done(plan, hook, control, out, oversight).await {
+                return stop;
             }
             continue;
         }
@@ -285,15 +283,9 @@ pub(crate) async fn drive_run(
                     clean_up_step(step, &created, work, out).await;
                     let status = match &err {
                         StepError::Stopped(_)
-                            if matches!(
-                                step.kind(),
-                                "backfill"
-                                    | "copy_rows"
-                                    | "add_column"
-                                    | "alter_column"
-                                    | "drop_constraint"
-                                    | "drop_not_null"
-                            ) =>
+                            if step.kind() == "backfill"
+                                || step.kind() == "copy_rows"
+                                || step.is_versioned() =>
                         {
                             // A batched step keeps its checkpoint and stays
                             // "running"; others start over.
@@ -327,10 +319,8 @@ pub(crate) async fn drive_run(
                 }
             }
         }
-        if phase.irreversible
-            && let Err(e) = on_irreversible_done(plan, hook, control, out, oversight).await
-        {
-            return hook_failed(e, plan, out, pi);
+        if let Some(stop) = on_phase_done(plan, hook, control, out, oversight).await {
+            return stop;
         }
     }
     out.progress(|p| {
@@ -341,18 +331,6 @@ pub(crate) async fn drive_run(
         elapsed_ms: started.elapsed().as_millis() as u64,
     });
     Ok(Outcome::Finished)
-}
-
-/// A failed completion hook stops the run at the phase's last step; the
-/// next `cutover run` tries it again.
-fn hook_failed(e: StepError, plan: &Plan, out: &Emitter, pi: usize) -> Result<Outcome, RunError> {
-    match e {
-        StepError::Lost(e) => Err(RunError::Lost(e)),
-        e => {
-            let last = plan.phases[pi].steps.len().saturating_sub(1);
-            Ok(stopped(e, plan, out, (pi, last)))
-        }
-    }
 }
 
 /// Removes what an interrupted step left half-made (only objects this run
