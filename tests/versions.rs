@@ -182,3 +182,150 @@ to = "full_name"
     assert!(err.contains("add `[versions]`"), "{out}{err}");
     assert!(err.contains("rename users.name to full_name"), "{out}{err}");
 }
+
+const ADD_DISPLAY: &str = r#"
+name = "add users.display"
+[versions]
+old = "public"
+new = "app_v2"
+[[phases]]
+name = "expand"
+gate = "auto"
+[[phases.steps]]
+kind = "add_column"
+table = "users"
+column = "display"
+type = "text"
+up = "upper(name)"
+[[phases]]
+name = "contract"
+irreversible = true
+[[phases.steps]]
+kind = "gate"
+message = "retire the old app"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_column_gives_the_old_versions_writes_up_and_keeps_the_new_ones() {
+    let db = seeded_db("versions_add_column", 3_000).await;
+    let admin = db.connect().await;
+    let (_dir, plan) = write_plan(ADD_DISPLAY);
+    let dump_before = schema_dump(&db);
+
+    let run = start(&db, &plan);
+    let old = db.connect().await;
+    let new = new_app(&db).await;
+    let existing: String = scalar(&new, "SELECT display FROM users WHERE id = 7").await;
+    assert_eq!(existing, "USER 7", "existing rows were given `up`");
+    let (a, b) = tokio::join!(
+        old.client.execute(
+            "INSERT INTO users (id, name, email) VALUES (5001, 'from v1', 'v1@example.com')",
+            &[]
+        ),
+        new.client.execute(
+            "INSERT INTO users (id, name, email, display) VALUES (5002, 'from v2', 'v2@example.com', 'Chosen')",
+            &[]
+        ),
+    );
+    a.expect("the old app inserts without display");
+    b.expect("the new app inserts its own display");
+    let via_up: String = scalar(&new, "SELECT display FROM users WHERE id = 5001").await;
+    assert_eq!(via_up, "FROM V1");
+    let kept: String = scalar(&new, "SELECT display FROM users WHERE id = 5002").await;
+    assert_eq!(
+        kept, "Chosen",
+        "the new version's own value is never overwritten"
+    );
+    let seen: String = scalar(&old, "SELECT name FROM users WHERE id = 5002").await;
+    assert_eq!(seen, "from v2");
+    let e = old
+        .client
+        .query("SELECT display FROM users", &[])
+        .await
+        .expect_err("the old version has no display");
+    assert_eq!(e.code().map(|c| c.code()), Some("42703"));
+
+    let data_before_rollback = data(&admin, common::versions::OLD_SHAPE).await;
+    roll_back(&db, &plan, run);
+    assert_eq!(schema_dump(&db), dump_before, "the catalog is as before");
+    assert_eq!(data(&admin, "users").await, data_before_rollback);
+
+    complete(&db, &plan);
+    let physical: String = scalar(&admin, "SELECT display FROM public.users WHERE id = 5001").await;
+    assert_eq!(physical, "FROM V1");
+    let hidden: i64 = scalar(
+        &admin,
+        "SELECT count(*) FROM pg_attribute WHERE attrelid = 'public.users'::regclass
+         AND attname LIKE '\\_cutover%' AND NOT attisdropped",
+    )
+    .await;
+    assert_eq!(hidden, 0);
+}
+
+const DROP_CITY: &str = r#"
+name = "drop users.city"
+[versions]
+old = "public"
+new = "app_v2"
+[[phases]]
+name = "expand"
+gate = "auto"
+[[phases.steps]]
+kind = "drop_column"
+table = "users"
+column = "city"
+down = "'Nowhere'"
+[[phases]]
+name = "contract"
+irreversible = true
+[[phases.steps]]
+kind = "gate"
+message = "retire the old app"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_column_hides_it_from_the_new_version_until_contract() {
+    let db = seeded_db("versions_drop_column", 3_000).await;
+    let admin = db.connect().await;
+    let (_dir, plan) = write_plan(DROP_CITY);
+    let dump_before = schema_dump(&db);
+
+    let run = start(&db, &plan);
+    let old = db.connect().await;
+    let new = new_app(&db).await;
+    let (a, b) = tokio::join!(
+        old.client.execute(
+            "INSERT INTO users (id, name, email, city) VALUES (5001, 'v1', 'v1@example.com', 'Lima')",
+            &[]
+        ),
+        new.client.execute(
+            "INSERT INTO users (id, name, email) VALUES (5002, 'v2', 'v2@example.com')",
+            &[]
+        ),
+    );
+    a.expect("the old app writes city");
+    b.expect("the new app writes without city");
+    let via_down: String = scalar(&old, "SELECT city FROM users WHERE id = 5002").await;
+    assert_eq!(via_down, "Nowhere");
+    let from_old: String = scalar(&new, "SELECT name FROM users WHERE id = 5001").await;
+    assert_eq!(from_old, "v1");
+    let e = new
+        .client
+        .query("SELECT city FROM users", &[])
+        .await
+        .expect_err("the new version has no city");
+    assert_eq!(e.code().map(|c| c.code()), Some("42703"));
+
+    let data_before_rollback = data(&admin, "users").await;
+    roll_back(&db, &plan, run);
+    assert_eq!(schema_dump(&db), dump_before, "the catalog is as before");
+    assert_eq!(data(&admin, "users").await, data_before_rollback);
+
+    complete(&db, &plan);
+    let left: i64 = scalar(
+        &admin,
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'city'",
+    )
+    .await;
+    assert_eq!(left, 0, "the column is dropped at contract");
+}

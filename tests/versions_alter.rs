@@ -9,7 +9,9 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::versions::{complete, data, new_app, roll_back, schema_dump, schema_exists, start};
+use common::versions::{
+    OLD_SHAPE, complete, data, new_app, roll_back, schema_dump, schema_exists, start,
+};
 use common::{TestDb, scalar, seeded_db, shipped_plan};
 use cutover::db::Conn;
 

@@ -10,6 +10,11 @@ use super::process::{Running, cutover};
 use super::{PATIENCE, TestDb, connect, scalar};
 use cutover::db::Conn;
 
+/// The seeded table as the old version sees it (hidden columns left out),
+/// for [`data`].
+pub const OLD_SHAPE: &str =
+    "(SELECT id, name, email, age, street, city, country, created_at FROM users)";
+
 /// How long a lifecycle step may take on a loaded machine.
 pub const LONG: Duration = PATIENCE;
 

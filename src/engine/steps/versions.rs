@@ -8,18 +8,16 @@
 
 use std::collections::BTreeMap;
 
-use super::{Ctx, RecordedUndo, StepError};
-use crate::db::{Conn, DbError, execute_with_retry, quote_ident, quote_literal};
+use super::{Ctx, RecordedUndo, StepError, altered, batch};
+use crate::db::{Conn, DbError, quote_ident};
 use crate::plan::model::Versions;
 use crate::plan::{Plan, Step};
+use crate::statements::batch::{BatchJob, Work};
 use crate::statements::versions::{
     ConstraintColumns, HIDDEN_PREFIX, Model, Writer, completed_comment, create_schema_sql,
     drop_schema_sql, drop_write_rule_sql, named_tables, old_columns, schema_comment,
     versioned_steps, write_rule_sql,
 };
-
-/// Rows per transaction when existing rows get an added column's `up`.
-const BACKFILL_BATCH: i64 = 5000;
 
 pub(super) fn versions_of(plan: &Plan, step: &Step) -> Result<Versions, StepError> {
     plan.versions.clone().ok_or_else(|| {
@@ -232,31 +230,51 @@ pub async fn run(step: &Step, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
 
     let mut sql = create_schema_sql(ctx.plan, v);
     sql.push_str(&change);
-    sql.push_str(&p.switch_views());
-    if backfill.is_none() {
-        sql.push_str(&ctx.mark_done_sql());
-    }
-    let cancel = ctx.control.abort.token().clone();
-    let mut report = ctx.retry_reporter();
-    execute_with_retry(ctx.conn, &sql, &ctx.policy, &cancel, &mut report)
-        .await
-        .map_err(|e| ctx.db_error(e))?;
     let mut detail = describe(step, v);
-    if let Some((table, column, up)) = backfill {
-        let rows = backfill_added(ctx, v, &table, &column, &up).await?;
-        detail.push_str(&format!("; {rows} existing rows given `up`"));
+    if let Some(mut fill) = backfill {
+        // The column, filled in checkpointed batches, before the new
+        // version sees it: a write of the new version is never overwritten.
+        fill.job.key = altered::primary_key(ctx.conn, &fill.job.table)
+            .await
+            .map_err(|e| ctx.db_error(e))?
+            .ok_or_else(|| {
+                StepError::Failed(format!(
+                    "step \"{}\": {} has no single-column primary key for the backfill to walk",
+                    step.display_name(),
+                    fill.job.table
+                ))
+            })?;
+        altered::restart_if_gone(ctx, &fill.job.table, &fill.hidden).await?;
+        altered::ddl(ctx, &sql).await?;
+        let filled = batch::run(&fill.job, ctx).await?;
+        detail.push_str(&format!("; existing rows given `up`: {filled}"));
+        sql = fill.rule;
     }
+    sql.push_str(&p.switch_views());
+    sql.push_str(&ctx.mark_done_sql());
+    altered::ddl(ctx, &sql).await?;
     Ok(detail)
 }
 
+/// Existing rows to give an added column's `up`, and the rule for the old
+/// version's writes once the new version sees the column.
+struct Backfill {
+    /// The batches (the key is the table's primary key).
+    job: BatchJob,
+    /// The write rule for the old version's writes only.
+    rule: String,
+    /// The added column.
+    hidden: String,
+}
+
 /// The statements of a step's own change (beyond the views), their undo,
-/// and the (table, hidden column, up) to fill in existing rows.
+/// and the existing rows to fill in.
 fn own_change(
     step: &Step,
     v: &Versions,
     tables: &BTreeMap<String, Vec<String>>,
     prev: &Model,
-) -> (String, String, Option<(String, String, String)>) {
+) -> (String, String, Option<Backfill>) {
     // A step names a table as the new version does: an earlier rename_table
     // may have renamed it.
     let physical = |name: &str| prev.physical_table(name);
@@ -274,17 +292,35 @@ fn own_change(
             let columns = tables.get(&table).cloned().unwrap_or_default();
             let mut backfill = None;
             if let Some(up) = &s.up {
-                change.push_str(&write_rule_sql(
-                    v,
-                    &table,
-                    &s.table,
-                    &old_columns(&columns),
-                    "up",
-                    &hidden,
-                    up,
-                    Writer::Old,
-                ));
-                backfill = Some((table.clone(), hidden.clone(), up.clone()));
+                // Until the new version sees the column, every write gets
+                // `up`; the backfill then fills the rows no write reached.
+                let rule = |writer| {
+                    write_rule_sql(
+                        v,
+                        &table,
+                        &s.table,
+                        &old_columns(&columns),
+                        "up",
+                        &hidden,
+                        up,
+                        writer,
+                    )
+                };
+                change.push_str(&rule(Writer::Any));
+                backfill = Some(Backfill {
+                    job: BatchJob {
+                        table: qtable.clone(),
+                        key: String::new(),
+                        filter: Some(format!("{} IS NULL", quote_ident(&hidden))),
+                        work: Work::Update {
+                            set: format!("{} = ({up})", quote_ident(&hidden)),
+                        },
+                        batch_size: None,
+                        vacuum_behind: true,
+                    },
+                    rule: rule(Writer::Old),
+                    hidden: hidden.clone(),
+                });
             }
             undo.push_str(&format!(
                 "ALTER TABLE {qtable} DROP COLUMN IF EXISTS {};\n",
@@ -315,78 +351,6 @@ fn own_change(
         },
         _ => (String::new(), String::new(), None),
     }
-}
-
-/// Gives existing rows an added column's `up`, a key range per transaction
-/// (the table's single-column primary key; else one statement).
-async fn backfill_added(
-    ctx: &mut Ctx<'_>,
-    v: &Versions,
-    table: &str,
-    hidden: &str,
-    up: &str,
-) -> Result<u64, StepError> {
-    let qtable = format!("{}.{}", quote_ident(&v.old), quote_ident(table));
-    let key: Option<(String, String)> = ctx
-        .conn
-        .client
-        .query_opt(
-            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_index i
-             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-             WHERE i.indrelid = to_regclass($1) AND i.indisprimary AND i.indnatts = 1",
-            &[&qtable],
-        )
-        .await
-        .map_err(|e| ctx.db_error(DbError::sql("finding the table's primary key", e)))?
-        .map(|r| (r.get(0), r.get(1)));
-    let set = format!("{} = ({up})", quote_ident(hidden));
-    let cancel = ctx.control.abort.token().clone();
-    let Some((key, key_type)) = key else {
-        let sql = format!("UPDATE {qtable} SET {set};\n{}", ctx.mark_done_sql());
-        let mut report = ctx.retry_reporter();
-        let n = execute_with_retry(ctx.conn, &sql, &ctx.policy, &cancel, &mut report)
-            .await
-            .map_err(|e| ctx.db_error(e))?;
-        return Ok(u64::from(n));
-    };
-    let qkey = quote_ident(&key);
-    let mut done = 0u64;
-    let mut last: Option<String> = None;
-    loop {
-        if let Err(stop) = ctx.control.safe_point(ctx.out).await {
-            return Err(StepError::Stopped(stop));
-        }
-        let after = match &last {
-            Some(k) => format!("WHERE {qkey} > {}::{key_type}", quote_literal(k)),
-            None => String::new(),
-        };
-        let row = ctx
-            .conn
-            .client
-            .query_one(
-                &format!(
-                    "WITH batch AS (SELECT {qkey} AS _cutover_key FROM {qtable} {after} ORDER BY {qkey} LIMIT {BACKFILL_BATCH}),
-                          done AS (UPDATE {qtable} SET {set} FROM batch WHERE {qtable}.{qkey} = batch._cutover_key RETURNING 1)
-                     SELECT (SELECT count(*) FROM done), (SELECT max(_cutover_key)::text FROM batch)"
-                ),
-                &[],
-            )
-            .await
-            .map_err(|e| ctx.db_error(DbError::sql(format!("giving {qtable} rows their `up`"), e)))?;
-        let n: i64 = row.get(0);
-        let max: Option<String> = row.get(1);
-        done += n as u64;
-        match max {
-            Some(m) if n > 0 => last = Some(m),
-            _ => break,
-        }
-    }
-    ctx.conn
-        .client
-        .batch_execute(&ctx.mark_done_sql())
-        .await
-        .map_err(|e| ctx.db_error(DbError::sql("recording the step done", e)))?;
-    Ok(done)
 }
 
 fn describe(step: &Step, v: &Versions) -> String {

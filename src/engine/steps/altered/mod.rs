@@ -35,7 +35,7 @@ const GOES_WITH_IT: &str = "SELECT c.relname::text FROM pg_index i
     AND k.contype <> 'u'";
 
 /// The table's single-column primary key, which the backfill walks.
-async fn primary_key(conn: &Conn, qtable: &str) -> Result<Option<String>, DbError> {
+pub(super) async fn primary_key(conn: &Conn, qtable: &str) -> Result<Option<String>, DbError> {
     Ok(conn
         .client
         .query_opt(
@@ -50,7 +50,7 @@ async fn primary_key(conn: &Conn, qtable: &str) -> Result<Option<String>, DbErro
 }
 
 /// Runs `sql` with the DDL's lock_timeout and retries.
-async fn ddl(ctx: &Ctx<'_>, sql: &str) -> Result<(), StepError> {
+pub(super) async fn ddl(ctx: &Ctx<'_>, sql: &str) -> Result<(), StepError> {
     let cancel = ctx.control.abort.token().clone();
     let mut report = ctx.retry_reporter();
     execute_with_retry(ctx.conn, sql, &ctx.policy, &cancel, &mut report)
@@ -81,22 +81,7 @@ pub async fn run(step: &Step, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
     announce_losses(step, &dup, &qtable, ctx).await?;
     let columns = p.tables.get(&dup.table).cloned().unwrap_or_default();
 
-    let existed = column_exists(ctx.conn, &qtable, &dup.hidden)
-        .await
-        .map_err(|e| ctx.db_error(e))?;
-    if !existed && ctx.journal.is_some_and(|j| j.last_key.is_some()) {
-        // A checkpoint of a copy that is gone: the backfill starts over.
-        ctx.conn
-            .client
-            .execute(
-                "UPDATE cutover.steps SET checkpoint = NULL, rows_done = 0, rows_updated = 0
-                 WHERE run_id = $1 AND phase = $2 AND step = $3",
-                &[&ctx.run_id, &(ctx.phase as i32), &(ctx.step as i32)],
-            )
-            .await
-            .map_err(|e| ctx.db_error(DbError::sql("resetting the backfill's checkpoint", e)))?;
-        ctx.journal = None;
-    }
+    restart_if_gone(ctx, &qtable, &dup.hidden).await?;
     let mut sql = create_schema_sql(ctx.plan, v);
     sql.push_str(&dup.add_sql(v, &columns));
     ddl(ctx, &sql).await?;
@@ -125,6 +110,31 @@ pub async fn run(step: &Step, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
         "{}.{} is a copy ({}) in schema {}: {filled}",
         dup.label, dup.visible, dup.type_, v.new
     ))
+}
+
+/// A checkpoint of a hidden column that is gone (dropped by hand, or by a
+/// clean-up) would skip rows: the backfill starts over.
+pub(super) async fn restart_if_gone(
+    ctx: &mut Ctx<'_>,
+    qtable: &str,
+    hidden: &str,
+) -> Result<(), StepError> {
+    let existed = column_exists(ctx.conn, qtable, hidden)
+        .await
+        .map_err(|e| ctx.db_error(e))?;
+    if !existed && ctx.journal.is_some_and(|j| j.last_key.is_some()) {
+        ctx.conn
+            .client
+            .execute(
+                "UPDATE cutover.steps SET checkpoint = NULL, rows_done = 0, rows_updated = 0
+                 WHERE run_id = $1 AND phase = $2 AND step = $3",
+                &[&ctx.run_id, &(ctx.phase as i32), &(ctx.step as i32)],
+            )
+            .await
+            .map_err(|e| ctx.db_error(DbError::sql("resetting the backfill's checkpoint", e)))?;
+        ctx.journal = None;
+    }
+    Ok(())
 }
 
 async fn column_exists(conn: &Conn, qtable: &str, column: &str) -> Result<bool, DbError> {
