@@ -15,10 +15,6 @@ use common::versions::{
 use common::{TestDb, scalar, seeded_db, shipped_plan};
 use cutover::db::Conn;
 
-/// The table as the old version sees it (the hidden copies left out).
-const OLD_SHAPE: &str =
-    "(SELECT id, name, email, age, street, city, country, created_at FROM users)";
-
 /// The old app updating ages until told to stop: writes land before,
 /// during and after the backfill. Returns how many it made.
 fn old_app_keeps_writing(db: &TestDb, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<i64> {
