@@ -397,3 +397,125 @@ async fn an_alter_column_killed_mid_backfill_resumes_and_touches_each_row_once()
     assert_eq!(column_type(&admin, "users", "age").await, "bigint NOT NULL");
     assert_eq!(hidden_objects(&admin).await, 0);
 }
+
+const UNIQUE_AND_FK: &str = r#"
+name = "unique email, team foreign key"
+[versions]
+old = "public"
+new = "app_v2"
+[[phases]]
+name = "expand"
+gate = "auto"
+[[phases.steps]]
+kind = "alter_column"
+table = "users"
+column = "email"
+type = "varchar(320)"
+unique = { name = "users_email_key" }
+comment = "the login"
+[[phases.steps]]
+kind = "alter_column"
+table = "users"
+column = "team_id"
+default = "1"
+references = { table = "teams", column = "id", on_delete = "RESTRICT" }
+[[phases]]
+name = "contract"
+irreversible = true
+[[phases.steps]]
+kind = "gate"
+message = "retire the old app"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alter_column_builds_unique_and_foreign_keys_safely_and_names_them_at_contract() {
+    let db = seeded_db("versions_alter_unique_fk", 3_000).await;
+    let admin = db.connect().await;
+    admin
+        .client
+        .batch_execute(
+            "CREATE TABLE teams (id int PRIMARY KEY);
+             INSERT INTO teams SELECT generate_series(1, 3);
+             ALTER TABLE users ADD COLUMN team_id int;
+             UPDATE users SET team_id = 1 + id % 3",
+        )
+        .await
+        .expect("teams");
+    let (_dir, plan) = common::write_plan(UNIQUE_AND_FK);
+    let dump_before = schema_dump(&db);
+
+    let run = start(&db, &plan);
+    let new = new_app(&db).await;
+    let e = new
+        .client
+        .execute(
+            "INSERT INTO users (id, name, email) VALUES (9001, 'dup', 'user5@example.com')",
+            &[],
+        )
+        .await
+        .expect_err("the new version's email is unique");
+    assert_eq!(e.code().map(|c| c.code()), Some("23505"));
+    let e = new
+        .client
+        .execute("UPDATE users SET team_id = 99 WHERE id = 1", &[])
+        .await
+        .expect_err("the new version's team must exist");
+    assert_eq!(e.code().map(|c| c.code()), Some("23503"));
+    new.client
+        .execute(
+            "INSERT INTO users (id, name, email) VALUES (9002, 'v2', 'v2@example.com')",
+            &[],
+        )
+        .await
+        .expect("the new app inserts");
+    let team: i32 = scalar(&admin, "SELECT team_id FROM users WHERE id = 9002").await;
+    assert_eq!(
+        team, 1,
+        "the new default reaches the old column through down"
+    );
+
+    roll_back(&db, &plan, run);
+    assert_eq!(schema_dump(&db), dump_before, "the catalog is as before");
+    assert_eq!(hidden_objects(&admin).await, 0);
+
+    complete(&db, &plan);
+    let constraints: Vec<String> = admin
+        .client
+        .query(
+            "SELECT conname || ' ' || pg_get_constraintdef(oid) || ' ' || convalidated
+             FROM pg_constraint WHERE conrelid = 'public.users'::regclass AND contype IN ('u', 'f')
+             ORDER BY conname",
+            &[],
+        )
+        .await
+        .expect("constraints")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        constraints,
+        [
+            "users_email_key UNIQUE (email) true",
+            "users_team_id_fkey FOREIGN KEY (team_id) REFERENCES teams(id) ON DELETE RESTRICT true"
+        ]
+    );
+    assert_eq!(
+        column_type(&admin, "users", "email").await,
+        "character varying(320) NOT NULL"
+    );
+    let comment: String = scalar(
+        &admin,
+        "SELECT col_description('public.users'::regclass, attnum) FROM pg_attribute
+         WHERE attrelid = 'public.users'::regclass AND attname = 'email'",
+    )
+    .await;
+    assert_eq!(comment, "the login");
+    let default: String = scalar(
+        &admin,
+        "SELECT column_default FROM information_schema.columns
+         WHERE table_schema = 'public' AND table_name = 'users' AND column_name = 'team_id'",
+    )
+    .await;
+    assert_eq!(default, "1");
+    assert_eq!(hidden_objects(&admin).await, 0);
+}
