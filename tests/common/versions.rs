@@ -136,3 +136,30 @@ pub fn complete(db: &TestDb, plan: &str) {
     let (code, out, err) = cutover(&db.url, &["run", plan, "--yes"]);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+/// A column's type, and NOT NULL when it is.
+pub async fn column_type(conn: &Conn, table: &str, column: &str) -> String {
+    scalar(
+        conn,
+        &format!(
+            "SELECT format_type(atttypid, atttypmod) || CASE WHEN attnotnull THEN ' NOT NULL' ELSE '' END
+             FROM pg_attribute WHERE attrelid = 'public.{table}'::regclass AND attname = '{column}'
+             AND NOT attisdropped"
+        ),
+    )
+    .await
+}
+
+/// Hidden columns, write-rule triggers, constraints and indexes cutover
+/// made for a version; 0 when none is left.
+pub async fn hidden_objects(conn: &Conn) -> i64 {
+    scalar(
+        conn,
+        "SELECT (SELECT count(*) FROM pg_attribute WHERE attrelid = 'public.users'::regclass
+                 AND attname LIKE '\\_cutover\\_%' AND NOT attisdropped)
+              + (SELECT count(*) FROM pg_trigger WHERE tgname LIKE '\\_cutover\\_%')
+              + (SELECT count(*) FROM pg_constraint WHERE conname LIKE '\\_cutover\\_%')
+              + (SELECT count(*) FROM pg_class WHERE relname LIKE '\\_cutover\\_%')",
+    )
+    .await
+}
