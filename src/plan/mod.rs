@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use model::ReferencesSpec;
 pub use model::{Phase, Plan, STEP_KINDS, Step};
 
 /// The table a plan is mostly about: what the operator types to confirm an
@@ -431,6 +432,32 @@ fn validate_step(step: &Step, phase: &Phase) -> Result<(), String> {
             }
             if s.type_.as_deref().is_some_and(blank) {
                 return Err("alter_column `type` is empty".into());
+            }
+            if let Some(ReferencesSpec::Named {
+                on_delete: Some(action),
+                ..
+            }) = &s.references
+                && ![
+                    "NO ACTION",
+                    "RESTRICT",
+                    "CASCADE",
+                    "SET NULL",
+                    "SET DEFAULT",
+                ]
+                .contains(&action.to_uppercase().as_str())
+            {
+                return Err(format!(
+                    "alter_column `references.on_delete` \"{action}\" must be one of NO ACTION, \
+                     RESTRICT, CASCADE, SET NULL, SET DEFAULT"
+                ));
+            }
+            if let Some(ReferencesSpec::Target(t)) = &s.references
+                && (blank(t) || t.contains(';') || t.matches('(').count() > 1)
+            {
+                return Err(format!(
+                    "alter_column `references` \"{t}\" must be `table(column)`, or `table` for \
+                     its primary key"
+                ));
             }
         }
         Step::DropConstraint(s) => {

@@ -261,3 +261,17 @@ fn an_alter_column_that_changes_nothing_is_refused() {
     let e = err(text);
     assert!(e.message.contains("changes nothing"), "{e}");
 }
+
+#[test]
+fn an_unknown_on_delete_action_is_refused() {
+    let text = "name = \"x\"\n[versions]\nold = \"public\"\nnew = \"v2\"\n[[phases]]\nname = \"e\"\n\
+                [[phases.steps]]\nkind = \"alter_column\"\ntable = \"users\"\ncolumn = \"team_id\"\n\
+                references = { table = \"teams\", on_delete = \"DROP TABLE teams\" }\n";
+    let e = err(text);
+    assert!(e.message.contains("must be one of NO ACTION"), "{e}");
+    let ok = parse(
+        Path::new("p.toml"),
+        &text.replace("DROP TABLE teams", "cascade"),
+    );
+    assert!(ok.is_ok(), "{:?}", ok.err());
+}
