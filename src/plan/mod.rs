@@ -1,6 +1,7 @@
 //! The plan file: model (serde), loading with file:line:col errors, and
 //! structural validation.
 
+mod altered;
 pub mod identity;
 pub mod model;
 pub mod units;
@@ -11,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use model::ReferencesSpec;
 pub use model::{Phase, Plan, STEP_KINDS, Step};
 
 /// The table a plan is mostly about: what the operator types to confirm an
@@ -412,54 +412,7 @@ fn validate_step(step: &Step, phase: &Phase) -> Result<(), String> {
                 phase.name()
             ));
         }
-        Step::AlterColumn(s) => {
-            if blank(&s.table) || blank(&s.column) {
-                return Err("alter_column needs `table` and `column`".into());
-            }
-            let changes = s.type_.is_some()
-                || s.not_null.is_some()
-                || s.default.is_some()
-                || s.check.is_some()
-                || s.unique.is_some()
-                || s.references.is_some()
-                || s.comment.is_some();
-            if !changes {
-                return Err(format!(
-                    "alter_column of {}.{} changes nothing; give at least one of `type`, \
-                     `not_null`, `default`, `check`, `unique`, `references`, `comment`",
-                    s.table, s.column
-                ));
-            }
-            if s.type_.as_deref().is_some_and(blank) {
-                return Err("alter_column `type` is empty".into());
-            }
-            if let Some(ReferencesSpec::Named {
-                on_delete: Some(action),
-                ..
-            }) = &s.references
-                && ![
-                    "NO ACTION",
-                    "RESTRICT",
-                    "CASCADE",
-                    "SET NULL",
-                    "SET DEFAULT",
-                ]
-                .contains(&action.to_uppercase().as_str())
-            {
-                return Err(format!(
-                    "alter_column `references.on_delete` \"{action}\" must be one of NO ACTION, \
-                     RESTRICT, CASCADE, SET NULL, SET DEFAULT"
-                ));
-            }
-            if let Some(ReferencesSpec::Target(t)) = &s.references
-                && (blank(t) || t.contains(';') || t.matches('(').count() > 1)
-            {
-                return Err(format!(
-                    "alter_column `references` \"{t}\" must be `table(column)`, or `table` for \
-                     its primary key"
-                ));
-            }
-        }
+        Step::AlterColumn(s) => altered::validate_alter(s)?,
         Step::DropConstraint(s) => {
             if blank(&s.table) || blank(&s.constraint) {
                 return Err("drop_constraint needs `table` and `constraint`".into());
