@@ -87,6 +87,11 @@ impl Duplicate {
         format!("{}.{}", quote_ident(&v.old), quote_ident(&self.table))
     }
 
+    /// The copy's NOT NULL check until contract.
+    pub fn not_null_check(&self) -> String {
+        self.hidden_name("nn")
+    }
+
     fn hidden_name(&self, what: &str) -> String {
         short(format!("_cutover_{what}_{}_{}", self.table, self.column))
     }

@@ -212,7 +212,22 @@ pub(crate) async fn duplicates(
         ) {
             let prev =
                 Model::build_in(&steps[..i], tables, constraints).map_err(StepError::Failed)?;
-            out.push(duplicate(step, v, &prev, constraints, conn).await?);
+            let mut copy = duplicate(step, v, &prev, constraints, conn).await?;
+            // NOT NULL as the step built it: the old column's may have
+            // changed since, and SET NOT NULL without the check would scan.
+            copy.not_null = conn
+                .client
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM pg_constraint
+                                    WHERE conrelid = to_regclass($1) AND conname = $2)",
+                    &[&copy.qtable(v), &copy.not_null_check()],
+                )
+                .await
+                .map_err(|e| {
+                    StepError::Db(DbError::sql("looking for the copy's NOT NULL check", e))
+                })?
+                .get(0);
+            out.push(copy);
         }
     }
     Ok(out)
