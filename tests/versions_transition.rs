@@ -1,11 +1,13 @@
 //! Version schemas while a step is still running: the new version already
 //! writes through the views of the plan's earlier steps while a later
-//! `alter_column` backfills its copy, and none of those writes is lost.
+//! `alter_column` backfills its copy, and none of those writes is lost; an
+//! `add_column` killed mid-backfill rolls back to nothing.
 
 mod common;
 
 use common::process::Running;
-use common::versions::{LONG, new_app};
+use common::process::cutover;
+use common::versions::{LONG, hidden_objects, new_app, schema_dump, schema_exists};
 use common::{count_and_slow, scalar, seeded_db, write_plan};
 
 const TWO_CHANGES: &str = r#"
@@ -78,4 +80,59 @@ async fn writes_through_the_views_during_a_later_backfill_are_kept() {
     let from_old: i64 = scalar(&new, "SELECT age FROM users WHERE id = 11").await;
     assert_eq!((behind, ahead, from_old), (33, 34, 0));
     run.kill9();
+}
+
+const ADD_STATUS: &str = r#"
+name = "add users.status"
+[versions]
+old = "public"
+new = "app_v2"
+[throttle]
+max_batch_size = 500
+[[phases]]
+name = "expand"
+gate = "auto"
+[[phases.steps]]
+kind = "add_column"
+table = "users"
+column = "status"
+type = "text"
+up = "'active'"
+[[phases]]
+name = "contract"
+irreversible = true
+[[phases.steps]]
+kind = "gate"
+message = "retire the old app"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_add_column_killed_mid_backfill_rolls_back_to_nothing() {
+    let db = seeded_db("versions_add_killed", 50_000).await;
+    let admin = db.connect().await;
+    admin
+        .client
+        .batch_execute(&count_and_slow())
+        .await
+        .expect("slow the batches");
+    let dump_before = schema_dump(&db);
+    let (_dir, plan) = write_plan(ADD_STATUS);
+    let mut run = Running::spawn(&db.url, &["run", &plan, "--yes", "--json"]);
+    run.wait_for("backfill progress", LONG, |v| {
+        v["event"] == "progress" && v["rows_done"].as_i64().unwrap_or(0) >= 5_000
+    });
+    run.kill9();
+    assert!(
+        hidden_objects(&admin).await > 0,
+        "killed with the column half filled"
+    );
+    let (code, out, err) = cutover(&db.url, &["rollback", &plan, "--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        schema_dump(&db),
+        dump_before,
+        "nothing of the column is left"
+    );
+    assert_eq!(hidden_objects(&admin).await, 0);
+    assert!(!schema_exists(&admin, "app_v2").await);
 }
