@@ -3,7 +3,12 @@
 //! version sees (`up` for the old version's writes, `down` for the new
 //! one's). A rule tells the versions apart by the writer's `search_path`,
 //! as pgroll does: the version is a property of the session, the same one
-//! that decides which view a name resolves to.
+//! that decides which view a name resolves to. Telling them apart by the
+//! data (which of the two columns an UPDATE changed) was rejected: it says
+//! nothing for an INSERT, and cutover's own backfill changes only the copy,
+//! so it would look like the new version and rewrite the old app's values
+//! through `down`. The cost: a new-version writer must put the version
+//! schema on its `search_path` (naming `app_v2.users` alone is not enough).
 
 use crate::db::{quote_ident, quote_literal};
 use crate::plan::model::Versions;
