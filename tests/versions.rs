@@ -5,132 +5,11 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::Duration;
-
-use common::process::{Running, cutover};
-use common::{PATIENCE, TestDb, connect, scalar, seeded_db, shipped_plan, write_plan};
-use cutover::db::Conn;
-
-const LONG: Duration = PATIENCE;
-
-/// `pg_dump --schema-only` of everything but the journal: the catalog as an
-/// operator would compare it.
-fn schema_dump(db: &TestDb) -> String {
-    let out = Command::new(pg_dump())
-        .args(["--schema-only", "--no-owner", "--exclude-schema=cutover"])
-        .arg(format!("--dbname={}", db.url))
-        .output()
-        .expect("run pg_dump");
-    assert!(
-        out.status.success(),
-        "pg_dump: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // Newer pg_dump frames its output with a random `\restrict` key.
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// `pg_dump` beside the server binaries the sandbox uses (`PG_BIN`, else
-/// the newest `/usr/lib/postgresql/*/bin`), else from `PATH`.
-fn pg_dump() -> std::path::PathBuf {
-    if let Ok(dir) = std::env::var("PG_BIN") {
-        return std::path::Path::new(&dir).join("pg_dump");
-    }
-    let mut found: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.path().join("bin/pg_dump"))
-                .filter(|p| p.exists())
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found.pop().unwrap_or_else(|| "pg_dump".into())
-}
-
-/// Every row of a table, as text, in key order.
-async fn data(conn: &Conn, table: &str) -> String {
-    scalar(
-        conn,
-        &format!("SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM {table} t"),
-    )
-    .await
-}
-
-/// Where each row physically is and which transaction wrote it: unchanged
-/// means no row was rewritten.
-async fn row_versions(conn: &Conn, table: &str) -> String {
-    scalar(
-        conn,
-        &format!(
-            "SELECT md5(string_agg(ctid::text || '/' || xmin::text, ',' ORDER BY id)) FROM {table}"
-        ),
-    )
-    .await
-}
-
-/// Updates the statistics collector counted on a table.
-async fn updates(conn: &Conn, table: &str) -> i64 {
-    conn.client
-        .batch_execute("SELECT pg_stat_clear_snapshot()")
-        .await
-        .expect("clear the stats snapshot");
-    scalar(
-        conn,
-        &format!("SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = '{table}'"),
-    )
-    .await
-}
-
-async fn schema_exists(conn: &Conn, name: &str) -> bool {
-    scalar(
-        conn,
-        &format!("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = '{name}')"),
-    )
-    .await
-}
-
-/// A session of the new app version.
-async fn new_app(db: &TestDb) -> Conn {
-    let conn = connect(&db.url).await;
-    conn.client
-        .batch_execute("SET search_path = app_v2, public")
-        .await
-        .expect("set the new version's search_path");
-    conn
-}
-
-/// Runs the plan until the irreversible phase's gate: the transition.
-fn start(db: &TestDb, plan: &str) -> Running {
-    let mut run = Running::spawn(&db.url, &["run", plan, "--json"]);
-    run.wait_for("the contract gate", LONG, |v| {
-        v["event"] == "gate_waiting" && v["irreversible"] == true
-    });
-    run
-}
-
-/// Aborts the waiting run and rolls the plan back.
-fn roll_back(db: &TestDb, plan: &str, mut run: Running) {
-    let (code, out, err) = cutover(&db.url, &["abort", plan]);
-    assert_eq!(code, 0, "{out}{err}");
-    // The journal says aborted once the event is out; the process itself
-    // is not waited for (see the report: a stopped run lingers in this tree).
-    run.wait_event("aborted", LONG);
-    run.kill9();
-    let (code, out, err) = cutover(&db.url, &["rollback", plan, "--yes"]);
-    assert_eq!(code, 0, "{out}{err}");
-}
-
-/// Runs the plan again, through the irreversible phase.
-fn complete(db: &TestDb, plan: &str) {
-    let (code, out, err) = cutover(&db.url, &["run", plan, "--yes"]);
-    assert_eq!(code, 0, "{out}{err}");
-}
+use common::process::cutover;
+use common::versions::{
+    complete, data, new_app, roll_back, row_versions, schema_dump, schema_exists, start, updates,
+};
+use common::{scalar, seeded_db, shipped_plan, write_plan};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rename_column_serves_both_versions_without_rewriting_a_row() {
@@ -297,8 +176,156 @@ from = "name"
 to = "full_name"
 "#,
     );
-    let mut run = Running::spawn(&db.url, &["run", &plan, "--yes", "--json"]);
-    let failed = run.wait_event("step_failed", LONG);
-    let error = failed["error"].as_str().unwrap_or_default();
-    assert!(error.contains("[versions]"), "{failed}");
+    // A plan error: refused before anything runs, naming the step.
+    let (code, out, err) = cutover(&db.url, &["run", &plan, "--yes", "--json"]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("add `[versions]`"), "{out}{err}");
+    assert!(err.contains("rename users.name to full_name"), "{out}{err}");
+}
+
+const ADD_DISPLAY: &str = r#"
+name = "add users.display"
+[versions]
+old = "public"
+new = "app_v2"
+[[phases]]
+name = "expand"
+gate = "auto"
+[[phases.steps]]
+kind = "add_column"
+table = "users"
+column = "display"
+type = "text"
+up = "upper(name)"
+[[phases]]
+name = "contract"
+irreversible = true
+[[phases.steps]]
+kind = "gate"
+message = "retire the old app"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_column_gives_the_old_versions_writes_up_and_keeps_the_new_ones() {
+    let db = seeded_db("versions_add_column", 3_000).await;
+    let admin = db.connect().await;
+    let (_dir, plan) = write_plan(ADD_DISPLAY);
+    let dump_before = schema_dump(&db);
+
+    let run = start(&db, &plan);
+    let old = db.connect().await;
+    let new = new_app(&db).await;
+    let existing: String = scalar(&new, "SELECT display FROM users WHERE id = 7").await;
+    assert_eq!(existing, "USER 7", "existing rows were given `up`");
+    let (a, b) = tokio::join!(
+        old.client.execute(
+            "INSERT INTO users (id, name, email) VALUES (5001, 'from v1', 'v1@example.com')",
+            &[]
+        ),
+        new.client.execute(
+            "INSERT INTO users (id, name, email, display) VALUES (5002, 'from v2', 'v2@example.com', 'Chosen')",
+            &[]
+        ),
+    );
+    a.expect("the old app inserts without display");
+    b.expect("the new app inserts its own display");
+    let via_up: String = scalar(&new, "SELECT display FROM users WHERE id = 5001").await;
+    assert_eq!(via_up, "FROM V1");
+    let kept: String = scalar(&new, "SELECT display FROM users WHERE id = 5002").await;
+    assert_eq!(
+        kept, "Chosen",
+        "the new version's own value is never overwritten"
+    );
+    let seen: String = scalar(&old, "SELECT name FROM users WHERE id = 5002").await;
+    assert_eq!(seen, "from v2");
+    let e = old
+        .client
+        .query("SELECT display FROM users", &[])
+        .await
+        .expect_err("the old version has no display");
+    assert_eq!(e.code().map(|c| c.code()), Some("42703"));
+
+    let data_before_rollback = data(&admin, common::versions::OLD_SHAPE).await;
+    roll_back(&db, &plan, run);
+    assert_eq!(schema_dump(&db), dump_before, "the catalog is as before");
+    assert_eq!(data(&admin, "users").await, data_before_rollback);
+
+    complete(&db, &plan);
+    let physical: String = scalar(&admin, "SELECT display FROM public.users WHERE id = 5001").await;
+    assert_eq!(physical, "FROM V1");
+    let hidden: i64 = scalar(
+        &admin,
+        "SELECT count(*) FROM pg_attribute WHERE attrelid = 'public.users'::regclass
+         AND attname LIKE '\\_cutover%' AND NOT attisdropped",
+    )
+    .await;
+    assert_eq!(hidden, 0);
+}
+
+const DROP_CITY: &str = r#"
+name = "drop users.city"
+[versions]
+old = "public"
+new = "app_v2"
+[[phases]]
+name = "expand"
+gate = "auto"
+[[phases.steps]]
+kind = "drop_column"
+table = "users"
+column = "city"
+down = "'Nowhere'"
+[[phases]]
+name = "contract"
+irreversible = true
+[[phases.steps]]
+kind = "gate"
+message = "retire the old app"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_column_hides_it_from_the_new_version_until_contract() {
+    let db = seeded_db("versions_drop_column", 3_000).await;
+    let admin = db.connect().await;
+    let (_dir, plan) = write_plan(DROP_CITY);
+    let dump_before = schema_dump(&db);
+
+    let run = start(&db, &plan);
+    let old = db.connect().await;
+    let new = new_app(&db).await;
+    let (a, b) = tokio::join!(
+        old.client.execute(
+            "INSERT INTO users (id, name, email, city) VALUES (5001, 'v1', 'v1@example.com', 'Lima')",
+            &[]
+        ),
+        new.client.execute(
+            "INSERT INTO users (id, name, email) VALUES (5002, 'v2', 'v2@example.com')",
+            &[]
+        ),
+    );
+    a.expect("the old app writes city");
+    b.expect("the new app writes without city");
+    let via_down: String = scalar(&old, "SELECT city FROM users WHERE id = 5002").await;
+    assert_eq!(via_down, "Nowhere");
+    let from_old: String = scalar(&new, "SELECT name FROM users WHERE id = 5001").await;
+    assert_eq!(from_old, "v1");
+    let e = new
+        .client
+        .query("SELECT city FROM users", &[])
+        .await
+        .expect_err("the new version has no city");
+    assert_eq!(e.code().map(|c| c.code()), Some("42703"));
+
+    let data_before_rollback = data(&admin, "users").await;
+    roll_back(&db, &plan, run);
+    assert_eq!(schema_dump(&db), dump_before, "the catalog is as before");
+    assert_eq!(data(&admin, "users").await, data_before_rollback);
+
+    complete(&db, &plan);
+    let left: i64 = scalar(
+        &admin,
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'city'",
+    )
+    .await;
+    assert_eq!(left, 0, "the column is dropped at contract");
 }

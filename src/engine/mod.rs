@@ -22,4 +22,5 @@ pub mod stall;
 pub mod steps;
 pub mod throttle;
 pub mod undo;
+pub mod versions;
 pub mod walk;

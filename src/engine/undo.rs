@@ -160,6 +160,24 @@ pub fn from_journal(
             }
             StepStatus::Running | StepStatus::Failed => {
                 let Some(step) = recorded_step else { continue };
+                // A versioned step records, before it creates anything, an
+                // undo that removes all it makes (each statement IF EXISTS):
+                // it also removes what an interruption left half-made.
+                let recorded: Option<RecordedUndo> = row
+                    .undo
+                    .clone()
+                    .and_then(|u| serde_json::from_value(u).ok());
+                if step.is_versioned()
+                    && let Some(undo @ RecordedUndo::Sql { .. }) = recorded
+                {
+                    items.push(Undo {
+                        phase: row.phase as usize,
+                        step: row.step as usize,
+                        name: row.name.clone(),
+                        action: UndoStep::Undo(undo),
+                    });
+                    continue;
+                }
                 items.push(Undo {
                     phase: row.phase as usize,
                     step: row.step as usize,

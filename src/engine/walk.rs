@@ -13,6 +13,7 @@ use super::oversight::Oversight;
 use super::progress::RunState;
 use super::session::Session;
 use super::steps::{self, Ctx};
+use super::versions::{Hook, on_phase_done};
 use crate::db::{Conn, RetryPolicy};
 use crate::journal::{self, RunRow, StepRow, StepStatus};
 use crate::plan::Plan;
@@ -122,7 +123,19 @@ pub(crate) async fn drive_run(
     let policy = retry_policy(plan);
 
     for (pi, phase) in plan.phases.iter().enumerate() {
+        // The irreversible phase done: the version schema's shape becomes
+        // physical (again here on a resume that finds the phase done).
+        let hook = Hook {
+            conn: work,
+            journal_conn,
+            run_id: run.id,
+            phase: pi,
+            policy: policy.clone(),
+        };
         if table[pi].iter().all(|s| *s == StepStatus::Done) {
+            if let Some(stop) = on_phase_done(plan, hook, control, out, oversight).await {
+                return stop;
+            }
             continue;
         }
         let fresh = table[pi]
@@ -264,7 +277,9 @@ pub(crate) async fn drive_run(
                     clean_up_step(step, &created, work, out).await;
                     let status = match &err {
                         StepError::Stopped(_)
-                            if step.kind() == "backfill" || step.kind() == "copy_rows" =>
+                            if step.kind() == "backfill"
+                                || step.kind() == "copy_rows"
+                                || step.is_versioned() =>
                         {
                             // A batched step keeps its checkpoint and stays
                             // "running"; others start over.
@@ -297,6 +312,9 @@ pub(crate) async fn drive_run(
                     return Ok(stopped(err, plan, out, (pi, si)));
                 }
             }
+        }
+        if let Some(stop) = on_phase_done(plan, hook, control, out, oversight).await {
+            return stop;
         }
     }
     out.progress(|p| {

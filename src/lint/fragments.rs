@@ -85,6 +85,25 @@ pub fn of_step(step: &Step) -> Vec<Fragment> {
             text: s.definition.clone(),
             shape: Shape::Constraint,
         }),
+        Step::AddColumn(s) => out.extend(s.up.as_deref().map(|w| expr("up", w))),
+        Step::DropColumn(s) => out.extend(s.down.as_deref().map(|w| expr("down", w))),
+        Step::AlterColumn(s) => {
+            out.extend(s.up.as_deref().map(|w| expr("up", w)));
+            out.extend(s.down.as_deref().map(|w| expr("down", w)));
+            out.extend(s.default.as_deref().map(|w| expr("default", w)));
+            out.extend(s.check.as_ref().map(|c| match c {
+                crate::plan::model::CheckSpec::Expr(e)
+                | crate::plan::model::CheckSpec::Named { constraint: e, .. } => expr("check", e),
+            }));
+        }
+        Step::DropConstraint(s) => {
+            out.extend(s.up.as_deref().map(|w| expr("up", w)));
+            out.extend(s.down.as_deref().map(|w| expr("down", w)));
+        }
+        Step::DropNotNull(s) => {
+            out.extend(s.up.as_deref().map(|w| expr("up", w)));
+            out.extend(s.down.as_deref().map(|w| expr("down", w)));
+        }
         _ => {}
     }
     out

@@ -290,9 +290,13 @@ fn statements(step: &Step, plan: &crate::plan::Plan) -> Vec<(String, String, Sou
         },
         Step::Gate(_) => Vec::new(),
         // Built from the catalog when the step runs.
-        Step::RenameColumn(_) | Step::RenameTable(_) | Step::AddColumn(_) | Step::DropColumn(_) => {
-            Vec::new()
-        }
+        Step::RenameColumn(_)
+        | Step::RenameTable(_)
+        | Step::AddColumn(_)
+        | Step::DropColumn(_)
+        | Step::AlterColumn(_)
+        | Step::DropConstraint(_)
+        | Step::DropNotNull(_) => Vec::new(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The plan file: model (serde), loading with file:line:col errors, and
 //! structural validation.
 
+mod altered;
 pub mod identity;
 pub mod model;
 pub mod units;
@@ -226,6 +227,18 @@ fn validate(plan: &Plan) -> Result<(), Invalid> {
         }
         for step in &phase.steps {
             let sspan = Some(step.span());
+            if step.get_ref().is_versioned() && plan.versions.is_none() {
+                return Err((
+                    sspan,
+                    format!(
+                        "step \"{}\" ({}) works through a version schema, and the plan has no \
+                         [versions]; add `[versions]` with `old = \"public\"` and `new = \"app_v2\"` \
+                         (the schema the new app puts first on its search_path)",
+                        step.get_ref().display_name(),
+                        step.get_ref().kind()
+                    ),
+                ));
+            }
             validate_step(step.get_ref(), phase).map_err(|m| (sspan.clone(), m))?;
             if let Some(name) = step.get_ref().explicit_name()
                 && let Some(first) = step_names.insert(name.to_string(), phase.name().to_string())
@@ -430,7 +443,13 @@ fn validate_step(step: &Step, phase: &Phase) -> Result<(), String> {
                 return Err("swap needs `renames = [{ from = \"…\", to = \"…\" }, …]`".into());
             }
         }
-        Step::RenameColumn(_) | Step::RenameTable(_) | Step::AddColumn(_) | Step::DropColumn(_)
+        Step::RenameColumn(_)
+        | Step::RenameTable(_)
+        | Step::AddColumn(_)
+        | Step::DropColumn(_)
+        | Step::AlterColumn(_)
+        | Step::DropConstraint(_)
+        | Step::DropNotNull(_)
             if phase.irreversible =>
         {
             return Err(format!(
@@ -438,6 +457,17 @@ fn validate_step(step: &Step, phase: &Phase) -> Result<(), String> {
                 step.kind(),
                 phase.name()
             ));
+        }
+        Step::AlterColumn(s) => altered::validate_alter(s)?,
+        Step::DropConstraint(s) => {
+            if blank(&s.table) || blank(&s.constraint) {
+                return Err("drop_constraint needs `table` and `constraint`".into());
+            }
+        }
+        Step::DropNotNull(s) => {
+            if blank(&s.table) || blank(&s.column) {
+                return Err("drop_not_null needs `table` and `column`".into());
+            }
         }
         Step::RenameColumn(_) | Step::RenameTable(_) | Step::AddColumn(_) | Step::DropColumn(_) => {
         }

@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+pub use super::altered::{
+    AlterColumnStep, CheckSpec, DropConstraintStep, DropNotNullStep, ReferencesSpec, UniqueSpec,
+};
 use super::units::{DurationRange, HumanDuration, Size};
 
 /// A migration plan.
@@ -234,6 +237,13 @@ pub enum Step {
     AddColumn(AddColumnStep),
     /// A column hidden from the new version, dropped at contract.
     DropColumn(DropColumnStep),
+    /// A column changed for the new version (type, constraints, default):
+    /// a hidden copy kept in step by `up`/`down`, swapped in at contract.
+    AlterColumn(AlterColumnStep),
+    /// A constraint the new version no longer enforces (dropped at contract).
+    DropConstraint(DropConstraintStep),
+    /// A NOT NULL the new version no longer enforces (dropped at contract).
+    DropNotNull(DropNotNullStep),
 }
 
 /// The step kinds, for messages.
@@ -252,6 +262,9 @@ pub const STEP_KINDS: &[&str] = &[
     "rename_table",
     "add_column",
     "drop_column",
+    "alter_column",
+    "drop_constraint",
+    "drop_not_null",
 ];
 
 /// `kind = "sql"`.
@@ -565,6 +578,20 @@ pub struct DropColumnStep {
 }
 
 impl Step {
+    /// Whether the kind works through the version schema (needs `[versions]`).
+    pub fn is_versioned(&self) -> bool {
+        matches!(
+            self,
+            Step::RenameColumn(_)
+                | Step::RenameTable(_)
+                | Step::AddColumn(_)
+                | Step::DropColumn(_)
+                | Step::AlterColumn(_)
+                | Step::DropConstraint(_)
+                | Step::DropNotNull(_)
+        )
+    }
+
     /// The kind, as written in the plan.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -582,6 +609,9 @@ impl Step {
             Step::RenameTable(_) => "rename_table",
             Step::AddColumn(_) => "add_column",
             Step::DropColumn(_) => "drop_column",
+            Step::AlterColumn(_) => "alter_column",
+            Step::DropConstraint(_) => "drop_constraint",
+            Step::DropNotNull(_) => "drop_not_null",
         }
     }
 
@@ -633,6 +663,18 @@ impl Step {
                 .name
                 .clone()
                 .unwrap_or_else(|| format!("drop {}.{}", s.table, s.column)),
+            Step::AlterColumn(s) => s
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("alter {}.{}", s.table, s.column)),
+            Step::DropConstraint(s) => s
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("drop constraint {} of {}", s.constraint, s.table)),
+            Step::DropNotNull(s) => s
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("drop NOT NULL of {}.{}", s.table, s.column)),
         }
     }
 
@@ -653,6 +695,9 @@ impl Step {
             Step::RenameTable(s) => s.name.as_deref(),
             Step::AddColumn(s) => s.name.as_deref(),
             Step::DropColumn(s) => s.name.as_deref(),
+            Step::AlterColumn(s) => s.name.as_deref(),
+            Step::DropConstraint(s) => s.name.as_deref(),
+            Step::DropNotNull(s) => s.name.as_deref(),
         }
     }
 }

@@ -319,3 +319,38 @@ fn allow_unsafe_is_only_for_an_exclusion_constraint() {
     let e = err(&constraint("PRIMARY KEY (id)"));
     assert!(e.message.contains("only for EXCLUDE"), "{e}");
 }
+
+#[test]
+fn a_versioned_step_without_versions_is_a_plan_error_naming_the_step() {
+    let text = "name = \"x\"\n[[phases]]\nname = \"expand\"\n[[phases.steps]]\nkind = \"alter_column\"\n\
+                table = \"users\"\ncolumn = \"age\"\ntype = \"bigint\"\n";
+    let e = err(text);
+    assert!(e.message.contains("alter users.age"), "{e}");
+    assert!(e.message.contains("add `[versions]`"), "{e}");
+    assert_eq!(e.position.map(|p| p.0), Some(4));
+    let with = format!("{text}[versions]\nold = \"public\"\nnew = \"app_v2\"\n");
+    let ok = parse(Path::new("p.toml"), &with);
+    assert!(ok.is_ok(), "{:?}", ok.err());
+}
+
+#[test]
+fn an_alter_column_that_changes_nothing_is_refused() {
+    let text = "name = \"x\"\n[versions]\nold = \"public\"\nnew = \"v2\"\n[[phases]]\nname = \"e\"\n\
+                [[phases.steps]]\nkind = \"alter_column\"\ntable = \"users\"\ncolumn = \"age\"\n";
+    let e = err(text);
+    assert!(e.message.contains("changes nothing"), "{e}");
+}
+
+#[test]
+fn an_unknown_on_delete_action_is_refused() {
+    let text = "name = \"x\"\n[versions]\nold = \"public\"\nnew = \"v2\"\n[[phases]]\nname = \"e\"\n\
+                [[phases.steps]]\nkind = \"alter_column\"\ntable = \"users\"\ncolumn = \"team_id\"\n\
+                references = { table = \"teams\", on_delete = \"DROP TABLE teams\" }\n";
+    let e = err(text);
+    assert!(e.message.contains("must be one of NO ACTION"), "{e}");
+    let ok = parse(
+        Path::new("p.toml"),
+        &text.replace("DROP TABLE teams", "cascade"),
+    );
+    assert!(ok.is_ok(), "{:?}", ok.err());
+}

@@ -73,9 +73,13 @@ pub(super) fn needs(step: &Step) -> Vec<(String, Option<String>, &'static str)> 
             .collect(),
         Step::Sql(_) | Step::Gate(_) => Vec::new(),
         // Resolved through the version's earlier renames when they run.
-        Step::RenameColumn(_) | Step::RenameTable(_) | Step::AddColumn(_) | Step::DropColumn(_) => {
-            Vec::new()
-        }
+        Step::RenameColumn(_)
+        | Step::RenameTable(_)
+        | Step::AddColumn(_)
+        | Step::DropColumn(_)
+        | Step::AlterColumn(_)
+        | Step::DropConstraint(_)
+        | Step::DropNotNull(_) => Vec::new(),
     }
 }
 

@@ -8,10 +8,12 @@ mod alter;
 mod describe;
 pub mod fragment;
 mod parse;
+mod refs;
 mod rel;
 mod volatility;
 
 pub use parse::parse;
+pub use refs::rename_column_refs;
 pub use rel::Rel;
 
 /// One statement of a piece of SQL.

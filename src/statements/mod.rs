@@ -6,6 +6,7 @@
 //! This module sits below both: it imports the plan, quoting and the SQL
 //! grammar, never the engine or lint.
 
+pub mod alter_column;
 pub mod batch;
 pub mod constraint;
 pub mod create_index;
@@ -15,6 +16,7 @@ pub mod swap;
 pub mod sync_trigger;
 pub mod undo;
 pub mod verify;
+pub mod version_triggers;
 pub mod versions;
 
 pub use undo::{Inverse, RecordedUndo, inverse, recorded_undo};

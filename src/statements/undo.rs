@@ -54,11 +54,15 @@ pub fn inverse(step: &Step, plan: &Plan) -> Result<Inverse, String> {
         )),
         Step::Verify(_) => Ok(Inverse::Nothing("read-only")),
         Step::Gate(_) => Ok(Inverse::Nothing("nothing to undo")),
-        Step::RenameColumn(_) | Step::RenameTable(_) | Step::AddColumn(_) | Step::DropColumn(_) => {
-            Ok(Inverse::Nothing(
-                "the version schema goes back to how it was before the step (recorded when it ran)",
-            ))
-        }
+        Step::RenameColumn(_)
+        | Step::RenameTable(_)
+        | Step::AddColumn(_)
+        | Step::DropColumn(_)
+        | Step::AlterColumn(_)
+        | Step::DropConstraint(_)
+        | Step::DropNotNull(_) => Ok(Inverse::Nothing(
+            "the version schema goes back to how it was before the step (recorded when it ran)",
+        )),
         Step::CopyRows(_) => Ok(Inverse::Nothing(
             "copied rows go with the target table (the rollback of the step that created it)",
         )),

@@ -18,6 +18,10 @@ use crate::db::{quote_ident, quote_literal};
 use crate::plan::model::Versions;
 use crate::plan::{Plan, Step};
 
+pub use super::version_triggers::{
+    Writer, drop_write_rule_sql, from_new_version_sql, old_columns, trigger_name, write_rule_sql,
+};
+
 /// Prefix of every column cutover adds for a version.
 pub const HIDDEN_PREFIX: &str = "_cutover_new_";
 
@@ -33,10 +37,7 @@ pub fn completed_comment(plan: &Plan) -> String {
 
 /// Whether a step kind works through the version schema.
 pub fn is_versioned(step: &Step) -> bool {
-    matches!(
-        step,
-        Step::RenameColumn(_) | Step::RenameTable(_) | Step::AddColumn(_) | Step::DropColumn(_)
-    )
+    step.is_versioned()
 }
 
 /// The hidden physical column holding a column added for the new version.
@@ -69,6 +70,9 @@ pub fn named_tables(step: &Step) -> Vec<String> {
         Step::RenameTable(s) => vec![s.from.clone()],
         Step::AddColumn(s) => vec![s.table.clone()],
         Step::DropColumn(s) => vec![s.table.clone()],
+        Step::AlterColumn(s) => vec![s.table.clone()],
+        Step::DropConstraint(s) => vec![s.table.clone()],
+        Step::DropNotNull(s) => vec![s.table.clone()],
         _ => Vec::new(),
     }
 }
@@ -104,15 +108,65 @@ pub struct Model {
     pub views: Vec<View>,
 }
 
+/// The one column of each constraint a `drop_constraint` names:
+/// (physical table, constraint) → column.
+pub type ConstraintColumns = BTreeMap<(String, String), String>;
+
 impl Model {
     /// Applies `steps` in order to the old schema's tables (`tables`:
     /// physical name → its columns in order).
     pub fn build(steps: &[&Step], tables: &BTreeMap<String, Vec<String>>) -> Result<Model, String> {
+        Model::build_in(steps, tables, &ConstraintColumns::new())
+    }
+
+    /// As [`Model::build`], knowing the column of each constraint a
+    /// `drop_constraint` names.
+    pub fn build_in(
+        steps: &[&Step],
+        tables: &BTreeMap<String, Vec<String>>,
+        constraints: &ConstraintColumns,
+    ) -> Result<Model, String> {
         let mut model = Model::default();
         for step in steps {
-            model.apply(step, tables)?;
+            model.apply(step, tables, constraints)?;
         }
         Ok(model)
+    }
+
+    /// The new version gets its own copy of a column: the view shows a
+    /// hidden column under the column's name; the old one is dropped at
+    /// contract.
+    fn duplicate(
+        &mut self,
+        table: &str,
+        column: &str,
+        tables: &BTreeMap<String, Vec<String>>,
+        what: &str,
+    ) -> Result<(), String> {
+        let view = self.view_mut(table, tables, what)?;
+        let Some(col) = view.columns.iter_mut().find(|c| c.visible == column) else {
+            return Err(format!(
+                "{what}: table \"{table}\" has no column \"{column}\""
+            ));
+        };
+        if col.physical.starts_with(HIDDEN_PREFIX) {
+            return Err(format!(
+                "{what}: column \"{column}\" is already changed or added by an earlier step; \
+                 make all its changes in one step"
+            ));
+        }
+        let old = col.physical.clone();
+        col.physical = hidden_column(&old);
+        view.dropped.push(old);
+        Ok(())
+    }
+
+    /// The physical table a name of the new version stands for.
+    pub fn physical_table(&self, name: &str) -> String {
+        self.views
+            .iter()
+            .find(|view| view.name == name)
+            .map_or_else(|| name.to_string(), |view| view.table.clone())
     }
 
     fn view_mut(
@@ -151,9 +205,32 @@ impl Model {
         Ok(&mut self.views[last])
     }
 
-    fn apply(&mut self, step: &Step, tables: &BTreeMap<String, Vec<String>>) -> Result<(), String> {
+    fn apply(
+        &mut self,
+        step: &Step,
+        tables: &BTreeMap<String, Vec<String>>,
+        constraints: &ConstraintColumns,
+    ) -> Result<(), String> {
         let what = format!("step \"{}\"", step.display_name());
         match step {
+            Step::AlterColumn(s) => self.duplicate(&s.table, &s.column, tables, &what)?,
+            Step::DropNotNull(s) => self.duplicate(&s.table, &s.column, tables, &what)?,
+            Step::DropConstraint(s) => {
+                let table = self.physical_table(&s.table);
+                let Some(column) = constraints.get(&(table.clone(), s.constraint.clone())) else {
+                    return Err(format!(
+                        "{what}: table \"{}\" has no constraint \"{}\" on one column",
+                        s.table, s.constraint
+                    ));
+                };
+                // The constraint names the physical column; the view may
+                // show it renamed.
+                let visible = self
+                    .view_of(&table)
+                    .and_then(|v| v.columns.iter().find(|c| &c.physical == column))
+                    .map_or_else(|| column.clone(), |c| c.visible.clone());
+                self.duplicate(&s.table, &visible, tables, &what)?
+            }
             Step::RenameTable(s) => {
                 if self.views.iter().any(|v| v.name == s.to) || tables.contains_key(&s.to) {
                     return Err(format!("{what}: a table \"{}\" already exists", s.to));
@@ -278,88 +355,6 @@ pub fn create_schema_sql(plan: &Plan, v: &Versions) -> String {
 /// functions, and through them the triggers on the physical tables).
 pub fn drop_schema_sql(v: &Versions) -> String {
     format!("DROP SCHEMA IF EXISTS {} CASCADE;\n", quote_ident(&v.new))
-}
-
-/// A trigger condition true when the writing session uses the new version:
-/// the new schema comes before the old one on its effective `search_path`.
-/// A trigger's `WHEN` runs in the writer's session, unlike the pinned
-/// function body, so it sees the writer's path; `current_schemas` resolves
-/// quoting and `"$user"` the way name lookup does.
-pub fn from_new_version_sql(v: &Versions) -> String {
-    let pos = |schema: &str| {
-        format!(
-            "COALESCE(pg_catalog.array_position(pg_catalog.current_schemas(false), {}::pg_catalog.name), 2147483647)",
-            quote_literal(schema)
-        )
-    };
-    format!("{} OPERATOR(pg_catalog.<) {}", pos(&v.new), pos(&v.old))
-}
-
-/// The function and trigger name for one versioned write rule.
-pub fn trigger_name(direction: &str, table: &str, column: &str) -> String {
-    let name = format!("_cutover_{direction}_{table}_{column}");
-    // Identifiers are cut at 63 bytes; keep it on a char boundary.
-    let mut end = name.len().min(63);
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    name[..end].to_string()
-}
-
-/// A row trigger setting `target` to `expr` (the plan's SQL, over the row's
-/// columns by name) on every write of one version. The function pins its
-/// `search_path`; the row's columns are declared as variables so `expr`
-/// reads like pgroll's `up`/`down`.
-#[allow(clippy::too_many_arguments)]
-pub fn write_rule_sql(
-    v: &Versions,
-    table: &str,
-    label: &str,
-    columns: &[String],
-    direction: &str,
-    target: &str,
-    expr: &str,
-    from_new: bool,
-) -> String {
-    let name = trigger_name(direction, label, target);
-    let qtable = format!("{}.{}", quote_ident(&v.old), quote_ident(table));
-    let func = format!("{}.{}", quote_ident(&v.new), quote_ident(&name));
-    let declare: String = columns
-        .iter()
-        .map(|c| {
-            format!(
-                "    {c} {qtable}.{c}%TYPE := NEW.{c};\n",
-                c = quote_ident(c),
-                qtable = qtable
-            )
-        })
-        .collect();
-    let cond = from_new_version_sql(v);
-    let when = if from_new {
-        cond
-    } else {
-        format!("NOT ({cond})")
-    };
-    format!(
-        "CREATE OR REPLACE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql \
-         SET search_path = pg_catalog, pg_temp AS $cutover$\nDECLARE\n{declare}BEGIN\n    \
-         NEW.{target} := ({expr});\n    RETURN NEW;\nEND\n$cutover$;\n\
-         DROP TRIGGER IF EXISTS {trigger} ON {qtable};\n\
-         CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {qtable} FOR EACH ROW \
-         WHEN ({when}) EXECUTE FUNCTION {func}();\n",
-        target = quote_ident(target),
-        trigger = quote_ident(&name),
-    )
-}
-
-/// Drops a write rule's function and, with it, its trigger (`label`: the
-/// table as the step names it).
-pub fn drop_write_rule_sql(v: &Versions, label: &str, direction: &str, target: &str) -> String {
-    format!(
-        "DROP FUNCTION IF EXISTS {}.{}() CASCADE;\n",
-        quote_ident(&v.new),
-        quote_ident(&trigger_name(direction, label, target))
-    )
 }
 
 #[cfg(test)]

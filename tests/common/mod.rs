@@ -162,6 +162,7 @@ pub mod app;
 pub mod dump;
 pub mod locks;
 pub mod process;
+pub mod versions;
 
 /// How long a test waits for anything before it gives up: generous, so a
 /// machine busy with other builds only makes tests slower, never red.

@@ -3,6 +3,7 @@
 //! abort. The statements themselves, and each step's undo, are built in
 //! [`crate::statements`], which the dry run shares.
 
+pub mod altered;
 pub mod backfill;
 pub mod batch;
 pub mod constraint;
@@ -171,12 +172,6 @@ pub fn mark_sql(run_id: i64, phase: usize, step: usize, status: StepStatus) -> S
 
 /// Runs a step; returns a one-line account of what it did.
 pub async fn run(step: &Step, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
-    // The irreversible phase first makes the new version's shape physical.
-    if ctx.plan.phases[ctx.phase].irreversible
-        && let Some(done) = versions::complete(ctx).await?
-    {
-        ctx.out.emit(EventKind::Notice { message: done });
-    }
     match step {
         Step::Sql(s) => sql::run(s, ctx).await,
         Step::CreateIndex(s) => create_index::run(s, ctx).await,
@@ -190,6 +185,9 @@ pub async fn run(step: &Step, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
         Step::Swap(s) => swap::run(s, ctx).await,
         Step::RenameColumn(_) | Step::RenameTable(_) | Step::AddColumn(_) | Step::DropColumn(_) => {
             versions::run(step, ctx).await
+        }
+        Step::AlterColumn(_) | Step::DropConstraint(_) | Step::DropNotNull(_) => {
+            altered::run(step, ctx).await
         }
     }
 }

@@ -1,25 +1,25 @@
-//! The versioned step kinds (`rename_column`, `rename_table`, `add_column`,
-//! `drop_column`): each rebuilds the new version's views to include its
-//! change (hidden columns and write rules where the versions write
-//! differently), records the exact undo, and commits with its journal
-//! record. [`complete`] makes the new shape physical when the plan's
-//! irreversible phase starts.
+//! The versioned step kinds that change views (`rename_column`,
+//! `rename_table`, `add_column`, `drop_column`): each rebuilds the new
+//! version's views to include its change (hidden columns and write rules
+//! where the versions write differently), records the exact undo, and
+//! commits with its journal record. Also what every versioned kind starts
+//! from ([`prepare`]); the kinds that copy a column are in `altered`, and
+//! the contract in [`crate::engine::versions`].
 
 use std::collections::BTreeMap;
 
-use super::{Ctx, RecordedUndo, StepError};
-use crate::db::{Conn, DbError, execute_with_retry, quote_ident, quote_literal};
+use super::{Ctx, RecordedUndo, StepError, altered, batch};
+use crate::db::{Conn, DbError, quote_ident};
 use crate::plan::model::Versions;
 use crate::plan::{Plan, Step};
+use crate::statements::batch::{BatchJob, Work};
 use crate::statements::versions::{
-    HIDDEN_PREFIX, Model, completed_comment, create_schema_sql, drop_schema_sql,
-    drop_write_rule_sql, named_tables, schema_comment, versioned_steps, write_rule_sql,
+    ConstraintColumns, HIDDEN_PREFIX, Model, Writer, completed_comment, create_schema_sql,
+    drop_schema_sql, drop_write_rule_sql, named_tables, old_columns, schema_comment,
+    versioned_steps, write_rule_sql,
 };
 
-/// Rows per transaction when existing rows get an added column's `up`.
-const BACKFILL_BATCH: i64 = 5000;
-
-fn versions_of(plan: &Plan, step: &Step) -> Result<Versions, StepError> {
+pub(super) fn versions_of(plan: &Plan, step: &Step) -> Result<Versions, StepError> {
     plan.versions.clone().ok_or_else(|| {
         StepError::Failed(format!(
             "step \"{}\" ({}) needs a [versions] table in the plan: \
@@ -32,7 +32,7 @@ fn versions_of(plan: &Plan, step: &Step) -> Result<Versions, StepError> {
 
 /// The old schema's tables the plan's versioned steps name: physical name →
 /// its columns in order (hidden columns cutover added left out).
-async fn old_tables(
+pub(crate) async fn old_tables(
     conn: &Conn,
     v: &Versions,
     plan: &Plan,
@@ -69,7 +69,7 @@ async fn old_tables(
 }
 
 /// The version schema's comment, if the schema exists.
-async fn schema_state(conn: &Conn, v: &Versions) -> Result<Option<String>, DbError> {
+pub(crate) async fn schema_state(conn: &Conn, v: &Versions) -> Result<Option<String>, DbError> {
     let row = conn
         .client
         .query_opt(
@@ -81,8 +81,85 @@ async fn schema_state(conn: &Conn, v: &Versions) -> Result<Option<String>, DbErr
     Ok(row.map(|r| r.get(0)))
 }
 
-/// Runs a versioned step.
-pub async fn run(step: &Step, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
+/// What every versioned step starts from: the versions, the old schema's
+/// tables, and the new version's views before and after the step.
+pub(super) struct Prepared {
+    /// `[versions]`.
+    pub v: Versions,
+    /// The old schema's tables the plan names, with their columns.
+    pub tables: BTreeMap<String, Vec<String>>,
+    /// The views before this step.
+    pub prev: Model,
+    /// The views with this step.
+    pub next: Model,
+    /// This is the plan's first versioned step (its undo drops the schema).
+    pub first: bool,
+    /// The column of each constraint a `drop_constraint` names.
+    pub constraints: ConstraintColumns,
+}
+
+impl Prepared {
+    /// The undo of the step: its views and `own` objects gone, the views
+    /// as before (or no version schema at all).
+    pub fn undo(&self, own: &str) -> String {
+        let mut undo = self.next.drop_views_sql(&self.v);
+        undo.push_str(own);
+        if self.first {
+            undo.push_str(&drop_schema_sql(&self.v));
+        } else {
+            undo.push_str(&self.prev.create_views_sql(&self.v));
+        }
+        undo
+    }
+
+    /// Replaces the views before the step with the views after it.
+    pub fn switch_views(&self) -> String {
+        let mut sql = self.prev.drop_views_sql(&self.v);
+        sql.push_str(&self.next.drop_views_sql(&self.v));
+        sql.push_str(&self.next.create_views_sql(&self.v));
+        sql
+    }
+}
+
+/// The single-column constraints the plan's `drop_constraint` steps name:
+/// (table, constraint) → its column.
+pub(crate) async fn constraint_columns(
+    conn: &Conn,
+    v: &Versions,
+    plan: &Plan,
+) -> Result<ConstraintColumns, DbError> {
+    let names: Vec<String> = versioned_steps(plan)
+        .iter()
+        .filter_map(|(_, s)| match s {
+            Step::DropConstraint(d) => Some(d.constraint.clone()),
+            _ => None,
+        })
+        .collect();
+    if names.is_empty() {
+        return Ok(ConstraintColumns::new());
+    }
+    let rows = conn
+        .client
+        .query(
+            "SELECT c.relname::text, k.conname::text, a.attname::text
+             FROM pg_constraint k
+             JOIN pg_class c ON c.oid = k.conrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1]
+             WHERE n.nspname = $1 AND k.conname = ANY($2) AND cardinality(k.conkey) = 1",
+            &[&v.old, &names],
+        )
+        .await
+        .map_err(|e| DbError::sql("reading the constraints drop_constraint names", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+        .collect())
+}
+
+/// Checks the version schema is this plan's and builds the views before
+/// and after `step`.
+pub(super) async fn prepare(step: &Step, ctx: &mut Ctx<'_>) -> Result<Prepared, StepError> {
     let plan = ctx.plan;
     let v = versions_of(plan, step)?;
     if plan.phases[ctx.phase].irreversible {
@@ -125,55 +202,82 @@ pub async fn run(step: &Step, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
     let tables = old_tables(ctx.conn, &v, plan)
         .await
         .map_err(|e| ctx.db_error(e))?;
-    let prev = Model::build(&before, &tables).map_err(StepError::Failed)?;
-    let next = Model::build(&upto, &tables).map_err(StepError::Failed)?;
-
-    let (change, unchange, backfill) = own_change(step, &v, &tables, &prev);
-    let mut undo = next.drop_views_sql(&v);
-    undo.push_str(&unchange);
-    if before.is_empty() {
-        undo.push_str(&drop_schema_sql(&v));
-    } else {
-        undo.push_str(&prev.create_views_sql(&v));
-    }
-    ctx.record_undo(&RecordedUndo::Sql { sql: undo }).await?;
-
-    let mut sql = create_schema_sql(plan, &v);
-    sql.push_str(&prev.drop_views_sql(&v));
-    sql.push_str(&change);
-    sql.push_str(&next.create_views_sql(&v));
-    if backfill.is_none() {
-        sql.push_str(&ctx.mark_done_sql());
-    }
-    let cancel = ctx.control.abort.token().clone();
-    let mut report = ctx.retry_reporter();
-    execute_with_retry(ctx.conn, &sql, &ctx.policy, &cancel, &mut report)
+    let constraints = constraint_columns(ctx.conn, &v, plan)
         .await
         .map_err(|e| ctx.db_error(e))?;
-    let mut detail = describe(step, &v);
-    if let Some((table, column, up)) = backfill {
-        let rows = backfill_added(ctx, &v, &table, &column, &up).await?;
-        detail.push_str(&format!("; {rows} existing rows given `up`"));
+    let prev = Model::build_in(&before, &tables, &constraints).map_err(StepError::Failed)?;
+    let next = Model::build_in(&upto, &tables, &constraints).map_err(StepError::Failed)?;
+    Ok(Prepared {
+        v,
+        tables,
+        prev,
+        next,
+        first: before.is_empty(),
+        constraints,
+    })
+}
+
+/// Runs a versioned step that changes only views (and, for `add_column`
+/// and `drop_column`, write rules).
+pub async fn run(step: &Step, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
+    let p = prepare(step, ctx).await?;
+    let v = &p.v;
+    let (change, unchange, backfill) = own_change(step, v, &p.tables, &p.prev);
+    ctx.record_undo(&RecordedUndo::Sql {
+        sql: p.undo(&unchange),
+    })
+    .await?;
+
+    let mut sql = create_schema_sql(ctx.plan, v);
+    sql.push_str(&change);
+    let mut detail = describe(step, v);
+    if let Some(mut fill) = backfill {
+        // The column, filled in checkpointed batches, before the new
+        // version sees it: a write of the new version is never overwritten.
+        fill.job.key = altered::primary_key(ctx.conn, &fill.job.table)
+            .await
+            .map_err(|e| ctx.db_error(e))?
+            .ok_or_else(|| {
+                StepError::Failed(format!(
+                    "step \"{}\": {} has no single-column primary key for the backfill to walk",
+                    step.display_name(),
+                    fill.job.table
+                ))
+            })?;
+        altered::restart_if_gone(ctx, &fill.job.table, &fill.hidden).await?;
+        altered::ddl(ctx, &sql).await?;
+        let filled = batch::run(&fill.job, ctx).await?;
+        detail.push_str(&format!("; existing rows given `up`: {filled}"));
+        sql = fill.rule;
     }
+    sql.push_str(&p.switch_views());
+    sql.push_str(&ctx.mark_done_sql());
+    altered::ddl(ctx, &sql).await?;
     Ok(detail)
 }
 
+/// Existing rows to give an added column's `up`, and the rule for the old
+/// version's writes once the new version sees the column.
+struct Backfill {
+    /// The batches (the key is the table's primary key).
+    job: BatchJob,
+    /// The write rule for the old version's writes only.
+    rule: String,
+    /// The added column.
+    hidden: String,
+}
+
 /// The statements of a step's own change (beyond the views), their undo,
-/// and the (table, hidden column, up) to fill in existing rows.
+/// and the existing rows to fill in.
 fn own_change(
     step: &Step,
     v: &Versions,
     tables: &BTreeMap<String, Vec<String>>,
     prev: &Model,
-) -> (String, String, Option<(String, String, String)>) {
+) -> (String, String, Option<Backfill>) {
     // A step names a table as the new version does: an earlier rename_table
     // may have renamed it.
-    let physical = |name: &str| -> String {
-        prev.views
-            .iter()
-            .find(|view| view.name == name)
-            .map_or_else(|| name.to_string(), |view| view.table.clone())
-    };
+    let physical = |name: &str| prev.physical_table(name);
     match step {
         Step::AddColumn(s) => {
             let table = physical(&s.table);
@@ -188,10 +292,36 @@ fn own_change(
             let columns = tables.get(&table).cloned().unwrap_or_default();
             let mut backfill = None;
             if let Some(up) = &s.up {
-                change.push_str(&write_rule_sql(
-                    v, &table, &s.table, &columns, "up", &hidden, up, false,
-                ));
-                backfill = Some((table.clone(), hidden.clone(), up.clone()));
+                // Until the new version sees the column, every write gets
+                // `up`; the backfill then fills the rows no write reached.
+                let rule = |writer| {
+                    write_rule_sql(
+                        v,
+                        &table,
+                        &s.table,
+                        &old_columns(&columns),
+                        "up",
+                        &hidden,
+                        up,
+                        writer,
+                    )
+                };
+                change.push_str(&rule(Writer::Any));
+                backfill = Some(Backfill {
+                    job: BatchJob {
+                        table: qtable.clone(),
+                        key: String::new(),
+                        filter: Some(format!("{} IS NULL", quote_ident(&hidden))),
+                        work: Work::Update {
+                            set: format!("{} = ({up})", quote_ident(&hidden)),
+                        },
+                        batch_size: None,
+                        vacuum_behind: true,
+                        workers: 1,
+                    },
+                    rule: rule(Writer::Old),
+                    hidden: hidden.clone(),
+                });
             }
             undo.push_str(&format!(
                 "ALTER TABLE {qtable} DROP COLUMN IF EXISTS {};\n",
@@ -204,7 +334,16 @@ fn own_change(
                 let table = physical(&s.table);
                 let columns = tables.get(&table).cloned().unwrap_or_default();
                 (
-                    write_rule_sql(v, &table, &s.table, &columns, "down", &s.column, down, true),
+                    write_rule_sql(
+                        v,
+                        &table,
+                        &s.table,
+                        &old_columns(&columns),
+                        "down",
+                        &s.column,
+                        down,
+                        Writer::New,
+                    ),
                     drop_write_rule_sql(v, &s.table, "down", &s.column),
                     None,
                 )
@@ -213,78 +352,6 @@ fn own_change(
         },
         _ => (String::new(), String::new(), None),
     }
-}
-
-/// Gives existing rows an added column's `up`, a key range per transaction
-/// (the table's single-column primary key; else one statement).
-async fn backfill_added(
-    ctx: &mut Ctx<'_>,
-    v: &Versions,
-    table: &str,
-    hidden: &str,
-    up: &str,
-) -> Result<u64, StepError> {
-    let qtable = format!("{}.{}", quote_ident(&v.old), quote_ident(table));
-    let key: Option<(String, String)> = ctx
-        .conn
-        .client
-        .query_opt(
-            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_index i
-             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-             WHERE i.indrelid = to_regclass($1) AND i.indisprimary AND i.indnatts = 1",
-            &[&qtable],
-        )
-        .await
-        .map_err(|e| ctx.db_error(DbError::sql("finding the table's primary key", e)))?
-        .map(|r| (r.get(0), r.get(1)));
-    let set = format!("{} = ({up})", quote_ident(hidden));
-    let cancel = ctx.control.abort.token().clone();
-    let Some((key, key_type)) = key else {
-        let sql = format!("UPDATE {qtable} SET {set};\n{}", ctx.mark_done_sql());
-        let mut report = ctx.retry_reporter();
-        let n = execute_with_retry(ctx.conn, &sql, &ctx.policy, &cancel, &mut report)
-            .await
-            .map_err(|e| ctx.db_error(e))?;
-        return Ok(u64::from(n));
-    };
-    let qkey = quote_ident(&key);
-    let mut done = 0u64;
-    let mut last: Option<String> = None;
-    loop {
-        if let Err(stop) = ctx.control.safe_point(ctx.out).await {
-            return Err(StepError::Stopped(stop));
-        }
-        let after = match &last {
-            Some(k) => format!("WHERE {qkey} > {}::{key_type}", quote_literal(k)),
-            None => String::new(),
-        };
-        let row = ctx
-            .conn
-            .client
-            .query_one(
-                &format!(
-                    "WITH batch AS (SELECT {qkey} AS _cutover_key FROM {qtable} {after} ORDER BY {qkey} LIMIT {BACKFILL_BATCH}),
-                          done AS (UPDATE {qtable} SET {set} FROM batch WHERE {qtable}.{qkey} = batch._cutover_key RETURNING 1)
-                     SELECT (SELECT count(*) FROM done), (SELECT max(_cutover_key)::text FROM batch)"
-                ),
-                &[],
-            )
-            .await
-            .map_err(|e| ctx.db_error(DbError::sql(format!("giving {qtable} rows their `up`"), e)))?;
-        let n: i64 = row.get(0);
-        let max: Option<String> = row.get(1);
-        done += n as u64;
-        match max {
-            Some(m) if n > 0 => last = Some(m),
-            _ => break,
-        }
-    }
-    ctx.conn
-        .client
-        .batch_execute(&ctx.mark_done_sql())
-        .await
-        .map_err(|e| ctx.db_error(DbError::sql("recording the step done", e)))?;
-    Ok(done)
 }
 
 fn describe(step: &Step, v: &Versions) -> String {
@@ -303,94 +370,4 @@ fn describe(step: &Step, v: &Versions) -> String {
         Step::DropColumn(s) => format!("{}.{} hidden from schema {}", s.table, s.column, v.new),
         _ => String::new(),
     }
-}
-
-/// Makes the new version's shape physical, once, when the plan's
-/// irreversible phase starts: write rules dropped, hidden columns renamed
-/// into place, dropped columns dropped, renames done, the old version schema
-/// dropped if cutover made it. The views of the new version keep working
-/// (they follow the tables by identity). Returns what it did, or `None`
-/// when there was nothing to do.
-pub async fn complete(ctx: &mut Ctx<'_>) -> Result<Option<String>, StepError> {
-    let plan = ctx.plan;
-    let Some(v) = plan.versions.clone() else {
-        return Ok(None);
-    };
-    let state = schema_state(ctx.conn, &v)
-        .await
-        .map_err(|e| ctx.db_error(e))?;
-    if state.as_deref() != Some(schema_comment(plan).as_str()) {
-        return Ok(None);
-    }
-    let all = versioned_steps(plan);
-    let steps: Vec<&Step> = all.iter().map(|(_, s)| *s).collect();
-    let tables = old_tables(ctx.conn, &v, plan)
-        .await
-        .map_err(|e| ctx.db_error(e))?;
-    let model = Model::build(&steps, &tables).map_err(StepError::Failed)?;
-    let old = quote_ident(&v.old);
-    let mut sql = String::new();
-    // Write rules go first: after the renames nobody writes the old shape.
-    for step in &steps {
-        match step {
-            Step::AddColumn(s) if s.up.is_some() => sql.push_str(&drop_write_rule_sql(
-                &v,
-                &s.table,
-                "up",
-                &crate::statements::versions::hidden_column(&s.column),
-            )),
-            Step::DropColumn(s) if s.down.is_some() => {
-                sql.push_str(&drop_write_rule_sql(&v, &s.table, "down", &s.column))
-            }
-            _ => {}
-        }
-    }
-    for view in &model.views {
-        let qtable = format!("{old}.{}", quote_ident(&view.table));
-        for col in &view.dropped {
-            sql.push_str(&format!(
-                "ALTER TABLE {qtable} DROP COLUMN {};\n",
-                quote_ident(col)
-            ));
-        }
-        for col in &view.columns {
-            if col.physical != col.visible {
-                sql.push_str(&format!(
-                    "ALTER TABLE {qtable} RENAME COLUMN {} TO {};\n",
-                    quote_ident(&col.physical),
-                    quote_ident(&col.visible)
-                ));
-            }
-        }
-        if view.name != view.table {
-            sql.push_str(&format!(
-                "ALTER TABLE {qtable} RENAME TO {};\n",
-                quote_ident(&view.name)
-            ));
-        }
-    }
-    if v.old != "public" {
-        // Only a version schema (views alone) is retired; never tables.
-        sql.push_str(&format!(
-            "DO $cutover$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c \
-             WHERE c.relnamespace = {ns}::pg_catalog.regnamespace AND c.relkind <> 'v') \
-             THEN EXECUTE 'DROP SCHEMA {old} CASCADE'; END IF; END $cutover$;\n",
-            ns = quote_literal(&v.old),
-            old = old.replace('\'', "''")
-        ));
-    }
-    sql.push_str(&format!(
-        "COMMENT ON SCHEMA {} IS {};\n",
-        quote_ident(&v.new),
-        quote_literal(&completed_comment(plan))
-    ));
-    let cancel = ctx.control.abort.token().clone();
-    let mut report = ctx.retry_reporter();
-    execute_with_retry(ctx.conn, &sql, &ctx.policy, &cancel, &mut report)
-        .await
-        .map_err(|e| ctx.db_error(e))?;
-    Ok(Some(format!(
-        "version schema {}: the new shape is physical in {}",
-        v.new, v.old
-    )))
 }

@@ -429,8 +429,13 @@ pub(super) async fn probes(
         Step::Gate(_) => {}
         // Checked against the catalog when they run (names resolve through
         // earlier renames of the version).
-        Step::RenameColumn(_) | Step::RenameTable(_) | Step::AddColumn(_) | Step::DropColumn(_) => {
-        }
+        Step::RenameColumn(_)
+        | Step::RenameTable(_)
+        | Step::AddColumn(_)
+        | Step::DropColumn(_)
+        | Step::AlterColumn(_)
+        | Step::DropConstraint(_)
+        | Step::DropNotNull(_) => {}
     }
     Ok(out)
 }
