@@ -5,9 +5,10 @@
 
 mod common;
 
+use common::dump::schema_dump;
 use common::process::cutover;
 use common::versions::{
-    complete, data, new_app, roll_back, row_versions, schema_dump, schema_exists, start, updates,
+    complete, data, new_app, roll_back, row_versions, schema_exists, start, updates,
 };
 use common::{scalar, seeded_db, shipped_plan, write_plan};
 

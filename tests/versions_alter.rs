@@ -8,9 +8,10 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use common::dump::schema_dump;
 use common::versions::{
-    OLD_SHAPE, column_type, complete, data, hidden_objects, new_app, roll_back, schema_dump,
-    schema_exists, start,
+    OLD_SHAPE, column_type, complete, data, hidden_objects, new_app, roll_back, schema_exists,
+    start,
 };
 use common::{TestDb, scalar, seeded_db, shipped_plan};
 

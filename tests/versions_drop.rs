@@ -8,8 +8,9 @@
 
 mod common;
 
+use common::dump::schema_dump;
 use common::versions::{
-    OLD_SHAPE, column_type, complete, data, hidden_objects, new_app, roll_back, schema_dump, start,
+    OLD_SHAPE, column_type, complete, data, hidden_objects, new_app, roll_back, start,
 };
 use common::{scalar, seeded_db, shipped_plan};
 

@@ -5,9 +5,10 @@
 
 mod common;
 
+use common::dump::schema_dump;
 use common::process::Running;
 use common::process::cutover;
-use common::versions::{LONG, hidden_objects, new_app, schema_dump, schema_exists};
+use common::versions::{LONG, hidden_objects, new_app, schema_exists};
 use common::{count_and_slow, scalar, seeded_db, write_plan};
 
 const TWO_CHANGES: &str = r#"

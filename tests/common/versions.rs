@@ -3,7 +3,6 @@
 //! sessions, and pgroll's lifecycle (start, roll back, complete) driven
 //! through the real binary.
 
-use std::process::Command;
 use std::time::Duration;
 
 use super::process::{Running, cutover};
@@ -17,45 +16,6 @@ pub const OLD_SHAPE: &str =
 
 /// How long a lifecycle step may take on a loaded machine.
 pub const LONG: Duration = PATIENCE;
-
-/// `pg_dump --schema-only` of everything but the journal: the catalog as an
-/// operator would compare it.
-pub fn schema_dump(db: &TestDb) -> String {
-    let out = Command::new(pg_dump())
-        .args(["--schema-only", "--no-owner", "--exclude-schema=cutover"])
-        .arg(format!("--dbname={}", db.url))
-        .output()
-        .expect("run pg_dump");
-    assert!(
-        out.status.success(),
-        "pg_dump: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // Newer pg_dump frames its output with a random `\restrict` key.
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// `pg_dump` beside the server binaries the sandbox uses (`PG_BIN`, else
-/// the newest `/usr/lib/postgresql/*/bin`), else from `PATH`.
-pub fn pg_dump() -> std::path::PathBuf {
-    if let Ok(dir) = std::env::var("PG_BIN") {
-        return std::path::Path::new(&dir).join("pg_dump");
-    }
-    let mut found: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.path().join("bin/pg_dump"))
-                .filter(|p| p.exists())
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found.pop().unwrap_or_else(|| "pg_dump".into())
-}
 
 /// Every row of a table, as text, in key order.
 pub async fn data(conn: &Conn, table: &str) -> String {
