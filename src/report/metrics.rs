@@ -462,6 +462,8 @@ fn throttle_cause(reason: &str) -> &'static str {
         "stale_monitor"
     } else if reason.contains(" gone since ") {
         "replica_gone"
+    } else if reason.starts_with("throttled: probe p95") {
+        "max_stall"
     } else if reason.starts_with("throttled: slot ") {
         "slot_retained"
     } else if reason.contains(" behind > ") {
@@ -720,6 +722,10 @@ mod tests {
                 "replication_lag_bytes",
             ),
             ("throttled: slot s1 retains 3 GB > 512 MB", "slot_retained"),
+            (
+                "throttled: probe p95 400ms > max_stall 150ms (commits wait behind the batches' writes)",
+                "max_stall",
+            ),
         ];
         for (reason, cause) in cases {
             assert_eq!(throttle_cause(reason), cause, "{reason}");

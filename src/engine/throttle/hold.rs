@@ -1,14 +1,17 @@
 //! The lag throttle: batches wait while a replica or replication slot is
-//! over the `[throttle]` limits, or while the monitor is silent (fail
-//! closed).
+//! over the `[throttle]` limits, while the monitor is silent (fail
+//! closed), or, under `max_stall`, while the canary probe's commits wait
+//! longer than the budget.
 
 use std::time::Duration;
 
 /// Why batches must wait now, if they must: a replica or slot over the
-/// `[throttle]` limits, or no fresh monitor sample (fail closed).
+/// `[throttle]` limits, no fresh monitor sample (fail closed), or the
+/// probe over the stall budget.
 pub fn hold_reason(
     limits: &crate::plan::model::Throttle,
     abort: &crate::plan::model::AbortLimits,
+    max_stall: Option<Duration>,
     sample: &crate::monitor::sample::Sample,
     silent_for: Duration,
 ) -> Option<String> {
@@ -74,8 +77,27 @@ pub fn hold_reason(
             ));
         }
     }
+    // The probe commits a tiny write: its latency includes waiting for the
+    // WAL in front of it to reach the disk, which the batches put there.
+    // Over the budget, the application's commits wait longer than the
+    // plan allows behind cutover's writes: hold until they do not.
+    if let Some(budget) = max_stall
+        && let Some(p) = &sample.probe
+        && p.samples >= MIN_PROBES
+        && p.p95 > budget
+    {
+        return Some(format!(
+            "throttled: probe p95 {} > max_stall {} (commits wait behind the batches' writes)",
+            short_duration(p.p95),
+            short_duration(budget)
+        ));
+    }
     None
 }
+
+/// The probe's p95 counts for the stall budget once its window holds this
+/// many probes (a second's worth).
+const MIN_PROBES: usize = 10;
 
 /// Batches wait when the newest monitor sample is older than this.
 pub const STALE_AFTER: Duration = Duration::from_secs(4);
@@ -117,6 +139,7 @@ mod tests {
             hold_reason(
                 &throttle(),
                 &AbortLimits::default(),
+                None,
                 &with_replica(100, 0),
                 fresh
             ),
@@ -126,6 +149,7 @@ mod tests {
             hold_reason(
                 &throttle(),
                 &AbortLimits::default(),
+                None,
                 &with_replica(7200, 0),
                 fresh
             )
@@ -135,6 +159,7 @@ mod tests {
         let r = hold_reason(
             &throttle(),
             &AbortLimits::default(),
+            None,
             &with_replica(0, 3_000_000),
             fresh,
         )
@@ -154,7 +179,14 @@ mod tests {
             active: false,
             retained_bytes: 5_000_000,
         });
-        let r = hold_reason(&throttle(), &AbortLimits::default(), &s, Duration::ZERO).unwrap();
+        let r = hold_reason(
+            &throttle(),
+            &AbortLimits::default(),
+            None,
+            &s,
+            Duration::ZERO,
+        )
+        .unwrap();
         assert!(r.contains("slot cdc retains"), "{r}");
     }
 
@@ -163,6 +195,7 @@ mod tests {
         let r = hold_reason(
             &throttle(),
             &AbortLimits::default(),
+            None,
             &Sample::default(),
             Duration::from_secs(9),
         )
@@ -176,7 +209,54 @@ mod tests {
             hold_reason(
                 &Throttle::default(),
                 &AbortLimits::default(),
+                None,
                 &with_replica(999_999, i64::MAX / 4),
+                Duration::ZERO
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn under_a_stall_budget_holds_while_the_probe_is_over_it() {
+        let mut s = with_replica(0, 0);
+        s.probe = Some(crate::monitor::sample::ProbeStats {
+            p95: Duration::from_millis(400),
+            samples: 50,
+            ..Default::default()
+        });
+        let budget = Some(Duration::from_millis(150));
+        let r = hold_reason(
+            &throttle(),
+            &AbortLimits::default(),
+            budget,
+            &s,
+            Duration::ZERO,
+        )
+        .expect("held");
+        assert!(r.contains("probe p95 400ms > max_stall 150ms"), "{r}");
+        assert_eq!(
+            hold_reason(
+                &throttle(),
+                &AbortLimits::default(),
+                None,
+                &s,
+                Duration::ZERO
+            ),
+            None,
+            "without a budget the probe alone never holds"
+        );
+        s.probe = Some(crate::monitor::sample::ProbeStats {
+            p95: Duration::from_millis(20),
+            samples: 50,
+            ..Default::default()
+        });
+        assert_eq!(
+            hold_reason(
+                &throttle(),
+                &AbortLimits::default(),
+                budget,
+                &s,
                 Duration::ZERO
             ),
             None

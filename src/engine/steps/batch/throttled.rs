@@ -23,7 +23,8 @@ pub(super) async fn hold_while_throttled(
         };
         let throttle = ctx.control.throttle(&ctx.plan.throttle);
         let abort = ctx.control.abort_limits(&ctx.plan.abort);
-        match hold_reason(&throttle, &abort, &state.sample, silent) {
+        let budget = ctx.plan.settings.max_stall.map(|b| b.0);
+        match hold_reason(&throttle, &abort, budget, &state.sample, silent) {
             None => {
                 if let Some(since) = held.take() {
                     ctx.out.emit(EventKind::Unthrottled {
