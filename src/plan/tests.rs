@@ -354,3 +354,12 @@ fn an_unknown_on_delete_action_is_refused() {
     );
     assert!(ok.is_ok(), "{:?}", ok.err());
 }
+
+#[test]
+fn the_plan_reference_in_assets_parses() {
+    let text = include_str!("../../assets/plan-reference.toml");
+    let plan = parse(Path::new("assets/plan-reference.toml"), text).expect("the reference parses");
+    assert!(plan.settings.max_stall.is_some());
+    assert!(plan.throttle.probe_latency.is_some());
+    assert!(plan.abort.lock_wait.is_some());
+}
