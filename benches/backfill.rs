@@ -108,6 +108,7 @@ async fn main() {
             replica: true,
             durable: true,
             tls: false,
+            target: false,
         })
     })
     .await

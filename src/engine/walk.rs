@@ -95,6 +95,7 @@ pub(crate) async fn drive_run(
     resumed: bool,
     started: Instant,
     oversight: &Oversight,
+    databases: &crate::db::databases::Databases,
 ) -> Result<Outcome, RunError> {
     let (work, journal_conn) = (&session.work, &*session.journal);
     let timeout = plan.settings.statement_timeout;
@@ -228,6 +229,7 @@ pub(crate) async fn drive_run(
                 focus: &oversight.focus,
                 counters: &oversight.counters,
                 monitor_started: oversight.started,
+                databases,
             };
             let result = steps::run(step, &mut ctx).await;
             match result {
@@ -267,7 +269,7 @@ pub(crate) async fn drive_run(
                                 .unwrap_or_default()
                         })
                         .unwrap_or_default();
-                    clean_up_step(step, &created, work, out).await;
+                    clean_up_step(step, &created, work, databases, out).await;
                     let status = match &err {
                         StepError::Stopped(_)
                             if step.kind() == "backfill" || step.kind() == "copy_rows" =>
@@ -322,9 +324,11 @@ pub(crate) async fn clean_up_step(
     step: &crate::plan::Step,
     created: &[journal::steps::Created],
     conn: &Conn,
+    databases: &crate::db::databases::Databases,
     out: &Emitter,
 ) {
-    let result = crate::db::past_late_cancel(|| steps::clean_up(step, created, conn)).await;
+    let result =
+        crate::db::past_late_cancel(|| steps::clean_up(step, created, conn, databases)).await;
     match result {
         Ok(Some(message)) => out.emit(EventKind::Notice { message }),
         Ok(None) => {}

@@ -1,6 +1,7 @@
 //! The plan file: model (serde), loading with file:line:col errors, and
 //! structural validation.
 
+pub mod databases;
 pub mod identity;
 pub mod model;
 pub mod units;
@@ -239,6 +240,7 @@ fn validate(plan: &Plan) -> Result<(), Invalid> {
             }
         }
     }
+    databases::validate(plan)?;
     Ok(())
 }
 
@@ -395,6 +397,8 @@ fn validate_step(step: &Step, phase: &Phase) -> Result<(), String> {
         }
         Step::RenameColumn(_) | Step::RenameTable(_) | Step::AddColumn(_) | Step::DropColumn(_) => {
         }
+        // Checked with the plan's `databases` (plan::databases).
+        Step::Replicate(_) | Step::VerifyAcross(_) | Step::Switchover(_) => {}
         Step::Gate(s) => {
             if blank(&s.message) {
                 return Err("a gate needs a `message` telling the operator what to do".into());

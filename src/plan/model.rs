@@ -29,6 +29,11 @@ pub struct Plan {
     /// schema of views.
     #[serde(default)]
     pub versions: Option<Versions>,
+    /// Other databases the plan touches, by name (`databases = ["target"]`);
+    /// each one's URL comes from `--database NAME=URL` or
+    /// `CUTOVER_DATABASE_<NAME>`. The journal stays in the main database.
+    #[serde(default)]
+    pub databases: Vec<String>,
 }
 
 /// `[versions]`: the schema today's app uses and the one the new app will
@@ -106,6 +111,11 @@ pub struct Throttle {
     pub probe_latency: Option<HumanDuration>,
     /// Never move more rows per second than this (pauses between batches).
     pub max_rows_per_second: Option<u64>,
+    /// Hold a cross-database compare and the switchover's write freeze
+    /// while the subscription's apply lag is over this.
+    pub apply_lag: Option<HumanDuration>,
+    /// As `apply_lag`, in bytes of source WAL not yet applied.
+    pub apply_lag_bytes: Option<Size>,
 }
 
 impl Default for Throttle {
@@ -118,6 +128,8 @@ impl Default for Throttle {
             min_batch_size: 100,
             probe_latency: None,
             max_rows_per_second: None,
+            apply_lag: None,
+            apply_lag_bytes: None,
         }
     }
 }
@@ -147,6 +159,13 @@ pub struct AbortLimits {
     pub rollback_rate: Option<f64>,
     /// Fail closed when monitor samples stop for this long.
     pub stale_monitor: HumanDuration,
+    /// WAL a replication slot of the run keeps on the source (so the
+    /// source's disk never fills behind a slow subscription).
+    pub slot_retained_wal: Option<Size>,
+    /// The subscription's apply lag in time.
+    pub apply_lag: Option<HumanDuration>,
+    /// The subscription's apply lag in bytes of source WAL.
+    pub apply_lag_bytes: Option<Size>,
 }
 
 impl Default for AbortLimits {
@@ -159,6 +178,9 @@ impl Default for AbortLimits {
             lock_timeouts: None,
             rollback_rate: None,
             stale_monitor: HumanDuration(std::time::Duration::from_secs(15)),
+            slot_retained_wal: None,
+            apply_lag: None,
+            apply_lag_bytes: None,
         }
     }
 }
@@ -232,6 +254,12 @@ pub enum Step {
     AddColumn(AddColumnStep),
     /// A column hidden from the new version, dropped at contract.
     DropColumn(DropColumnStep),
+    /// Logical replication of tables to another database.
+    Replicate(ReplicateStep),
+    /// A chunked compare of a table with its copy on another database.
+    VerifyAcross(VerifyAcrossStep),
+    /// Writes frozen, last write applied, sequences advanced, replication detached.
+    Switchover(SwitchoverStep),
 }
 
 /// The step kinds, for messages.
@@ -250,6 +278,9 @@ pub const STEP_KINDS: &[&str] = &[
     "rename_table",
     "add_column",
     "drop_column",
+    "replicate",
+    "verify_across",
+    "switchover",
 ];
 
 /// `kind = "sql"`.
@@ -545,6 +576,73 @@ pub struct DropColumnStep {
     pub down: Option<String>,
 }
 
+/// `kind = "replicate"`: publication on the main database, the tables'
+/// definitions and a subscription on `to`, initial copy; done when every
+/// table is synchronised and streaming.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicateStep {
+    /// Shown on screen and in the journal.
+    pub name: Option<String>,
+    /// The database (a name from `databases`) the tables go to.
+    pub to: String,
+    /// The tables; `["*"]` for every table outside the system schemas.
+    pub tables: Vec<String>,
+}
+
+impl ReplicateStep {
+    /// Every table of the main database, rather than a list.
+    pub fn all_tables(&self) -> bool {
+        self.tables.iter().any(|t| t == "*")
+    }
+
+    /// The tables, for names and messages.
+    pub fn describe_tables(&self) -> String {
+        if self.all_tables() {
+            "all tables".into()
+        } else {
+            self.tables.join(", ")
+        }
+    }
+}
+
+/// `kind = "verify_across"`: a table compared chunk by chunk with its copy
+/// on another database while replication runs.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyAcrossStep {
+    /// Shown on screen and in the journal.
+    pub name: Option<String>,
+    /// The other database (a name from `databases`).
+    pub database: String,
+    /// The table (the same name on both sides).
+    pub table: String,
+    /// Its unique, indexed key.
+    pub key: String,
+    /// Columns to compare (default: all of the main database's).
+    pub columns: Option<Vec<String>>,
+    /// Rows per chunk.
+    pub chunk: Option<u64>,
+}
+
+/// `kind = "switchover"`: irreversible. Freezes writes to the replicated
+/// tables on the main database, waits for the last write to apply, advances
+/// the sequences, checks counts and detaches the replication.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchoverStep {
+    /// Shown on screen and in the journal.
+    pub name: Option<String>,
+    /// The database a `replicate` step fed (a name from `databases`).
+    pub database: String,
+    /// Added to each sequence's value on the main database when it is set
+    /// on the other (default 1000).
+    pub sequence_margin: Option<i64>,
+    /// How long to wait for open transactions that wrote to the tables, and
+    /// for the last write to apply, before giving up (default `5m`).
+    pub wait: Option<String>,
+}
+
 impl Step {
     /// The kind, as written in the plan.
     pub fn kind(&self) -> &'static str {
@@ -563,6 +661,9 @@ impl Step {
             Step::RenameTable(_) => "rename_table",
             Step::AddColumn(_) => "add_column",
             Step::DropColumn(_) => "drop_column",
+            Step::Replicate(_) => "replicate",
+            Step::VerifyAcross(_) => "verify_across",
+            Step::Switchover(_) => "switchover",
         }
     }
 
@@ -614,6 +715,18 @@ impl Step {
                 .name
                 .clone()
                 .unwrap_or_else(|| format!("drop {}.{}", s.table, s.column)),
+            Step::Replicate(s) => s
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("replicate {} to {}", s.describe_tables(), s.to)),
+            Step::VerifyAcross(s) => s
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("compare {} with {}", s.table, s.database)),
+            Step::Switchover(s) => s
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("switch over to {}", s.database)),
         }
     }
 
@@ -634,6 +747,9 @@ impl Step {
             Step::RenameTable(s) => s.name.as_deref(),
             Step::AddColumn(s) => s.name.as_deref(),
             Step::DropColumn(s) => s.name.as_deref(),
+            Step::Replicate(s) => s.name.as_deref(),
+            Step::VerifyAcross(s) => s.name.as_deref(),
+            Step::Switchover(s) => s.name.as_deref(),
         }
     }
 }

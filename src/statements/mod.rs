@@ -10,6 +10,7 @@ pub mod batch;
 pub mod constraint;
 pub mod create_index;
 pub mod not_null;
+pub mod replication;
 pub mod swap;
 pub mod sync_trigger;
 pub mod undo;

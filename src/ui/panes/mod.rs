@@ -9,3 +9,4 @@ pub mod log;
 pub mod now;
 pub mod plan;
 pub mod replication;
+pub mod subscription;
