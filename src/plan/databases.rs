@@ -41,7 +41,7 @@ fn valid_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && name.len() <= 32
+        && name.len() <= 20
 }
 
 /// Checks the declarations and the cross-database steps; an error carries
@@ -52,7 +52,7 @@ pub fn validate(plan: &Plan) -> Result<(), (Option<Range<usize>>, String)> {
             return Err((
                 None,
                 format!(
-                    "databases: \"{name}\" must be lower-case letters, digits and _ (at most 32): \
+                    "databases: \"{name}\" must be lower-case letters, digits and _ (at most 20): \
                      it names the publication, subscription and slot"
                 ),
             ));
@@ -171,7 +171,9 @@ mod tests {
 
     #[test]
     fn a_bad_database_name_is_refused() {
-        let e = err(&HEAD.replace("\"target\"", "\"Target DB\""));
+        let text = HEAD.replace("\"target\"", "\"Target DB\"")
+            + "[[phases.steps]]\nkind = \"gate\"\nmessage = \"m\"\n";
+        let e = err(&text);
         assert!(e.contains("lower-case"), "{e}");
     }
 }

@@ -7,10 +7,15 @@
 use crate::db::{quote_ident, quote_literal, quote_qualified};
 
 /// The publication, subscription and slot of a run's move to `database`
-/// (one name for all three; lower case, so it needs no quoting).
-pub fn move_name(run_id: i64, database: &str) -> String {
-    format!("cutover_move_{run_id}_{database}")
+/// (one name for all three; lower case, so it needs no quoting). Slots are
+/// per cluster and run ids per database: the main database's oid keeps
+/// two databases' moves apart.
+pub fn move_name(source_oid: u32, run_id: i64, database: &str) -> String {
+    format!("cutover_move_{source_oid}_{run_id}_{database}")
 }
+
+/// The main database's oid (for [`move_name`]).
+pub const DATABASE_OID: &str = "SELECT oid FROM pg_database WHERE datname = current_database()";
 
 /// The function the switchover's freeze triggers call (named after the
 /// move's publication, in cutover's own schema).
@@ -386,7 +391,7 @@ mod tests {
         let sql = create_subscription_sql("cutover_move_7_target", "host='h' password='it''s'");
         assert!(
             sql.starts_with(
-                r#"CREATE SUBSCRIPTION "cutover_move_7_target" CONNECTION 'host=''h'''"#
+                r#"CREATE SUBSCRIPTION "cutover_move_7_target" CONNECTION 'host=''h'' password=''it''''s'''"#
             ),
             "{sql}"
         );

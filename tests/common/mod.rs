@@ -160,6 +160,7 @@ pub fn cutover_bin() -> &'static str {
 
 pub mod app;
 pub mod locks;
+pub mod moving;
 pub mod process;
 
 /// How long a test waits for anything before it gives up: generous, so a

@@ -258,9 +258,21 @@ pub async fn pause(ctx: &mut Ctx<'_>, d: Duration) -> Result<(), StepError> {
     Ok(())
 }
 
-/// Points the monitor at the run's subscription on `database` (for its
-/// sync state, apply lag and slot; a resumed run sets it again).
-pub fn focus_on(ctx: &Ctx<'_>, database: &str, copy_total_bytes: Option<i64>) {
+/// The name of the run's publication, subscription and slot for `database`.
+pub async fn move_name(ctx: &Ctx<'_>, database: &str) -> Result<String, StepError> {
+    let oid: u32 = ctx
+        .conn
+        .client
+        .query_one(sql::DATABASE_OID, &[])
+        .await
+        .map_err(|e| ctx.db_error(DbError::sql("reading the database's oid", e)))?
+        .get(0);
+    Ok(sql::move_name(oid, ctx.run_id, database))
+}
+
+/// Points the monitor at the run's subscription `name` on `database` (for
+/// its sync state, apply lag and slot; a resumed run sets it again).
+pub fn focus_on(ctx: &Ctx<'_>, database: &str, name: &str, copy_total_bytes: Option<i64>) {
     let Some(target) = ctx.databases.get(database) else {
         return;
     };
@@ -268,7 +280,7 @@ pub fn focus_on(ctx: &Ctx<'_>, database: &str, copy_total_bytes: Option<i64>) {
         f.subscription = Some(crate::monitor::subscription::SubscriptionFocus {
             database: database.to_string(),
             target: target.clone(),
-            name: sql::move_name(ctx.run_id, database),
+            name: name.to_string(),
             copy_total_bytes,
         });
     }

@@ -70,7 +70,7 @@ fn set_focus(ctx: &Ctx<'_>, focus: Option<SubscriptionFocus>) {
 
 async fn replicate(spec: &ReplicateStep, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
     let other = connect_other(ctx, &spec.to).await?;
-    let name = sql::move_name(ctx.run_id, &spec.to);
+    let name = super::detach::move_name(ctx, &spec.to).await?;
     let tables = tables(spec, ctx).await?;
     for table in &tables {
         definition_on_other(ctx, &other, &spec.to, table).await?;

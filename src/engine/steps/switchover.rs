@@ -33,7 +33,7 @@ pub const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 
 /// Runs the switchover.
 pub async fn run(spec: &SwitchoverStep, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
-    let name = sql::move_name(ctx.run_id, &spec.database);
+    let name = super::detach::move_name(ctx, &spec.database).await?;
     let attached: bool = ctx
         .conn
         .client
@@ -57,7 +57,7 @@ pub async fn run(spec: &SwitchoverStep, ctx: &mut Ctx<'_>) -> Result<String, Ste
              switch over (was the replicate step rolled back?)"
         )));
     }
-    focus_on(ctx, &spec.database, None);
+    focus_on(ctx, &spec.database, &name, None);
     let other = connect_other(ctx, &spec.database).await?;
     let tables: Vec<String> = ctx
         .conn

@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::batch::check_key;
-use super::detach::{connect_other, focus_on, hold_for_apply_lag, pause, wait_applied};
+use super::detach::{
+    connect_other, focus_on, hold_for_apply_lag, move_name, pause, wait_applied,
+};
 use super::verify::{DEFAULT_CHUNK, columns_of, fail};
 use super::{Ctx, StepError};
 use crate::db::{Conn, DbError};
@@ -31,7 +33,8 @@ type Range = (Option<String>, Option<String>);
 
 /// Runs the compare.
 pub async fn run(spec: &VerifyAcrossStep, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
-    focus_on(ctx, &spec.database, None);
+    let slot = move_name(ctx, &spec.database).await?;
+    focus_on(ctx, &spec.database, &slot, None);
     let other = connect_other(ctx, &spec.database).await?;
     let source = Conn::connect(ctx.conn.target())
         .await
@@ -133,7 +136,6 @@ pub async fn run(spec: &VerifyAcrossStep, ctx: &mut Ctx<'_>) -> Result<String, S
         break;
     }
     ctx.out.progress(|p| p.batch = None);
-    let slot = sql::move_name(ctx.run_id, &spec.database);
     let mut persistent = Vec::new();
     let rows_sql = sql::rows_sql(&spec.table, &spec.key, t, &cols);
     for range in suspects {
