@@ -35,13 +35,22 @@ async fn checksum(conn: &cutover::db::Conn) -> String {
 async fn traces(source: &cutover::db::Conn, target: &cutover::db::Conn) -> Vec<String> {
     let mut found = Vec::new();
     for (conn, sql) in [
-        (source, "SELECT 'publication ' || pubname FROM pg_publication"),
-        (source, "SELECT 'slot ' || slot_name FROM pg_replication_slots"),
+        (
+            source,
+            "SELECT 'publication ' || pubname FROM pg_publication",
+        ),
+        (
+            source,
+            "SELECT 'slot ' || slot_name FROM pg_replication_slots",
+        ),
         (
             source,
             "SELECT 'freeze ' || tgname FROM pg_trigger WHERE tgname LIKE 'cutover_move%'",
         ),
-        (target, "SELECT 'subscription ' || subname FROM pg_subscription"),
+        (
+            target,
+            "SELECT 'subscription ' || subname FROM pg_subscription",
+        ),
         (
             target,
             "SELECT 'relation ' || relname FROM pg_class
@@ -80,7 +89,10 @@ async fn users_move_to_the_target_cluster_while_the_application_writes() {
     let (code, lines) = run.wait_exit(LONG);
     assert_eq!(code, 0, "the move finishes:\n{}", lines.join("\n"));
     let (writes, errors) = writer.stop().await;
-    assert!(writes > 250, "the application wrote during the move ({writes})");
+    assert!(
+        writes > 250,
+        "the application wrote during the move ({writes})"
+    );
     // Its only failures: writes refused by the freeze at the switchover.
     assert!(
         errors.iter().all(|e| e.contains("are frozen")),
@@ -88,7 +100,8 @@ async fn users_move_to_the_target_cluster_while_the_application_writes() {
     );
     let evs = events(&lines);
     assert!(
-        evs.iter().any(|e| e["event"] == "step_finished" && e["name"] == "compare users"),
+        evs.iter()
+            .any(|e| e["event"] == "step_finished" && e["name"] == "compare users"),
         "the compare ran:\n{}",
         lines.join("\n")
     );
@@ -165,7 +178,11 @@ async fn an_abort_mid_copy_and_a_rollback_leave_no_trace_on_either_cluster() {
     let _one = ONE_AT_A_TIME.lock().await;
     let (src, dst) = source_and_target("move_abort", 20_000).await;
     let target = dst.connect().await;
-    target.client.batch_execute(SLOW_COPY).await.expect("slow copy");
+    target
+        .client
+        .batch_execute(SLOW_COPY)
+        .await
+        .expect("slow copy");
     let source = src.connect().await;
     let before = traces(&source, &target).await;
     let (_dir, plan) = write_plan(MOVE);
@@ -192,10 +209,7 @@ async fn an_abort_mid_copy_and_a_rollback_leave_no_trace_on_either_cluster() {
     let slots: i64 = scalar(&source, "SELECT count(*) FROM pg_replication_slots").await;
     assert_eq!(slots, 0, "{:?}", traces(&source, &target).await);
 
-    let (code, out, err) = cutover(
-        &src.url,
-        &["rollback", &plan, "--yes", "--database", &flag],
-    );
+    let (code, out, err) = cutover(&src.url, &["rollback", &plan, "--yes", "--database", &flag]);
     assert_eq!(code, 0, "rollback:\n{out}{err}");
     assert_eq!(
         traces(&source, &target).await,
@@ -208,4 +222,61 @@ async fn an_abort_mid_copy_and_a_rollback_leave_no_trace_on_either_cluster() {
         status == "rolled_back" || status == "aborted",
         "run status {status}"
     );
+}
+
+const MOVE_AND_COMPARE: &str = r#"
+name = "move and compare users"
+databases = ["target"]
+[abort]
+slot_retained_wal = "4GB"
+[[phases]]
+name = "replicate"
+gate = "auto"
+[[phases.steps]]
+kind = "replicate"
+to = "target"
+tables = ["users"]
+[[phases]]
+name = "verify"
+[[phases.steps]]
+kind = "verify_across"
+database = "target"
+table = "users"
+key = "id"
+chunk = 500
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_row_that_differs_for_good_fails_the_compare_naming_its_range_and_key() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (src, dst) = source_and_target("move_differs", 5_000).await;
+    let (source, target) = (src.connect().await, dst.connect().await);
+    let before = traces(&source, &target).await;
+    let (_dir, plan) = write_plan(MOVE_AND_COMPARE);
+    let flag = format!("target={}", dst.url);
+    let mut run = Running::spawn(&src.url, &["run", &plan, "--json", "--database", &flag]);
+    run.wait_for("the gate before the compare", LONG, |v| {
+        v["event"] == "gate_waiting" && v["phase"] == 1
+    });
+    // Someone writes on the target directly: replication will not undo it.
+    target
+        .client
+        .batch_execute("UPDATE users SET name = 'changed on the target' WHERE id = 777")
+        .await
+        .expect("tamper");
+    let (code, out, err) = cutover(&src.url, &["advance", &plan]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, lines) = run.wait_exit(LONG);
+    assert_eq!(code, 3, "a failed compare aborts:\n{}", lines.join("\n"));
+    let evs = events(&lines);
+    let tripped = evs
+        .iter()
+        .find(|e| e["event"] == "criterion_tripped")
+        .unwrap_or_else(|| panic!("no tripped criterion:\n{}", lines.join("\n")));
+    let detail = tripped["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("id 500 (exclusive) to 1000"), "{detail}");
+    assert!(detail.contains("id = 777"), "{detail}");
+    let (code, out, err) = cutover(&src.url, &["rollback", &plan, "--yes", "--database", &flag]);
+    assert_eq!(code, 0, "rollback:\n{out}{err}");
+    assert_eq!(traces(&source, &target).await, before);
 }

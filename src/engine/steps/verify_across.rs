@@ -12,9 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::batch::check_key;
-use super::detach::{
-    connect_other, focus_on, hold_for_apply_lag, move_name, pause, wait_applied,
-};
+use super::detach::{connect_other, focus_on, hold_for_apply_lag, move_name, pause, wait_applied};
 use super::verify::{DEFAULT_CHUNK, columns_of, fail};
 use super::{Ctx, StepError};
 use crate::db::{Conn, DbError};
@@ -138,6 +136,17 @@ pub async fn run(spec: &VerifyAcrossStep, ctx: &mut Ctx<'_>) -> Result<String, S
     ctx.out.progress(|p| p.batch = None);
     let mut persistent = Vec::new();
     let rows_sql = sql::rows_sql(&spec.table, &spec.key, t, &cols);
+    // The tail (past the last key) is always read again; others differed.
+    let rechecked = suspects.len().saturating_sub(1);
+    if rechecked > 0 {
+        ctx.out.emit(crate::engine::events::EventKind::Notice {
+            message: format!(
+                "{rechecked} chunk(s) of {} differed while writes went on; comparing their rows \
+                 again once {} has applied past each read",
+                spec.table, spec.database
+            ),
+        });
+    }
     for range in suspects {
         if let Some(keys) = recheck(ctx, &source, &other, &rows_sql, &slot, &range).await? {
             let lo = range
@@ -157,7 +166,8 @@ pub async fn run(spec: &VerifyAcrossStep, ctx: &mut Ctx<'_>) -> Result<String, S
     }
     if persistent.is_empty() {
         return Ok(format!(
-            "{} matches on {}: {rows} rows in {chunks} chunks",
+            "{} matches on {}: {rows} rows in {chunks} chunks ({rechecked} rechecked after the \
+             target caught up)",
             spec.table, spec.database
         ));
     }
