@@ -296,7 +296,7 @@ pub fn apply_lag_hold(
         return None;
     }
     let Some(s) = sample else {
-        return Some("apply lag not measured yet ([throttle] apply_lag)".into());
+        return Some("apply lag not measured yet ([throttle] apply_lag, apply_lag_bytes)".into());
     };
     if let Some(limit) = throttle.apply_lag {
         match s.apply_lag {
