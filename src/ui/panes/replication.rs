@@ -121,7 +121,7 @@ impl Widget for ReplicationPane<'_> {
             ]));
         }
         if let Some(sub) = &s.subscription {
-            lines.extend(super::subscription::lines(sub, &t, &a));
+            lines.extend(super::subscription::lines(sub, t, a));
         }
         let limits = limits_line(
             t.replication_lag.map(|d| d.to_string()),
