@@ -108,7 +108,8 @@ pub enum Command {
     /// target_batch_time, probe_latency (or off), max_batch_size,
     /// min_batch_size, throttle.replication_lag[_bytes],
     /// abort.replication_lag[_bytes], lock_wait, blocked_sessions,
-    /// lock_timeouts, rollback_rate, stale_monitor (limits take `off`),
+    /// lock_timeouts, rollback_rate, stale_monitor, slot_retained_wal,
+    /// throttle.apply_lag_bytes, abort.apply_lag_bytes (limits take `off`),
     /// release_replica=NAME.
     Set(SetArgs),
     /// Stop holding batches for a replica the run lost.
