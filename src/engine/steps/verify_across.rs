@@ -200,9 +200,14 @@ async fn row_hashes(
         .collect())
 }
 
-/// Compares a suspect range row by row once the other side has applied
-/// past each read of the main side; returns the keys that still differ
-/// after every round, or `None` when they converged.
+/// Compares a suspect range row by row. Each round reads the main side,
+/// waits until the other side has applied past that read, and reads the
+/// other side. A row differs for good when the other side still disagrees
+/// although the main side's row did not change from that round's read to
+/// the next (so there was nothing left to apply for it). Rows that keep
+/// changing are read again; if they never settle they are reported, not
+/// failed (a row the application rewrites is rewritten on both sides).
+/// Returns the keys that differ for good, or `None`.
 async fn recheck(
     ctx: &mut Ctx<'_>,
     source: &Conn,
@@ -213,10 +218,32 @@ async fn recheck(
 ) -> Result<Option<Vec<String>>, StepError> {
     let wait = Duration::from_secs(300);
     let mut keys: Option<Vec<String>> = None;
-    for round in 0..ROUNDS {
+    let mut previous: Option<(BTreeMap<String, String>, Vec<String>)> = None;
+    for round in 0..=ROUNDS {
         let mine = row_hashes(source, statement, range, &keys)
             .await
             .map_err(|e| ctx.db_error(e))?;
+        if let Some((before, differed)) = &previous {
+            let settled: Vec<String> = differed
+                .iter()
+                .filter(|k| before.get(*k) == mine.get(*k))
+                .cloned()
+                .collect();
+            if !settled.is_empty() {
+                return Ok(Some(settled));
+            }
+            if round == ROUNDS {
+                ctx.out.emit(crate::engine::events::EventKind::Notice {
+                    message: format!(
+                        "{} row(s) kept changing while compared (e.g. {}); they are rewritten \
+                         on both sides as they change",
+                        differed.len(),
+                        differed.first().map_or("", String::as_str)
+                    ),
+                });
+                return Ok(None);
+            }
+        }
         // Read after the rows: every change the read saw is before it.
         let lsn: String = source
             .client
@@ -237,13 +264,11 @@ async fn recheck(
         if differ.is_empty() {
             return Ok(None);
         }
-        if round + 1 == ROUNDS {
-            differ.sort();
-            return Ok(Some(differ));
-        }
+        differ.sort();
         differ.truncate(10_000);
-        keys = Some(differ);
-        pause(ctx, Duration::from_millis(200 * (round as u64 + 1))).await?;
+        keys = Some(differ.clone());
+        previous = Some((mine, differ));
+        pause(ctx, Duration::from_millis(100 * (round as u64 + 1))).await?;
     }
     Ok(None)
 }
