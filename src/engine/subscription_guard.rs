@@ -1,7 +1,8 @@
-//! The move's abort criteria over a monitor sample: WAL retained by the
-//! run's slot (so the main database's disk never fills behind a slow or
-//! stopped subscription) and the subscription's apply lag. A limit that
-//! cannot be measured while a subscription is watched counts as exceeded.
+//! The move's abort criteria over a monitor sample, while a move's
+//! subscription is watched: WAL retained by the run's slots (so the main
+//! database's disk never fills behind a slow or stopped subscription) and
+//! the subscription's apply lag. A limit that cannot be measured then
+//! counts as exceeded. Other tools' slots are not the run's business.
 
 use crate::engine::events::short_duration;
 use crate::monitor::sample::Sample;
@@ -28,25 +29,18 @@ fn size(n: i64) -> String {
 /// Every move criterion over its limit in this sample.
 pub fn over_limits(limits: &AbortLimits, sample: &Sample) -> Vec<Over> {
     let mut trips = Vec::new();
+    let Some(s) = &sample.subscription else {
+        return trips;
+    };
     if let Some(Size(limit)) = limits.slot_retained_wal {
-        // The run's slot when a move is watched, else every logical slot.
-        let retained = match &sample.subscription {
-            Some(s) => s
-                .slot_retained_bytes
-                .map(|n| (s.name.clone(), n))
-                .ok_or_else(|| {
-                    s.error
-                        .clone()
-                        .unwrap_or_else(|| "slot not measured".into())
-                }),
-            None => Ok(sample
-                .slots
-                .iter()
-                .filter(|s| s.kind == "logical")
-                .max_by_key(|s| s.retained_bytes)
-                .map(|s| (s.name.clone(), s.retained_bytes))
-                .unwrap_or_default()),
-        };
+        let retained = s
+            .slot_retained_bytes
+            .map(|n| (s.name.clone(), n))
+            .ok_or_else(|| {
+                s.error
+                    .clone()
+                    .unwrap_or_else(|| "slot not measured".into())
+            });
         match retained {
             Ok((name, n)) if n.max(0) as u64 > limit => trips.push(Over {
                 criterion: "slot_retained_wal",
@@ -63,9 +57,6 @@ pub fn over_limits(limits: &AbortLimits, sample: &Sample) -> Vec<Over> {
             }),
         }
     }
-    let Some(s) = &sample.subscription else {
-        return trips;
-    };
     if let Some(HumanDuration(limit)) = limits.apply_lag {
         match s.apply_lag {
             Some(lag) if lag > limit => trips.push(Over {
@@ -147,6 +138,20 @@ mod tests {
         assert_eq!(trips[0].criterion, "slot_retained_wal");
         assert!(trips[0].detail.contains("cutover_move_1_target"));
         assert!(over_limits(&limits(), &watched(Some(10), Some(10))).is_empty());
+    }
+
+    #[test]
+    fn other_tools_slots_are_not_the_run_s_business() {
+        let sample = Sample {
+            slots: vec![crate::monitor::sample::SlotInfo {
+                name: "someone_elses".into(),
+                kind: "logical".into(),
+                active: false,
+                retained_bytes: 50_000_000_000,
+            }],
+            ..Sample::default()
+        };
+        assert!(over_limits(&limits(), &sample).is_empty());
     }
 
     #[test]

@@ -141,11 +141,13 @@ pub fn freeze_function_sql(publication: &str, database: &str) -> String {
     )
 }
 
-/// The statement-level trigger that freezes writes to one table.
+/// The statement-level trigger that freezes writes to one table (made
+/// again if a resumed switchover finds it).
 pub fn freeze_trigger_sql(publication: &str, table: &str) -> String {
     format!(
-        "CREATE TRIGGER {FREEZE_TRIGGER} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {} \
+        "{};\nCREATE TRIGGER {FREEZE_TRIGGER} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {} \
          FOR EACH STATEMENT EXECUTE FUNCTION {}()",
+        unfreeze_sql(table),
         quote_qualified(table),
         freeze_function(publication)
     )

@@ -179,6 +179,10 @@ async fn switch(
         counts.push(format!("{table} {mine} rows"));
     }
     ctx.control.safe_point(ctx.out).await?;
+    // The slot goes now: the monitor stops looking for it first.
+    if let Ok(mut f) = ctx.focus.lock() {
+        f.subscription = None;
+    }
     // The point of no return.
     drop_subscription(ctx.conn, Some(other), name)
         .await
@@ -188,9 +192,6 @@ async fn switch(
         .batch_execute(&sql::drop_publication_sql(name))
         .await
         .map_err(|e| StepError::Failed(DbError::sql("dropping the publication", e).to_string()))?;
-    if let Ok(mut f) = ctx.focus.lock() {
-        f.subscription = None;
-    }
     Ok(format!(
         "switched over to {}: {}; {}; replication detached. Writes to {} stay refused on the \
          main database (trigger {} — the application writes to {} now)",
