@@ -4,6 +4,7 @@
 pub mod databases;
 pub mod identity;
 pub mod model;
+pub mod moving;
 pub mod units;
 
 use std::fmt;

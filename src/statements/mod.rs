@@ -15,6 +15,7 @@ pub mod swap;
 pub mod sync_trigger;
 pub mod undo;
 pub mod verify;
+pub mod verify_across;
 pub mod versions;
 
 pub use undo::{Inverse, RecordedUndo, inverse, recorded_undo};

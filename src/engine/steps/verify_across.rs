@@ -18,7 +18,8 @@ use super::{Ctx, StepError};
 use crate::db::{Conn, DbError};
 use crate::engine::progress::BatchProgress;
 use crate::plan::model::VerifyAcrossStep;
-use crate::statements::replication as sql;
+use crate::statements::replication::CURRENT_LSN;
+use crate::statements::verify_across as sql;
 
 /// Rounds of per-row rechecks before a difference counts as persistent.
 const ROUNDS: usize = 6;
@@ -247,7 +248,7 @@ async fn recheck(
         // Read after the rows: every change the read saw is before it.
         let lsn: String = source
             .client
-            .query_one(sql::CURRENT_LSN, &[])
+            .query_one(CURRENT_LSN, &[])
             .await
             .map_err(|e| ctx.db_error(DbError::sql("reading the WAL position", e)))?
             .get(0);
