@@ -82,3 +82,57 @@ pub fn lines(s: &SubscriptionSample, t: &Throttle, a: &AbortLimits) -> Vec<Line<
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::subscription::{CopyProgress, TableSync};
+    use std::time::Duration;
+
+    fn text(lines: &[Line]) -> String {
+        lines
+            .iter()
+            .map(|l| {
+                l.spans
+                    .iter()
+                    .map(|s| s.content.as_ref())
+                    .collect::<String>()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_copy_shows_state_bytes_rate_eta_lag_and_retained_wal() {
+        let s = SubscriptionSample {
+            name: "cutover_move_5_1_target".into(),
+            database: "target".into(),
+            tables: vec![TableSync {
+                table: "public.users".into(),
+                state: "d".into(),
+            }],
+            copy: Some(CopyProgress {
+                bytes: 12_000_000,
+                total: Some(34_000_000),
+                rate: 2_000_000.0,
+                eta: Some(Duration::from_secs(11)),
+            }),
+            apply_lag_bytes: Some(4096),
+            apply_lag: Some(Duration::from_millis(300)),
+            slot_retained_bytes: Some(52_000),
+            error: None,
+        };
+        let shown = text(&lines(&s, &Throttle::default(), &AbortLimits::default()));
+        assert!(shown.contains("move to target"), "{shown}");
+        assert!(
+            shown.contains("public.users") && shown.contains("copying"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("copied 12.0 MB of ≈34.0 MB at 2.0 MB/s, ETA 11.0s"),
+            "{shown}"
+        );
+        assert!(shown.contains("apply lag 4.1 kB / 300ms"), "{shown}");
+        assert!(shown.contains("slot retains 52.0 kB"), "{shown}");
+    }
+}
