@@ -280,3 +280,35 @@ async fn a_row_that_differs_for_good_fails_the_compare_naming_its_range_and_key(
     assert_eq!(code, 0, "rollback:\n{out}{err}");
     assert_eq!(traces(&source, &target).await, before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slot_retaining_more_wal_than_allowed_aborts_the_copy_and_removes_the_replication() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (src, dst) = source_and_target("move_retained", 20_000).await;
+    let (source, target) = (src.connect().await, dst.connect().await);
+    target
+        .client
+        .batch_execute(SLOW_COPY)
+        .await
+        .expect("slow copy");
+    let before = traces(&source, &target).await;
+    // The application writes WAL while the copy holds the slots back.
+    let writer = Writer::start(&src.url);
+    let (_dir, plan) = write_plan(&MOVE.replace("\"4GB\"", "\"64kB\""));
+    let flag = format!("target={}", dst.url);
+    let run = Running::spawn(
+        &src.url,
+        &["run", &plan, "--yes", "--json", "--database", &flag],
+    );
+    let (code, lines) = run.wait_exit(LONG);
+    let _ = writer.stop().await;
+    assert_eq!(code, 3, "the limit aborts the run:\n{}", lines.join("\n"));
+    let evs = events(&lines);
+    let tripped = evs
+        .iter()
+        .find(|e| e["event"] == "criterion_tripped")
+        .unwrap_or_else(|| panic!("no tripped criterion:\n{}", lines.join("\n")));
+    assert_eq!(tripped["criterion"], "slot_retained_wal", "{tripped}");
+    // The abort itself removed what the step made: no slot keeps WAL.
+    assert_eq!(traces(&source, &target).await, before);
+}
