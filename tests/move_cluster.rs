@@ -312,3 +312,74 @@ async fn a_slot_retaining_more_wal_than_allowed_aborts_the_copy_and_removes_the_
     // The abort itself removed what the step made: no slot keeps WAL.
     assert_eq!(traces(&source, &target).await, before);
 }
+
+const MOVE_AND_SWITCH: &str = r#"
+name = "move and switch users"
+databases = ["target"]
+[abort]
+slot_retained_wal = "4GB"
+[[phases]]
+name = "replicate"
+gate = "auto"
+[[phases.steps]]
+kind = "replicate"
+to = "target"
+tables = ["users"]
+[[phases]]
+name = "switchover"
+irreversible = true
+[[phases.steps]]
+kind = "switchover"
+database = "target"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_switchover_reports_and_waits_for_a_transaction_that_wrote() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (src, dst) = source_and_target("move_open_writer", 2_000).await;
+    let (_dir, plan) = write_plan(MOVE_AND_SWITCH);
+    let flag = format!("target={}", dst.url);
+    let mut run = Running::spawn(&src.url, &["run", &plan, "--json", "--database", &flag]);
+    run.wait_for("the gate before the switchover", LONG, |v| {
+        v["event"] == "gate_waiting" && v["phase"] == 1
+    });
+    // An application transaction writes and stays open.
+    let app = src.connect().await;
+    app.client
+        .batch_execute("BEGIN; UPDATE users SET name = 'written before the freeze' WHERE id = 42")
+        .await
+        .expect("open transaction");
+    let pid = app.pid();
+    let source = src.connect().await;
+    poll_until_async("the transaction to be over a second old", LONG, async || {
+        let age: f64 = source
+            .client
+            .query_one(
+                "SELECT extract(epoch FROM now() - xact_start)::float8 FROM pg_stat_activity WHERE pid = $1",
+                &[&pid],
+            )
+            .await
+            .expect("age")
+            .get(0);
+        age > 1.5
+    })
+    .await;
+    let (code, out, err) = cutover(&src.url, &["advance", &plan, "--confirm", "users"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let notice = run.wait_for("the open writer to be reported", LONG, |v| {
+        v["event"] == "notice"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(&format!("session {pid} ")))
+    });
+    assert!(run.is_running(), "the switchover waits: {notice}");
+    app.client.batch_execute("COMMIT").await.expect("commit");
+    let (code, lines) = run.wait_exit(LONG);
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+    let target = dst.connect().await;
+    let name: String = scalar(&target, "SELECT name FROM users WHERE id = 42").await;
+    assert_eq!(
+        name, "written before the freeze",
+        "the last write reached the target"
+    );
+}

@@ -36,6 +36,8 @@ pub fn main_table_of<'a>(steps: impl Iterator<Item = &'a Step>) -> Option<String
         Step::NotNull(n) => Some(n.table.clone()),
         Step::Constraint(c) => Some(c.table.clone()),
         Step::SyncTrigger(t) => t.table.clone().or(t.from.clone()),
+        Step::Replicate(r) if !r.all_tables() => r.tables.first().cloned(),
+        Step::VerifyAcross(v) => Some(v.table.clone()),
         _ => None,
     })
 }

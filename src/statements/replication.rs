@@ -110,8 +110,11 @@ pub const APPLIED_PAST: &str = "SELECT confirmed_flush_lsn >= $2::text::pg_lsn,
      FROM pg_replication_slots WHERE slot_name = $1";
 
 /// Sessions other than ours holding a write lock on one of the tables
-/// (`$1` regclass names as text, `$2` our pids): transactions that wrote
-/// and have not ended.
+/// (`$1` regclass names as text, `$2` our pids) in a transaction begun
+/// before `$3` (text timestamp; NULL: more than a second ago): writers
+/// that have not ended. (A write refused by the freeze also holds the lock
+/// until its transaction ends; only transactions older than the freeze
+/// can have written.)
 pub const OPEN_WRITERS: &str = "SELECT DISTINCT l.pid, l.relation::regclass::text,
        coalesce(a.application_name, ''), coalesce(a.state, ''),
        coalesce(extract(epoch FROM now() - a.xact_start), 0)::float8
@@ -120,6 +123,7 @@ pub const OPEN_WRITERS: &str = "SELECT DISTINCT l.pid, l.relation::regclass::tex
        AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
        AND l.relation = ANY (SELECT to_regclass(t) FROM unnest($1::text[]) t)
        AND l.pid <> ALL ($2::int[])
+       AND a.xact_start < coalesce($3::text::timestamptz, now() - interval '1 second')
      ORDER BY 1";
 
 /// The freeze function: refuses every write, for every role (a trigger

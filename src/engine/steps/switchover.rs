@@ -111,7 +111,9 @@ async fn switch(
         .unwrap_or(DEFAULT_WAIT);
     // Freezing while the other side is far behind would hold writes longer.
     hold_for_apply_lag(ctx).await?;
-    wait_for_writers(ctx, tables, wait).await?;
+    // The freeze's trigger waits for every transaction that wrote to the
+    // tables (its lock conflicts with theirs): name the long ones now.
+    writers(ctx, tables, None, &mut Vec::new()).await?;
     for table in tables {
         ctx.record_created(&Created::Freeze {
             table: table.clone(),
@@ -138,7 +140,14 @@ async fn switch(
             tables.join(", ")
         ),
     });
-    wait_for_writers(ctx, tables, wait).await?;
+    let frozen_at: String = ctx
+        .conn
+        .client
+        .query_one("SELECT clock_timestamp()::text", &[])
+        .await
+        .map_err(|e| ctx.db_error(DbError::sql("reading the clock", e)))?
+        .get(0);
+    wait_for_writers(ctx, tables, &frozen_at, wait).await?;
     let lsn: String = ctx
         .conn
         .client
@@ -204,41 +213,50 @@ async fn switch(
     ))
 }
 
-/// Waits until no other session holds a write lock on the tables (an open
-/// transaction that wrote to them), reporting each one once.
+/// Other sessions whose transactions (begun before `before`, or more
+/// than a second ago) hold a write lock on the tables; each reported once.
+async fn writers(
+    ctx: &mut Ctx<'_>,
+    tables: &[String],
+    before: Option<&str>,
+    seen: &mut Vec<i32>,
+) -> Result<usize, StepError> {
+    let ours: Vec<i32> = ctx.focus.lock().map(|f| f.ours.clone()).unwrap_or_default();
+    let tables = tables.to_vec();
+    let rows = ctx
+        .conn
+        .client
+        .query(sql::OPEN_WRITERS, &[&tables, &ours, &before])
+        .await
+        .map_err(|e| ctx.db_error(DbError::sql("looking for open writers", e)))?;
+    for r in &rows {
+        let pid: i32 = r.get(0);
+        if !seen.contains(&pid) {
+            seen.push(pid);
+            let (table, app, state, age): (String, String, String, f64) =
+                (r.get(1), r.get(2), r.get(3), r.get(4));
+            ctx.out.emit(EventKind::Notice {
+                message: format!(
+                    "session {pid} ({app}, {state}, transaction open {age:.0}s) holds a write \
+                     lock on {table}; the freeze waits for its transaction to end"
+                ),
+            });
+        }
+    }
+    Ok(rows.len())
+}
+
+/// Waits until every transaction begun before the freeze that holds a
+/// write lock on the tables has ended, reporting each one once.
 async fn wait_for_writers(
     ctx: &mut Ctx<'_>,
     tables: &[String],
+    frozen_at: &str,
     limit: Duration,
 ) -> Result<(), StepError> {
-    let ours: Vec<i32> = ctx.focus.lock().map(|f| f.ours.clone()).unwrap_or_default();
-    let tables = tables.to_vec();
     let started = Instant::now();
     let mut seen: Vec<i32> = Vec::new();
-    loop {
-        let rows = ctx
-            .conn
-            .client
-            .query(sql::OPEN_WRITERS, &[&tables, &ours])
-            .await
-            .map_err(|e| ctx.db_error(DbError::sql("looking for open writers", e)))?;
-        if rows.is_empty() {
-            return Ok(());
-        }
-        for r in &rows {
-            let pid: i32 = r.get(0);
-            if !seen.contains(&pid) {
-                seen.push(pid);
-                let (table, app, state, age): (String, String, String, f64) =
-                    (r.get(1), r.get(2), r.get(3), r.get(4));
-                ctx.out.emit(EventKind::Notice {
-                    message: format!(
-                        "session {pid} ({app}, {state}, transaction open {age:.0}s) has written \
-                         to {table} and not ended; waiting for it"
-                    ),
-                });
-            }
-        }
+    while writers(ctx, tables, Some(frozen_at), &mut seen).await? > 0 {
         if started.elapsed() > limit {
             return Err(StepError::Failed(format!(
                 "sessions {seen:?} kept transactions that wrote to the moved tables open for \
@@ -248,6 +266,7 @@ async fn wait_for_writers(
         }
         pause(ctx, Duration::from_millis(200)).await?;
     }
+    Ok(())
 }
 
 /// Sets each sequence of the moved tables on the other database to the
