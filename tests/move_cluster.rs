@@ -383,3 +383,22 @@ async fn the_switchover_reports_and_waits_for_a_transaction_that_wrote() {
         "the last write reached the target"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_move_between_two_databases_of_one_server_makes_its_slot_first() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (src, dst) =
+        common::moving::source_and_target_on_one_server("move_one_server", 3_000).await;
+    let (_dir, plan) = write_plan(MOVE_AND_SWITCH);
+    let flag = format!("target={}", dst.url);
+    let run = Running::spawn(
+        &src.url,
+        &["run", &plan, "--yes", "--json", "--database", &flag],
+    );
+    let (code, lines) = run.wait_exit(LONG);
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+    let (source, target) = (src.connect().await, dst.connect().await);
+    assert_eq!(checksum(&source).await, checksum(&target).await);
+    let slots: i64 = scalar(&source, "SELECT count(*) FROM pg_replication_slots").await;
+    assert_eq!(slots, 0, "detached");
+}

@@ -41,16 +41,25 @@ pub fn drop_publication_sql(name: &str) -> String {
     format!("DROP PUBLICATION IF EXISTS {}", quote_ident(name))
 }
 
-/// `CREATE SUBSCRIPTION` with its slot (same name) and the initial copy.
-pub fn create_subscription_sql(name: &str, conninfo: &str) -> String {
+/// `CREATE SUBSCRIPTION` with the initial copy, making its slot (same
+/// name) unless `slot_made` (both databases on one server, where the
+/// subscription could not make its own slot without waiting for itself).
+pub fn create_subscription_sql(name: &str, conninfo: &str, slot_made: bool) -> String {
     format!(
         "CREATE SUBSCRIPTION {sub} CONNECTION {conn} PUBLICATION {sub} \
-         WITH (copy_data = true, create_slot = true, slot_name = {slot})",
+         WITH (copy_data = true, create_slot = {create}, slot_name = {slot})",
         sub = quote_ident(name),
         conn = quote_literal(conninfo),
+        create = !slot_made,
         slot = quote_literal(name),
     )
 }
+
+/// The server's identity (to tell whether two databases share a server).
+pub const SYSTEM_ID: &str = "SELECT system_identifier::text FROM pg_control_system()";
+
+/// Makes the subscription's slot from the main side (`$1` name).
+pub const CREATE_SLOT: &str = "SELECT pg_create_logical_replication_slot($1, 'pgoutput')";
 
 /// Removes a subscription without touching its slot (dropped on the
 /// source afterwards, where it lives): works even when the source cannot
@@ -330,7 +339,8 @@ mod tests {
 
     #[test]
     fn the_subscription_keeps_its_connection_string_quoted() {
-        let sql = create_subscription_sql("cutover_move_7_target", "host='h' password='it''s'");
+        let sql =
+            create_subscription_sql("cutover_move_7_target", "host='h' password='it''s'", false);
         assert!(
             sql.starts_with(
                 r#"CREATE SUBSCRIPTION "cutover_move_7_target" CONNECTION 'host=''h'' password=''it''''s'''"#
@@ -338,6 +348,7 @@ mod tests {
             "{sql}"
         );
         assert!(sql.contains("slot_name = 'cutover_move_7_target'"), "{sql}");
+        assert!(sql.contains("create_slot = true"), "{sql}");
         let drop = drop_subscription_sql("cutover_move_7_target");
         assert!(drop.contains("SET (slot_name = NONE)"), "{drop}");
     }

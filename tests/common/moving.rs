@@ -52,3 +52,14 @@ pub async fn source_and_target(test: &str, rows: i64) -> (TestDb, TestDb) {
     let dest = create_db(test, target, None).await;
     (source, dest)
 }
+
+/// As [`source_and_target`], both databases on the logical primary.
+pub async fn source_and_target_on_one_server(test: &str, rows: i64) -> (TestDb, TestDb) {
+    let (primary, _) = move_sandbox_urls();
+    let source = create_db(test, primary, None).await;
+    cutover::sandbox::seed::seed_users(&source.connect().await.client, rows, false, &mut |_| {})
+        .await
+        .expect("seed users");
+    let dest = create_db(test, primary, None).await;
+    (source, dest)
+}

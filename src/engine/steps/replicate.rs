@@ -94,11 +94,22 @@ async fn replicate(spec: &ReplicateStep, ctx: &mut Ctx<'_>) -> Result<String, St
     .await?;
     let conninfo = subscription_conninfo(ctx.conn.target());
     let cancel = ctx.control.abort.token().clone();
+    let slot_made = same_server(ctx.conn, &other).await;
+    if slot_made {
+        ctx.conn
+            .cancellable(
+                ctx.conn.client.query(sql::CREATE_SLOT, &[&name]),
+                &cancel,
+                || format!("creating replication slot {name}"),
+            )
+            .await
+            .map_err(|e| ctx.db_error(e))?;
+    }
     other
         .cancellable(
             other
                 .client
-                .batch_execute(&sql::create_subscription_sql(&name, &conninfo)),
+                .batch_execute(&sql::create_subscription_sql(&name, &conninfo, slot_made)),
             &cancel,
             || format!("creating subscription {name} on database {}", spec.to),
         )
@@ -304,6 +315,23 @@ async fn definition_on_other(
         message: format!("created {table} on `{database}` from the main database's definition"),
     });
     Ok(())
+}
+
+/// Both databases on one server: a subscription there cannot make its
+/// slot itself (the slot would wait for the subscription's own
+/// transaction). Unknown (no right to read the control data): assume not.
+async fn same_server(main: &Conn, other: &Conn) -> bool {
+    let id = async |c: &Conn| -> Option<String> {
+        c.client
+            .query_one(sql::SYSTEM_ID, &[])
+            .await
+            .ok()
+            .map(|r| r.get(0))
+    };
+    match (id(main).await, id(other).await) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
 }
 
 /// The tables' size on the main database: the copy's rough total.
