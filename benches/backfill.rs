@@ -110,6 +110,7 @@ async fn main() {
             replica: true,
             durable: true,
             tls: false,
+            target: false,
         })
     })
     .await

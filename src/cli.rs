@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 #[command(after_help = "\
 Connection: --database-url, else DATABASE_URL, else libpq's PGHOST, PGPORT, PGUSER,
 PGDATABASE, PGPASSWORD (and ~/.pgpass); sslmode=require|verify-ca|verify-full use TLS.
+A plan's other databases: --database NAME=URL, else CUTOVER_DATABASE_<NAME>.
 
 Try it without a database:   cutover demo
 Before a run: cutover lint PLAN, cutover plan PLAN, cutover check PLAN.
@@ -24,6 +25,11 @@ pub struct Cli {
     /// Database to migrate (postgres://user@host:port/db?sslmode=require).
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
+
+    /// Another database a plan names (repeatable), e.g. `--database
+    /// target=postgres://host/db`; else CUTOVER_DATABASE_<NAME>.
+    #[arg(long = "database", global = true, value_name = "NAME=URL")]
+    pub databases: Vec<String>,
 
     /// What to do.
     #[command(subcommand)]
@@ -40,8 +46,10 @@ impl Cli {
         // Propagates the global flag into the subcommands first.
         command.build();
         for offline in ["lint", "plan"] {
-            command =
-                command.mut_subcommand(offline, |c| c.mut_arg("database_url", |a| a.hide(true)));
+            command = command.mut_subcommand(offline, |c| {
+                c.mut_arg("database_url", |a| a.hide(true))
+                    .mut_arg("databases", |a| a.hide(true))
+            });
         }
         let matches = command.get_matches();
         Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
@@ -100,7 +108,8 @@ pub enum Command {
     /// target_batch_time, probe_latency (or off), max_batch_size,
     /// min_batch_size, throttle.replication_lag[_bytes],
     /// abort.replication_lag[_bytes], lock_wait, blocked_sessions,
-    /// lock_timeouts, rollback_rate, stale_monitor (limits take `off`),
+    /// lock_timeouts, rollback_rate, stale_monitor, slot_retained_wal,
+    /// throttle.apply_lag_bytes, abort.apply_lag_bytes (limits take `off`),
     /// release_replica=NAME.
     Set(SetArgs),
     /// Stop holding batches for a replica the run lost.
@@ -386,6 +395,10 @@ pub struct SandboxStartArgs {
     /// Start the primary only.
     #[arg(long)]
     pub no_replica: bool,
+    /// Also start a second cluster to move tables to (the primary then
+    /// runs with wal_level = logical); prints its `--database target=URL`.
+    #[arg(long)]
+    pub target: bool,
     /// Keep fsync on (slower; closer to a real server).
     #[arg(long)]
     pub durable: bool,

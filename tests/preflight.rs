@@ -52,6 +52,11 @@ async fn check_passes_every_shipped_plan() {
     assert!(!plans.is_empty());
     let before = catalog(&db.connect().await).await;
     for name in &plans {
+        // A plan that moves tables needs a second cluster (tests/move_cluster.rs).
+        let text = std::fs::read_to_string(shipped_plan(name)).expect("read the plan");
+        if text.contains("\ndatabases = [") {
+            continue;
+        }
         let (code, out, err) = cutover(&db.url, &["check", &shipped_plan(name)]);
         assert_eq!(code, 0, "{name}:\n{out}{err}");
         assert!(

@@ -21,6 +21,7 @@ async fn sslmodes_against_a_tls_server() {
             replica: false,
             durable: false,
             tls: true,
+            target: false,
         })
     })
     .await

@@ -9,7 +9,7 @@ use crate::plan;
 use crate::preflight;
 
 /// `cutover check PLAN`.
-pub async fn run(args: CheckArgs, database_url: Option<&str>) -> i32 {
+pub async fn run(args: CheckArgs, database_url: Option<&str>, database_flags: &[String]) -> i32 {
     let loaded = match plan::load(&args.plan) {
         Ok(p) => p,
         Err(e) => {
@@ -24,7 +24,11 @@ pub async fn run(args: CheckArgs, database_url: Option<&str>) -> i32 {
             return exit::USAGE;
         }
     };
-    let result =
+    let databases = match super::run::resolve_databases(&loaded, database_flags) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let mut result =
         match preflight::connect_and_check(&loaded, &target, false, args.long_transaction).await {
             Ok(p) => p,
             Err(e) => {
@@ -32,6 +36,9 @@ pub async fn run(args: CheckArgs, database_url: Option<&str>) -> i32 {
                 return exit::FAILED;
             }
         };
+    result
+        .items
+        .extend(preflight::moving::check(&loaded, &target, &databases).await);
     if args.format == crate::cli::Format::Json {
         match serde_json::to_string_pretty(&result) {
             Ok(s) => super::emit(&format!("{s}\n")),

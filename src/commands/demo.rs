@@ -40,11 +40,36 @@ pub async fn run(args: DemoArgs) -> color_eyre::Result<i32> {
         eprintln!("error: --rows must be at least 1");
         return Ok(crate::exit::USAGE);
     }
-    eprintln!("demo: starting a scratch PostgreSQL primary and streaming replica…");
-    let sandbox = tokio::task::spawn_blocking(|| Sandbox::start(&SandboxOptions::default()))
+    // A plan that moves tables gets a target cluster (`--database target=…`).
+    let moves = !loaded.plan.databases.is_empty();
+    eprintln!(
+        "demo: starting a scratch PostgreSQL primary and streaming replica{}…",
+        if moves { ", and a target cluster" } else { "" }
+    );
+    let opts = SandboxOptions {
+        target: moves,
+        ..SandboxOptions::default()
+    };
+    let sandbox = tokio::task::spawn_blocking(move || Sandbox::start(&opts))
         .await
         .wrap_err("sandbox start-up task failed")??;
     let target = Target::parse(&sandbox.primary_url(), Source::Flag)?;
+    let flags: Vec<String> = loaded
+        .plan
+        .databases
+        .iter()
+        .filter_map(|name| {
+            // Every other database of the plan: one per name on the target cluster.
+            let url = sandbox.target_url_for("postgres")?;
+            Some(format!("{name}={url}"))
+        })
+        .collect();
+    let databases = crate::db::databases::Databases::resolve(
+        &loaded.path,
+        &crate::plan::databases::declared(&loaded.plan),
+        &flags,
+    )
+    .map_err(|e| color_eyre::eyre::eyre!(e))?;
     let setup = Conn::connect(&target).await?;
     super::sandbox::seed_with_progress(&setup, args.rows, false).await?;
     let rows = args.rows;
@@ -58,6 +83,7 @@ pub async fn run(args: DemoArgs) -> color_eyre::Result<i32> {
     let opts = RunOptions {
         yes: args.yes,
         force_changed_plan: false,
+        databases,
     };
     let taps = crate::report::taps::Taps::open(
         &loaded.plan,

@@ -130,7 +130,7 @@ pub async fn connect_with_history(
 }
 
 /// `cutover migrate DIR`.
-pub async fn migrate(args: MigrateArgs, database_url: Option<&str>) -> i32 {
+pub async fn migrate(args: MigrateArgs, database_url: Option<&str>, databases: &[String]) -> i32 {
     let plans = match read_dir(&args.dir) {
         Ok(p) => p,
         Err(e) => {
@@ -208,7 +208,7 @@ pub async fn migrate(args: MigrateArgs, database_url: Option<&str>) -> i32 {
             events: None,
             force_changed_plan: args.force_changed_plan,
         };
-        let code = super::run::run(run, database_url).await;
+        let code = super::run::run(run, database_url, databases).await;
         if code != exit::OK {
             let what = match code {
                 exit::ABORTED => "was aborted",

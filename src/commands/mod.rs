@@ -25,9 +25,10 @@ pub fn emit(text: &str) {
 /// Runs the parsed command line.
 pub async fn dispatch(cli: Cli) -> color_eyre::Result<i32> {
     let url = cli.database_url.as_deref();
+    let dbs = cli.databases.as_slice();
     Ok(match cli.command {
-        Command::Run(args) => run::run(args, url).await,
-        Command::Rollback(args) => rollback::rollback(args, url).await,
+        Command::Run(args) => run::run(args, url, dbs).await,
+        Command::Rollback(args) => rollback::rollback(args, url, dbs).await,
         Command::Status(args) => status::status(args, url).await,
         Command::Advance(a) => {
             remote::advance(a.plan.as_deref(), a.run, a.confirm.as_deref(), url).await
@@ -45,10 +46,10 @@ pub async fn dispatch(cli: Cli) -> color_eyre::Result<i32> {
         }
         Command::Sandbox(cmd) => return sandbox::run(cmd, url).await,
         Command::Demo(args) => return demo::run(args).await,
-        Command::Check(args) => check::run(args, url).await,
+        Command::Check(args) => check::run(args, url, dbs).await,
         Command::Lint(args) => lint::lint(args),
         Command::Plan(args) => lint::plan(args),
-        Command::Migrate(args) => migrate::migrate(args, url).await,
+        Command::Migrate(args) => migrate::migrate(args, url, dbs).await,
         Command::History(args) => history::history(args, url).await,
         Command::Baseline(args) => history::baseline(args, url).await,
     })

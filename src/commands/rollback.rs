@@ -52,7 +52,11 @@ pub fn describe(items: &[Undo]) -> String {
 }
 
 /// `cutover rollback PLAN [--to PHASE] [--yes] [--dry-run]`.
-pub async fn rollback(args: RollbackArgs, database_url: Option<&str>) -> i32 {
+pub async fn rollback(
+    args: RollbackArgs,
+    database_url: Option<&str>,
+    database_flags: &[String],
+) -> i32 {
     let loaded = match load_plan(&args.plan) {
         Ok(p) => p,
         Err(code) => return code,
@@ -61,9 +65,14 @@ pub async fn rollback(args: RollbackArgs, database_url: Option<&str>) -> i32 {
         Ok(t) => t,
         Err(code) => return code,
     };
+    let databases = match super::run::resolve_databases(&loaded, database_flags) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
     let opts = RollbackOptions {
         to: args.to.clone(),
         force_changed_plan: args.force_changed_plan,
+        databases,
     };
     let (run, items) = match preview(&loaded, &target, &opts).await {
         Ok(p) => p,

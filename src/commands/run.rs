@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 
 use crate::cli::RunArgs;
 use crate::db::Target;
+use crate::db::databases::Databases;
 use crate::engine::driver::{RunOptions, spawn_run};
 use crate::exit;
 use crate::plan;
@@ -26,6 +27,19 @@ pub fn resolve_target(database_url: Option<&str>) -> Result<Target, i32> {
     })
 }
 
+/// Resolves the plan's other databases, printing what to fix on failure.
+pub fn resolve_databases(loaded: &plan::LoadedPlan, flags: &[String]) -> Result<Databases, i32> {
+    Databases::resolve(
+        &loaded.path,
+        &plan::databases::declared(&loaded.plan),
+        flags,
+    )
+    .map_err(|e| {
+        eprintln!("error: {e}");
+        exit::USAGE
+    })
+}
+
 /// Headless when asked, or when stdout or stdin is not a terminal (CI,
 /// cron, pipes): the cockpit needs a terminal.
 pub fn headless(flag: bool, json: bool) -> bool {
@@ -33,7 +47,7 @@ pub fn headless(flag: bool, json: bool) -> bool {
 }
 
 /// `cutover run PLAN`.
-pub async fn run(args: RunArgs, database_url: Option<&str>) -> i32 {
+pub async fn run(args: RunArgs, database_url: Option<&str>, database_flags: &[String]) -> i32 {
     let loaded = match load_plan(&args.plan) {
         Ok(p) => p,
         Err(code) => return code,
@@ -42,12 +56,17 @@ pub async fn run(args: RunArgs, database_url: Option<&str>) -> i32 {
         Ok(t) => t,
         Err(code) => return code,
     };
-    if let Err(code) = preflight(&loaded, &target).await {
+    let databases = match resolve_databases(&loaded, database_flags) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    if let Err(code) = preflight(&loaded, &target, &databases).await {
         return code;
     }
     let opts = RunOptions {
         yes: args.yes,
         force_changed_plan: args.force_changed_plan,
+        databases,
     };
     let taps = match crate::report::taps::Taps::open(
         &loaded.plan,
@@ -84,8 +103,12 @@ pub async fn run(args: RunArgs, database_url: Option<&str>) -> i32 {
 /// The same check as `cutover check`, before anything runs: errors (unsafe
 /// statements no `allow_unsafe` covers, missing tables or keys) refuse the
 /// run; warnings are printed and the run goes on.
-async fn preflight(loaded: &plan::LoadedPlan, target: &Target) -> Result<(), i32> {
-    let result =
+async fn preflight(
+    loaded: &plan::LoadedPlan,
+    target: &Target,
+    databases: &Databases,
+) -> Result<(), i32> {
+    let mut result =
         match preflight::connect_and_check(loaded, target, true, preflight::LONG_TRANSACTION).await
         {
             Ok(p) => p,
@@ -94,6 +117,9 @@ async fn preflight(loaded: &plan::LoadedPlan, target: &Target) -> Result<(), i32
                 return Err(exit::FAILED);
             }
         };
+    result
+        .items
+        .extend(preflight::moving::check(loaded, target, databases).await);
     if result.errors() > 0 {
         eprint!("{}", preflight::text(&result, loaded, target));
         eprintln!(

@@ -23,11 +23,17 @@ async fn start(args: SandboxStartArgs) -> color_eyre::Result<i32> {
         replica: !args.no_replica,
         durable: args.durable,
         tls: false,
+        target: args.target,
     };
     eprintln!(
-        "starting a scratch PostgreSQL primary{}…",
+        "starting a scratch PostgreSQL primary{}{}…",
         if opts.replica {
             " and a streaming replica"
+        } else {
+            ""
+        },
+        if opts.target {
+            ", and a target cluster to move tables to (the primary with wal_level = logical)"
         } else {
             ""
         }
@@ -52,12 +58,22 @@ async fn start(args: SandboxStartArgs) -> color_eyre::Result<i32> {
     if let Some(url) = sandbox.replica_url() {
         banner += &format!("  replica  {url}\n");
     }
+    let target = sandbox.target_url_for("postgres");
+    if let Some(url) = &target {
+        banner += &format!("  target   {url}\n");
+    }
     banner += &format!(
-        "  data     {} (removed when the sandbox stops)\n\n  export DATABASE_URL='{}'\n\n\
-         Press Ctrl-C to stop both servers and remove the data.\n",
+        "  data     {} (removed when the sandbox stops)\n\n  export DATABASE_URL='{}'\n",
         sandbox.dir().display(),
         sandbox.primary_url()
     );
+    if let Some(url) = &target {
+        banner += &format!(
+            "  export CUTOVER_DATABASE_TARGET='{url}'\n  \
+             (or pass: --database target={url})\n"
+        );
+    }
+    banner += "\nPress Ctrl-C to stop the servers and remove the data.\n";
     super::emit(&banner);
     signals.recv().await;
     eprintln!("stopping the sandbox…");

@@ -1,6 +1,7 @@
 //! Connections to the target database: where to connect, TLS, quoting,
 //! cancelling, and DDL under `lock_timeout` with retries.
 
+pub mod databases;
 pub mod ident;
 pub mod pgpass;
 pub mod redact;

@@ -47,6 +47,10 @@ pub enum Source {
     DatabaseUrl,
     /// libpq's `PGHOST`, `PGPORT`, … variables.
     PgEnv,
+    /// A `--database NAME=URL` flag (another database of the plan).
+    NamedFlag,
+    /// A `CUTOVER_DATABASE_<NAME>` variable (another database of the plan).
+    NamedEnv,
 }
 
 impl Source {
@@ -56,6 +60,8 @@ impl Source {
             Source::Flag => "--database-url",
             Source::DatabaseUrl => "DATABASE_URL",
             Source::PgEnv => "PGHOST/PGPORT/PGUSER/PGDATABASE",
+            Source::NamedFlag => "--database NAME=URL",
+            Source::NamedEnv => "CUTOVER_DATABASE_<NAME>",
         }
     }
 }
@@ -96,6 +102,14 @@ impl Target {
         } else {
             Self::from_pg_env(env)?
         };
+        target.fill_defaults(env);
+        Ok(target)
+    }
+
+    /// Parses a URL for another database of the plan and fills in what
+    /// libpq would (user, port, `~/.pgpass`, keepalives), as for the main one.
+    pub fn resolve_named(conn: &str, source: Source, env: Env<'_>) -> Result<Target, DbError> {
+        let mut target = Self::parse(conn, source)?;
         target.fill_defaults(env);
         Ok(target)
     }

@@ -30,6 +30,8 @@ pub struct RunOptions {
     pub yes: bool,
     /// Resume even though the plan file changed.
     pub force_changed_plan: bool,
+    /// The plan's other databases (`--database NAME=URL`).
+    pub databases: crate::db::databases::Databases,
 }
 
 /// How a run (or rollback) session ended.
@@ -247,7 +249,15 @@ async fn drive(
             out.clone(),
         );
         let result = drive_run(
-            plan, control, out, &session, &run, resumed, started, &oversight,
+            plan,
+            control,
+            out,
+            &session,
+            &run,
+            resumed,
+            started,
+            &oversight,
+            &opts.databases,
         )
         .await;
         listener.abort();

@@ -133,6 +133,16 @@ pub fn over_limits(limits: &AbortLimits, sample: &Sample, lock_timeouts: u32) ->
             detail: "transactions rolling back on the database".into(),
         });
     }
+    trips.extend(
+        super::subscription_guard::over_limits(limits, sample)
+            .into_iter()
+            .map(|o| Trip {
+                criterion: o.criterion,
+                value: o.value,
+                limit: o.limit,
+                detail: o.detail,
+            }),
+    );
     trips
 }
 
@@ -201,6 +211,7 @@ mod tests {
             lock_timeouts: Some(10),
             rollback_rate: Some(50.0),
             stale_monitor: HumanDuration(Duration::from_secs(15)),
+            ..AbortLimits::default()
         }
     }
 

@@ -50,6 +50,9 @@ pub const KEYS: &[&str] = &[
     "rollback_rate",
     "stale_monitor",
     "release_replica",
+    "throttle.apply_lag_bytes",
+    "abort.apply_lag_bytes",
+    "slot_retained_wal",
 ];
 
 /// Splits `key=value`, naming what is wrong.
@@ -68,7 +71,10 @@ pub fn parse_assignment(text: &str) -> Result<(String, String), String> {
 /// and `[abort]`; `abort.lock_wait` and `lock_wait` are the same.
 fn canonical_key(key: &str) -> Result<String, String> {
     let k = key.trim().to_lowercase();
-    if matches!(k.as_str(), "replication_lag" | "replication_lag_bytes") {
+    if matches!(
+        k.as_str(),
+        "replication_lag" | "replication_lag_bytes" | "apply_lag_bytes"
+    ) {
         return Err(format!(
             "`{key}` is in both [throttle] and [abort]: write throttle.{k} or abort.{k}"
         ));
@@ -77,7 +83,7 @@ fn canonical_key(key: &str) -> Result<String, String> {
         .strip_prefix("throttle.")
         .or_else(|| k.strip_prefix("abort."))
         .unwrap_or(&k);
-    let full = if short.starts_with("replication_lag") {
+    let full = if short.starts_with("replication_lag") || short.starts_with("apply_lag") {
         k.clone()
     } else {
         short.to_string()
@@ -117,6 +123,16 @@ fn opt_duration(key: &str, v: &str) -> Result<Option<HumanDuration>, String> {
         Ok(None)
     } else {
         duration(key, v).map(Some)
+    }
+}
+
+fn opt_size(key: &str, v: &str) -> Result<Option<Size>, String> {
+    if is_off(v) {
+        Ok(None)
+    } else {
+        Size::parse(v)
+            .map(Some)
+            .map_err(|e| format!("{key}={v}: {e}"))
     }
 }
 
@@ -249,6 +265,21 @@ pub fn apply(s: &mut LiveSettings, key: &str, value: &str) -> Result<(String, St
             a.stale_monitor = duration(key, value)?;
             (old, a.stale_monitor.to_string())
         }
+        "throttle.apply_lag_bytes" => {
+            let old = show_opt(&t.apply_lag_bytes);
+            t.apply_lag_bytes = opt_size(key, value)?;
+            (old, show_opt(&t.apply_lag_bytes))
+        }
+        "abort.apply_lag_bytes" => {
+            let old = show_opt(&a.apply_lag_bytes);
+            a.apply_lag_bytes = opt_size(key, value)?;
+            (old, show_opt(&a.apply_lag_bytes))
+        }
+        "slot_retained_wal" => {
+            let old = show_opt(&a.slot_retained_wal);
+            a.slot_retained_wal = opt_size(key, value)?;
+            (old, show_opt(&a.slot_retained_wal))
+        }
         other => return Err(format!("`{other}` is not a live setting")),
     };
     s.version += 1;
@@ -329,5 +360,21 @@ mod tests {
             ("lock_wait".into(), "10s".into())
         );
         assert!(parse_assignment("max_rows_per_second=").is_err());
+    }
+
+    #[test]
+    fn a_move_s_limits_change_live() {
+        let mut s = fresh();
+        let (key, value) = parse_assignment("slot_retained_wal=8GB").unwrap();
+        apply(&mut s, &key, &value).unwrap();
+        assert_eq!(s.abort.slot_retained_wal, Some(Size(8_000_000_000)));
+        assert!(
+            parse_assignment("apply_lag_bytes=1GB").is_err(),
+            "ambiguous"
+        );
+        let (key, value) = parse_assignment("throttle.apply_lag_bytes=64MB").unwrap();
+        apply(&mut s, &key, &value).unwrap();
+        assert!(s.throttle.apply_lag_bytes.is_some());
+        assert!(apply(&mut s, "abort.apply_lag_bytes", "lots").is_err());
     }
 }

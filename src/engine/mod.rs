@@ -20,6 +20,7 @@ pub mod session;
 pub mod signal;
 pub mod stall;
 pub mod steps;
+pub mod subscription_guard;
 pub mod throttle;
 pub mod undo;
 pub mod versions;

@@ -26,7 +26,7 @@ pub fn spawn_rollback(plan: LoadedPlan, target: Target, to: Option<String>) -> E
         target,
         RollbackOptions {
             to,
-            force_changed_plan: false,
+            ..RollbackOptions::default()
         },
     )
 }
@@ -151,6 +151,8 @@ pub struct RollbackOptions {
     pub to: Option<String>,
     /// Run the journal's recorded undo even though the plan file changed.
     pub force_changed_plan: bool,
+    /// The plan's other databases (`--database NAME=URL`).
+    pub databases: crate::db::databases::Databases,
 }
 
 /// What a rollback of the plan's run would do, read from the journal
@@ -240,8 +242,28 @@ async fn rollback(
             let cancel = control.abort.token().clone();
             let (status, detail) = match &item.action {
                 UndoStep::CleanUp { step, created } => {
-                    clean_up_step(step, created, work, out).await;
+                    clean_up_step(step, created, work, &opts.databases, out).await;
                     (StepStatus::Pending, "cleaned up the interrupted step".to_string())
+                }
+                UndoStep::DropCreated { step, created } => {
+                    let removed = crate::db::past_late_cancel(|| {
+                        steps::clean_up(step, created, work, &opts.databases)
+                    })
+                    .await
+                    .map_err(|e| {
+                        (
+                            StepError::Failed(format!(
+                                "undoing \"{}\" failed: {e}; the steps before it are still in \
+                                 place. Fix the cause and run `cutover rollback` again",
+                                item.name
+                            )),
+                            (item.phase, item.step),
+                        )
+                    })?;
+                    (
+                        StepStatus::RolledBack,
+                        removed.unwrap_or_else(|| "nothing left to remove".into()),
+                    )
                 }
                 UndoStep::Undo(RecordedUndo::Sql { sql }) => {
                     let body = sql.trim().trim_end_matches(';');
@@ -286,6 +308,17 @@ async fn rollback(
                 UndoStep::Undo(RecordedUndo::Missing { why }) => {
                     // from_journal refuses these; never reached.
                     return Err((StepError::Failed(why.clone()), (item.phase, item.step)));
+                }
+                UndoStep::Undo(RecordedUndo::DropCreated { database }) => {
+                    // from_journal pairs these with the step as it ran.
+                    return Err((
+                        StepError::Failed(format!(
+                            "the journal kept no record of step \"{}\"; remove its replication \
+                             and tables on {database} by hand",
+                            item.name
+                        )),
+                        (item.phase, item.step),
+                    ));
                 }
             };
             journal::set_step_status(

@@ -33,6 +33,14 @@ pub enum UndoStep {
         /// The objects it recorded creating.
         created: Vec<Created>,
     },
+    /// A completed step undone by removing what it recorded creating (a
+    /// move's subscription, slot, publication and tables).
+    DropCreated {
+        /// The step as it ran.
+        step: Box<Step>,
+        /// The objects it recorded creating.
+        created: Vec<Created>,
+    },
 }
 
 impl Undo {
@@ -66,7 +74,35 @@ impl Undo {
                 "\"{}\": interrupted; remove what it left half-made",
                 self.name
             ),
+            UndoStep::Undo(RecordedUndo::DropCreated { database }) => {
+                format!("undo \"{}\": remove what it made on {database}", self.name)
+            }
+            UndoStep::DropCreated { created, .. } => format!(
+                "undo \"{}\": remove {}",
+                self.name,
+                describe_created(created)
+            ),
         }
+    }
+}
+
+/// What a move's undo removes, in words.
+fn describe_created(created: &[Created]) -> String {
+    let names: Vec<String> = created
+        .iter()
+        .filter_map(|c| match c {
+            Created::Publication { name } => Some(format!("publication {name}")),
+            Created::Subscription { database, name } => {
+                Some(format!("subscription {name} on {database} and its slot"))
+            }
+            Created::OtherTable { database, table } => Some(format!("table {table} on {database}")),
+            _ => None,
+        })
+        .collect();
+    if names.is_empty() {
+        "nothing it recorded".into()
+    } else {
+        names.join(", ")
     }
 }
 
@@ -151,11 +187,18 @@ pub fn from_journal(
                 if let RecordedUndo::Missing { why } = &undo {
                     missing.push(why.clone());
                 }
+                let action = match (&undo, &recorded_step) {
+                    (RecordedUndo::DropCreated { .. }, Some(step)) => UndoStep::DropCreated {
+                        step: Box::new(step.clone()),
+                        created: row.created.clone(),
+                    },
+                    _ => UndoStep::Undo(undo),
+                };
                 items.push(Undo {
                     phase: row.phase as usize,
                     step: row.step as usize,
                     name: row.name.clone(),
-                    action: UndoStep::Undo(undo),
+                    action,
                 });
             }
             StepStatus::Running | StepStatus::Failed => {

@@ -35,6 +35,8 @@ pub(crate) struct Hook<'a> {
     pub phase: usize,
     /// DDL retries.
     pub policy: RetryPolicy,
+    /// The plan's other databases.
+    pub databases: &'a crate::db::databases::Databases,
 }
 
 /// At the end of phase `hook.phase`: if it is the irreversible phase, runs
@@ -85,6 +87,7 @@ async fn on_irreversible_done(
         focus: &oversight.focus,
         counters: &oversight.counters,
         monitor_started: oversight.started,
+        databases: hook.databases,
     };
     if let Some(done) = complete(&mut ctx).await? {
         out.emit(EventKind::Notice { message: done });

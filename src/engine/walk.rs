@@ -97,6 +97,7 @@ pub(crate) async fn drive_run(
     resumed: bool,
     started: Instant,
     oversight: &Oversight,
+    databases: &crate::db::databases::Databases,
 ) -> Result<Outcome, RunError> {
     let (work, journal_conn) = (&session.work, &*session.journal);
     crate::db::retry::set_statement_timeout(work, plan.settings.statement_timeout.0).await?;
@@ -131,6 +132,7 @@ pub(crate) async fn drive_run(
             run_id: run.id,
             phase: pi,
             policy: policy.clone(),
+            databases,
         };
         if table[pi].iter().all(|s| *s == StepStatus::Done) {
             if let Some(stop) = on_phase_done(plan, hook, control, out, oversight).await {
@@ -235,6 +237,7 @@ pub(crate) async fn drive_run(
                 focus: &oversight.focus,
                 counters: &oversight.counters,
                 monitor_started: oversight.started,
+                databases,
             };
             let result = steps::run(step, &mut ctx).await;
             match result {
@@ -274,7 +277,7 @@ pub(crate) async fn drive_run(
                                 .unwrap_or_default()
                         })
                         .unwrap_or_default();
-                    clean_up_step(step, &created, work, out).await;
+                    clean_up_step(step, &created, work, databases, out).await;
                     let status = match &err {
                         StepError::Stopped(_)
                             if step.kind() == "backfill"
@@ -334,9 +337,11 @@ pub(crate) async fn clean_up_step(
     step: &crate::plan::Step,
     created: &[journal::steps::Created],
     conn: &Conn,
+    databases: &crate::db::databases::Databases,
     out: &Emitter,
 ) {
-    let result = crate::db::past_late_cancel(|| steps::clean_up(step, created, conn)).await;
+    let result =
+        crate::db::past_late_cancel(|| steps::clean_up(step, created, conn, databases)).await;
     match result {
         Ok(Some(message)) => out.emit(EventKind::Notice { message }),
         Ok(None) => {}

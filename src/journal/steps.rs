@@ -66,6 +66,35 @@ pub enum Created {
         /// The table's indexes before the statement ran.
         before: Vec<String>,
     },
+    /// A publication on the main database (a `replicate` step's).
+    Publication {
+        /// Its name.
+        name: String,
+    },
+    /// A subscription on another database, and its slot (same name) on
+    /// the main one.
+    Subscription {
+        /// The plan's name for the database.
+        database: String,
+        /// The subscription's (and slot's) name.
+        name: String,
+    },
+    /// A table (with its owned sequences) created on another database.
+    OtherTable {
+        /// The plan's name for the database.
+        database: String,
+        /// The table, qualified and quoted.
+        table: String,
+    },
+    /// The switchover's write freeze on a table of the main database:
+    /// removed on failure only while `publication` still exists (the
+    /// replication was not detached yet).
+    Freeze {
+        /// The table, qualified and quoted.
+        table: String,
+        /// The run's publication.
+        publication: String,
+    },
 }
 
 /// A step of the plan, as the journal records it.

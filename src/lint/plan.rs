@@ -289,6 +289,9 @@ fn statements(step: &Step, plan: &crate::plan::Plan) -> Vec<(String, String, Sou
             )],
         },
         Step::Gate(_) => Vec::new(),
+        // A move's statements are built when it runs (names carry the run
+        // id, definitions come from the catalog).
+        Step::Replicate(_) | Step::VerifyAcross(_) | Step::Switchover(_) => Vec::new(),
         // Built from the catalog when the step runs.
         Step::RenameColumn(_)
         | Step::RenameTable(_)
@@ -466,6 +469,9 @@ pub fn analyze(loaded: &LoadedPlan, schema: &mut Schema) -> PlanReport {
                     }
                     Ok(Inverse::Nothing(why)) if why == "nothing to undo" => Ok(why.to_string()),
                     Ok(Inverse::Nothing(why)) => Ok(format!("nothing to undo: {why}")),
+                    Ok(Inverse::DropCreated(db)) => Ok(format!(
+                        "removes the subscription, slot, publication and the tables it made on {db}"
+                    )),
                     Err(e) => Err(e),
                 }
             };

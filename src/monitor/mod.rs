@@ -8,6 +8,7 @@ pub mod locks;
 pub mod probe;
 pub mod replication;
 pub mod sample;
+pub mod subscription;
 pub mod table;
 
 use std::sync::{Arc, Mutex};
@@ -39,6 +40,8 @@ pub struct Focus {
     /// What the probe reads when no batched step points it anywhere (at a
     /// gate, between steps): the plan's main table and its key.
     pub resting: Option<(String, String)>,
+    /// A move's subscription on another database, while one runs.
+    pub subscription: Option<subscription::SubscriptionFocus>,
 }
 
 /// The latest sample and the history behind it.
@@ -215,6 +218,7 @@ impl Sampler {
                 table::parse_table(t, table.as_ref().ok().and_then(|r| r.as_ref()), size)
             }),
             probe: None,
+            subscription: None,
         })
     }
 }
@@ -230,6 +234,7 @@ async fn sample_loop(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut conn: Option<Conn> = None;
     let mut sampler = Sampler::default();
+    let mut subscriptions = subscription::SubscriptionSampler::default();
     loop {
         tick.tick().await;
         if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
@@ -266,6 +271,9 @@ async fn sample_loop(
                 continue;
             }
         };
+        if let Some(f) = &current.subscription {
+            sample.subscription = Some(subscriptions.sample(c, f).await);
+        }
         let now = Instant::now();
         sample.probe = window.lock().ok().and_then(|w| w.stats());
         record(&mut history, &sample, now);

@@ -19,7 +19,15 @@ SELECT coalesce(application_name, ''), coalesce(state, ''),
        extract(epoch FROM flush_lag)::float8,
        extract(epoch FROM replay_lag)::float8,
        replay_lsn::text
-FROM pg_stat_replication ORDER BY application_name";
+FROM pg_stat_replication
+-- Logical walsenders (a move's subscription and its initial copy) are
+-- watched as the subscription, not as standbys: the copy's go away when
+-- done, which must not read as a lost replica.
+WHERE pid NOT IN (SELECT active_pid FROM pg_replication_slots
+                  WHERE slot_type = 'logical' AND active_pid IS NOT NULL)
+  AND coalesce(application_name, '') NOT LIKE 'cutover\\_move\\_%'
+  AND coalesce(application_name, '') NOT LIKE 'pg\\_%\\_sync\\_%'
+ORDER BY application_name";
 
 /// Replication slots and the WAL each retains.
 pub const SLOTS: &str = "

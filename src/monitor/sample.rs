@@ -162,6 +162,8 @@ pub struct Sample {
     pub table: Option<TableStats>,
     /// The canary probe.
     pub probe: Option<ProbeStats>,
+    /// A move's subscription, while one runs.
+    pub subscription: Option<super::subscription::SubscriptionSample>,
 }
 
 impl Default for Sample {
@@ -184,6 +186,7 @@ impl Default for Sample {
             index_build: None,
             table: None,
             probe: None,
+            subscription: None,
         }
     }
 }

@@ -2,8 +2,10 @@
 //! structural validation.
 
 mod altered;
+pub mod databases;
 pub mod identity;
 pub mod model;
+pub mod moving;
 pub mod units;
 
 use std::fmt;
@@ -35,6 +37,8 @@ pub fn main_table_of<'a>(steps: impl Iterator<Item = &'a Step>) -> Option<String
         Step::NotNull(n) => Some(n.table.clone()),
         Step::Constraint(c) => Some(c.table.clone()),
         Step::SyncTrigger(t) => t.table.clone().or(t.from.clone()),
+        Step::Replicate(r) if !r.all_tables() => r.tables.first().cloned(),
+        Step::VerifyAcross(v) => Some(v.table.clone()),
         _ => None,
     })
 }
@@ -252,6 +256,7 @@ fn validate(plan: &Plan) -> Result<(), Invalid> {
             }
         }
     }
+    databases::validate(plan)?;
     Ok(())
 }
 
@@ -471,6 +476,8 @@ fn validate_step(step: &Step, phase: &Phase) -> Result<(), String> {
         }
         Step::RenameColumn(_) | Step::RenameTable(_) | Step::AddColumn(_) | Step::DropColumn(_) => {
         }
+        // Checked with the plan's `databases` (plan::databases).
+        Step::Replicate(_) | Step::VerifyAcross(_) | Step::Switchover(_) => {}
         Step::Gate(s) => {
             if blank(&s.message) {
                 return Err("a gate needs a `message` telling the operator what to do".into());

@@ -8,6 +8,7 @@ use toml::Spanned;
 pub use super::altered::{
     AlterColumnStep, CheckSpec, DropConstraintStep, DropNotNullStep, ReferencesSpec, UniqueSpec,
 };
+pub use super::moving::{ReplicateStep, SwitchoverStep, VerifyAcrossStep};
 use super::units::{DurationRange, HumanDuration, Size};
 
 /// A migration plan.
@@ -34,6 +35,11 @@ pub struct Plan {
     /// schema of views.
     #[serde(default)]
     pub versions: Option<Versions>,
+    /// Other databases the plan touches, by name (`databases = ["target"]`);
+    /// each one's URL comes from `--database NAME=URL` or
+    /// `CUTOVER_DATABASE_<NAME>`. The journal stays in the main database.
+    #[serde(default)]
+    pub databases: Vec<String>,
 }
 
 /// `[versions]`: the schema today's app uses and the one the new app will
@@ -111,6 +117,11 @@ pub struct Throttle {
     pub probe_latency: Option<HumanDuration>,
     /// Never move more rows per second than this (pauses between batches).
     pub max_rows_per_second: Option<u64>,
+    /// Hold a cross-database compare and the switchover's write freeze
+    /// while the subscription's apply lag is over this.
+    pub apply_lag: Option<HumanDuration>,
+    /// As `apply_lag`, in bytes of source WAL not yet applied.
+    pub apply_lag_bytes: Option<Size>,
 }
 
 impl Default for Throttle {
@@ -123,6 +134,8 @@ impl Default for Throttle {
             min_batch_size: 100,
             probe_latency: None,
             max_rows_per_second: None,
+            apply_lag: None,
+            apply_lag_bytes: None,
         }
     }
 }
@@ -152,6 +165,13 @@ pub struct AbortLimits {
     pub rollback_rate: Option<f64>,
     /// Fail closed when monitor samples stop for this long.
     pub stale_monitor: HumanDuration,
+    /// WAL a replication slot of the run keeps on the source (so the
+    /// source's disk never fills behind a slow subscription).
+    pub slot_retained_wal: Option<Size>,
+    /// The subscription's apply lag in time.
+    pub apply_lag: Option<HumanDuration>,
+    /// The subscription's apply lag in bytes of source WAL.
+    pub apply_lag_bytes: Option<Size>,
 }
 
 impl Default for AbortLimits {
@@ -164,6 +184,9 @@ impl Default for AbortLimits {
             lock_timeouts: None,
             rollback_rate: None,
             stale_monitor: HumanDuration(std::time::Duration::from_secs(15)),
+            slot_retained_wal: None,
+            apply_lag: None,
+            apply_lag_bytes: None,
         }
     }
 }
@@ -244,6 +267,12 @@ pub enum Step {
     DropConstraint(DropConstraintStep),
     /// A NOT NULL the new version no longer enforces (dropped at contract).
     DropNotNull(DropNotNullStep),
+    /// Logical replication of tables to another database.
+    Replicate(ReplicateStep),
+    /// A chunked compare of a table with its copy on another database.
+    VerifyAcross(VerifyAcrossStep),
+    /// Writes frozen, last write applied, sequences advanced, replication detached.
+    Switchover(SwitchoverStep),
 }
 
 /// The step kinds, for messages.
@@ -265,6 +294,9 @@ pub const STEP_KINDS: &[&str] = &[
     "alter_column",
     "drop_constraint",
     "drop_not_null",
+    "replicate",
+    "verify_across",
+    "switchover",
 ];
 
 /// `kind = "sql"`.
@@ -612,6 +644,9 @@ impl Step {
             Step::AlterColumn(_) => "alter_column",
             Step::DropConstraint(_) => "drop_constraint",
             Step::DropNotNull(_) => "drop_not_null",
+            Step::Replicate(_) => "replicate",
+            Step::VerifyAcross(_) => "verify_across",
+            Step::Switchover(_) => "switchover",
         }
     }
 
@@ -675,6 +710,18 @@ impl Step {
                 .name
                 .clone()
                 .unwrap_or_else(|| format!("drop NOT NULL of {}.{}", s.table, s.column)),
+            Step::Replicate(s) => s
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("replicate {} to {}", s.describe_tables(), s.to)),
+            Step::VerifyAcross(s) => s
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("compare {} with {}", s.table, s.database)),
+            Step::Switchover(s) => s
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("switch over to {}", s.database)),
         }
     }
 
@@ -698,6 +745,9 @@ impl Step {
             Step::AlterColumn(s) => s.name.as_deref(),
             Step::DropConstraint(s) => s.name.as_deref(),
             Step::DropNotNull(s) => s.name.as_deref(),
+            Step::Replicate(s) => s.name.as_deref(),
+            Step::VerifyAcross(s) => s.name.as_deref(),
+            Step::Switchover(s) => s.name.as_deref(),
         }
     }
 }

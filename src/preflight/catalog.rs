@@ -72,6 +72,17 @@ pub(super) fn needs(step: &Step) -> Vec<(String, Option<String>, &'static str)> 
             })
             .collect(),
         Step::Sql(_) | Step::Gate(_) => Vec::new(),
+        Step::Replicate(s) => s
+            .tables
+            .iter()
+            .filter(|t| *t != "*")
+            .map(|t| (t.clone(), None, "replicate `tables`"))
+            .collect(),
+        Step::VerifyAcross(s) => vec![
+            (s.table.clone(), None, "verify_across `table`"),
+            (s.table.clone(), Some(s.key.clone()), "verify_across `key`"),
+        ],
+        Step::Switchover(_) => Vec::new(),
         // Resolved through the version's earlier renames when they run.
         Step::RenameColumn(_)
         | Step::RenameTable(_)

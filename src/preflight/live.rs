@@ -397,7 +397,10 @@ pub(super) fn limits(p: &mut Preflight, plan: &Plan) {
         || a.lock_wait.is_some()
         || a.blocked_sessions.is_some()
         || a.lock_timeouts.is_some()
-        || a.rollback_rate.is_some();
+        || a.rollback_rate.is_some()
+        || a.slot_retained_wal.is_some()
+        || a.apply_lag.is_some()
+        || a.apply_lag_bytes.is_some();
     if !any_abort {
         p.push(
             Level::Warning,

@@ -8,6 +8,7 @@
 
 mod catalog;
 mod live;
+pub mod moving;
 mod render;
 mod runs;
 mod shadow;

@@ -10,6 +10,7 @@ mod binaries;
 mod node;
 pub mod process;
 pub mod seed;
+mod target;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -85,6 +86,9 @@ pub struct SandboxOptions {
     /// Serve TLS with a certificate (for 127.0.0.1 and localhost) signed
     /// by a scratch CA; see [`Sandbox::ca_cert`].
     pub tls: bool,
+    /// Start a second, independent cluster to move tables to; the primary
+    /// then runs with `wal_level = logical`.
+    pub target: bool,
 }
 
 impl Default for SandboxOptions {
@@ -93,6 +97,7 @@ impl Default for SandboxOptions {
             replica: true,
             durable: false,
             tls: false,
+            target: false,
         }
     }
 }
@@ -105,6 +110,8 @@ pub struct Sandbox {
     pub primary: Node,
     /// The streaming replica, when asked for.
     pub replica: Option<Node>,
+    /// The cluster tables move to, when asked for.
+    pub target: Option<Node>,
     // Declared last: dropped after the servers have stopped.
     dir: tempfile::TempDir,
 }
@@ -202,6 +209,11 @@ impl Sandbox {
         } else {
             None
         };
+        let target = if opts.target {
+            Some(target::start(&bin, dir.path(), run_as, opts)?)
+        } else {
+            None
+        };
         tracing::info!(
             "sandbox up in {:.1}s at {}",
             started.elapsed().as_secs_f64(),
@@ -211,6 +223,7 @@ impl Sandbox {
             bin,
             primary,
             replica,
+            target,
             dir,
         })
     }
@@ -235,6 +248,11 @@ impl Sandbox {
         self.replica.as_ref().map(|r| node_url(r, database))
     }
 
+    /// Connection URL of a database on the target cluster.
+    pub fn target_url_for(&self, database: &str) -> Option<String> {
+        self.target.as_ref().map(|t| node_url(t, database))
+    }
+
     /// The CA that signed a TLS sandbox's certificate, if any.
     pub fn ca_cert(&self) -> Option<PathBuf> {
         let path = self.dir.path().join("ca.crt");
@@ -256,6 +274,9 @@ impl Sandbox {
         // make the replica log connection errors while it goes.
         if let Some(replica) = self.replica.as_mut() {
             replica.stop();
+        }
+        if let Some(target) = self.target.as_mut() {
+            target.stop();
         }
         self.primary.stop();
     }
@@ -313,10 +334,11 @@ fn free_port() -> std::io::Result<u16> {
 
 fn write_config(data_dir: &Path, opts: &SandboxOptions) -> Result<(), SandboxError> {
     let durable = if opts.durable { "on" } else { "off" };
+    let wal_level = if opts.target { "logical" } else { "replica" };
     let settings = format!(
         "\n# cutover sandbox\n\
          listen_addresses = '127.0.0.1'\n\
-         wal_level = replica\n\
+         wal_level = {wal_level}\n\
          max_wal_senders = 10\n\
          max_replication_slots = 10\n\
          hot_standby = on\n\

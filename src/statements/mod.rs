@@ -11,11 +11,13 @@ pub mod batch;
 pub mod constraint;
 pub mod create_index;
 pub mod not_null;
+pub mod replication;
 pub mod split;
 pub mod swap;
 pub mod sync_trigger;
 pub mod undo;
 pub mod verify;
+pub mod verify_across;
 pub mod version_triggers;
 pub mod versions;
 

@@ -24,6 +24,12 @@ pub enum RecordedUndo {
         /// Why, and what to do.
         why: String,
     },
+    /// Remove the objects the step recorded creating, on the main
+    /// database and on `database` (a move's replication and tables).
+    DropCreated {
+        /// The plan's name for the other database.
+        database: String,
+    },
 }
 
 /// The undo to record for a step.
@@ -34,6 +40,7 @@ pub fn recorded_undo(step: &Step, plan: &Plan) -> RecordedUndo {
             sql: create_index::drop_sql(&spec),
         },
         Ok(Inverse::Nothing(why)) => RecordedUndo::Nothing { why: why.into() },
+        Ok(Inverse::DropCreated(database)) => RecordedUndo::DropCreated { database },
         Err(why) => RecordedUndo::Missing { why },
     }
 }
@@ -75,6 +82,13 @@ pub fn inverse(step: &Step, plan: &Plan) -> Result<Inverse, String> {
             &s.sync_triggers,
             true,
         )?)),
+        Step::Replicate(s) => Ok(Inverse::DropCreated(s.to.clone())),
+        Step::VerifyAcross(_) => Ok(Inverse::Nothing("read-only")),
+        Step::Switchover(_) => Err(format!(
+            "step \"{}\" detached the replication; the application writes to the other \
+             database now, and nothing can undo that",
+            step.display_name()
+        )),
     }
 }
 
@@ -87,6 +101,8 @@ pub enum Inverse {
     DropIndex(crate::plan::model::CreateIndexStep),
     /// Nothing to do, and why.
     Nothing(&'static str),
+    /// Remove what the step recorded creating (here and on this database).
+    DropCreated(String),
 }
 
 #[cfg(test)]

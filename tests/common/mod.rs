@@ -161,6 +161,7 @@ pub fn cutover_bin() -> &'static str {
 pub mod app;
 pub mod dump;
 pub mod locks;
+pub mod moving;
 pub mod process;
 pub mod versions;
 

@@ -163,7 +163,8 @@ pub async fn clean_up_created(created: &[Created], conn: &Conn) -> Result<Option
                 .iter()
                 .map(|r| r.get(0))
                 .collect(),
-            Created::Constraint { .. } => Vec::new(),
+            // Not index builds: constraints, and the objects of a move.
+            _ => Vec::new(),
         };
         for name in invalid {
             execute_with_retry(

@@ -9,14 +9,18 @@ pub mod batch;
 pub mod constraint;
 pub mod copy_rows;
 pub mod create_index;
+pub mod detach;
 pub mod gate;
 pub mod not_null;
 pub mod primary_key;
+pub mod replicate;
 pub mod sql;
 pub mod swap;
+pub mod switchover;
 pub mod sync_trigger;
 pub mod vacuum_behind;
 pub mod verify;
+pub mod verify_across;
 pub mod versions;
 
 use super::control::{Control, Stop};
@@ -63,6 +67,8 @@ pub struct Ctx<'a> {
     pub counters: &'a std::sync::Arc<super::control::Counters>,
     /// When the monitor started (for staleness before its first sample).
     pub monitor_started: std::time::Instant,
+    /// The plan's other databases.
+    pub databases: &'a crate::db::databases::Databases,
 }
 
 impl Ctx<'_> {
@@ -189,6 +195,9 @@ pub async fn run(step: &Step, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
         Step::AlterColumn(_) | Step::DropConstraint(_) | Step::DropNotNull(_) => {
             altered::run(step, ctx).await
         }
+        Step::Replicate(s) => replicate::run(s, ctx).await,
+        Step::VerifyAcross(s) => verify_across::run(s, ctx).await,
+        Step::Switchover(s) => switchover::run(s, ctx).await,
     }
 }
 
@@ -198,8 +207,12 @@ pub async fn clean_up(
     step: &Step,
     created: &[Created],
     conn: &Conn,
+    databases: &crate::db::databases::Databases,
 ) -> Result<Option<String>, DbError> {
     match step {
+        // A move: its subscription, slots, publication and tables made on
+        // the other side; a switchover's freeze while still attached.
+        Step::Replicate(_) | Step::Switchover(_) => detach::remove(created, conn, databases).await,
         Step::NotNull(s) => not_null::clean_up(s, created, conn).await,
         Step::Constraint(s) => constraint::clean_up(s, created, conn).await,
         // An index build (create_index, or a concurrent statement in a sql

@@ -90,7 +90,7 @@ async fn query(sql: &str, expect: &toml::Value, ctx: &mut Ctx<'_>) -> Result<Str
 }
 
 /// A failed verification: recorded as a tripped criterion, then an abort.
-fn fail(ctx: &mut Ctx<'_>, value: String, limit: String, detail: String) -> StepError {
+pub(super) fn fail(ctx: &mut Ctx<'_>, value: String, limit: String, detail: String) -> StepError {
     ctx.out.emit(EventKind::CriterionTripped {
         criterion: "failed_verification".into(),
         value,
@@ -121,7 +121,8 @@ fn show(v: &Option<String>) -> String {
     }
 }
 
-async fn columns_of(conn: &Conn, table: &str) -> Result<Vec<String>, DbError> {
+/// The table's columns, in order (what a compare hashes by default).
+pub(super) async fn columns_of(conn: &Conn, table: &str) -> Result<Vec<String>, DbError> {
     let rows = conn
         .client
         .query(

@@ -427,6 +427,8 @@ pub(super) async fn probes(
             ));
         }
         Step::Gate(_) => {}
+        // Checked on both databases when they run.
+        Step::Replicate(_) | Step::VerifyAcross(_) | Step::Switchover(_) => {}
         // Checked against the catalog when they run (names resolve through
         // earlier renames of the version).
         Step::RenameColumn(_)

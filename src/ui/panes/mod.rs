@@ -10,3 +10,4 @@ pub mod now;
 pub mod plan;
 pub mod replication;
 pub mod segments;
+pub mod subscription;

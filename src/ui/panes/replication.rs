@@ -120,6 +120,9 @@ impl Widget for ReplicationPane<'_> {
                 ),
             ]));
         }
+        if let Some(sub) = &s.subscription {
+            lines.extend(super::subscription::lines(sub, t, a));
+        }
         let limits = limits_line(
             t.replication_lag.map(|d| d.to_string()),
             t.replication_lag_bytes.map(|b| b.to_string()),
