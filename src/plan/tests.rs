@@ -145,7 +145,7 @@ fn defaults_fill_missing_sections() {
     )
     .unwrap();
     assert_eq!(plan.settings.lock_retries, 20);
-    assert_eq!(plan.settings.lock_timeout.0, Duration::from_secs(2));
+    assert_eq!(plan.settings.lock_timeout.0, Duration::from_millis(500));
     assert_eq!(plan.abort.stale_monitor.0, Duration::from_secs(15));
     assert_eq!(plan.phases[0].gate, model::GateMode::Manual);
 }
