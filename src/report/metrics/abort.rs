@@ -53,6 +53,24 @@ pub(super) fn abort_rows(
         ("rollback_rate", s.rollbacks_per_sec, a.rollback_rate),
         ("stale_monitor", sample_age, Some(secs(a.stale_monitor.0))),
     ];
+    let sub = s.subscription.as_ref();
+    let criteria = criteria.into_iter().chain([
+        (
+            "slot_retained_wal",
+            sub.and_then(|x| x.slot_retained_bytes).unwrap_or(0) as f64,
+            a.slot_retained_wal.map(|b| b.0 as f64),
+        ),
+        (
+            "apply_lag",
+            sub.and_then(|x| x.apply_lag).map_or(0.0, secs),
+            a.apply_lag.map(|d| secs(d.0)),
+        ),
+        (
+            "apply_lag_bytes",
+            sub.and_then(|x| x.apply_lag_bytes).unwrap_or(0) as f64,
+            a.apply_lag_bytes.map(|b| b.0 as f64),
+        ),
+    ]);
     let mut values = Vec::new();
     let mut limits = Vec::new();
     for (name, value, limit) in criteria {

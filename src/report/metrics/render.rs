@@ -268,6 +268,9 @@ pub fn render(plan: &Plan, p: &Progress, m: &MonitorState) -> String {
         "Age of the newest monitor sample",
         age,
     );
+    if let Some(sub) = &s.subscription {
+        subscription(&mut sheet, sub);
+    }
     let (values, limits) = abort_rows(plan, p, s, age);
     sheet.gauge(
         "cutover_abort_value",
@@ -282,4 +285,70 @@ pub fn render(plan: &Plan, p: &Progress, m: &MonitorState) -> String {
     let mut text = String::new();
     let _ = encode(&mut text, &sheet.registry);
     text
+}
+
+/// A move's subscription on the other database: each table's sync state,
+/// the initial copy, the apply lag and the WAL its slot holds back.
+fn subscription(sheet: &mut Sheet, sub: &crate::monitor::subscription::SubscriptionSample) {
+    let l = |extra: &[(&str, &str)]| {
+        let mut pairs = vec![
+            ("subscription", sub.name.as_str()),
+            ("database", sub.database.as_str()),
+        ];
+        pairs.extend_from_slice(extra);
+        labels(&pairs)
+    };
+    sheet.gauge(
+        "cutover_subscription_table_streaming",
+        "1 for a moved table that is synchronised and streaming, 0 while it is copied",
+        sub.tables
+            .iter()
+            .map(|t| {
+                (
+                    l(&[("table", &t.table), ("state", t.state_text())]),
+                    f64::from(u8::from(t.state == "r")),
+                )
+            })
+            .collect(),
+    );
+    if let Some(c) = &sub.copy {
+        sheet.gauge(
+            "cutover_subscription_copy_bytes",
+            "Bytes the initial copy has written on the other database",
+            vec![(l(&[]), c.bytes as f64)],
+        );
+        sheet.gauge(
+            "cutover_subscription_copy_bytes_per_second",
+            "The initial copy's rate",
+            vec![(l(&[]), c.rate)],
+        );
+        if let Some(eta) = c.eta {
+            sheet.gauge(
+                "cutover_subscription_copy_eta_seconds",
+                "Time left in the initial copy at its rate",
+                vec![(l(&[]), secs(eta))],
+            );
+        }
+    }
+    if let Some(b) = sub.apply_lag_bytes {
+        sheet.gauge(
+            "cutover_subscription_apply_lag_bytes",
+            "Source WAL the other database has not yet applied",
+            vec![(l(&[]), b as f64)],
+        );
+    }
+    if let Some(d) = sub.apply_lag {
+        sheet.gauge(
+            "cutover_subscription_apply_lag_seconds",
+            "Age of the last change the other database applied",
+            vec![(l(&[]), secs(d))],
+        );
+    }
+    if let Some(b) = sub.slot_retained_bytes {
+        sheet.gauge(
+            "cutover_subscription_slot_retained_bytes",
+            "WAL the subscription's slot holds back on the source",
+            vec![(l(&[]), b as f64)],
+        );
+    }
 }

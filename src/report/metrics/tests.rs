@@ -196,3 +196,79 @@ fn throttle_causes_are_one_word_each() {
         assert_eq!(throttle_cause(reason), cause, "{reason}");
     }
 }
+
+#[test]
+fn a_moves_subscription_and_its_limits_are_exposed() {
+    use crate::monitor::subscription::{CopyProgress, SubscriptionSample, TableSync};
+    let plan = crate::plan::parse(
+        std::path::Path::new("p.toml"),
+        "name = \"p\"\n[abort]\nslot_retained_wal = \"4GB\"\n[[phases]]\nname = \"a\"\n[[phases.steps]]\nkind = \"gate\"\nmessage = \"m\"\n",
+    )
+    .expect("plan");
+    let mut monitor = MonitorState::default();
+    monitor.sample.subscription = Some(SubscriptionSample {
+        name: "cutover_move_1".into(),
+        database: "target".into(),
+        tables: vec![TableSync {
+            table: "public.users".into(),
+            state: "d".into(),
+        }],
+        copy: Some(CopyProgress {
+            bytes: 1_000_000,
+            total: Some(4_000_000),
+            rate: 500_000.0,
+            eta: Some(Duration::from_secs(6)),
+        }),
+        apply_lag_bytes: Some(2048),
+        apply_lag: Some(Duration::from_millis(250)),
+        slot_retained_bytes: Some(123_456),
+        error: None,
+    });
+    let text = render(&plan, &Progress::default(), &monitor);
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text");
+    let value = |name: &str, label: Option<(&str, &str)>| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Gauge(v) => v,
+                _ => f64::NAN,
+            })
+    };
+    assert_eq!(
+        value(
+            "cutover_subscription_table_streaming",
+            Some(("state", "copying"))
+        ),
+        Some(0.0)
+    );
+    assert_eq!(value("cutover_subscription_copy_bytes", None), Some(1e6));
+    assert_eq!(
+        value("cutover_subscription_copy_eta_seconds", None),
+        Some(6.0)
+    );
+    assert_eq!(
+        value("cutover_subscription_apply_lag_bytes", None),
+        Some(2048.0)
+    );
+    assert_eq!(
+        value("cutover_subscription_slot_retained_bytes", None),
+        Some(123_456.0)
+    );
+    assert_eq!(
+        value(
+            "cutover_abort_value",
+            Some(("criterion", "slot_retained_wal"))
+        ),
+        Some(123_456.0)
+    );
+    assert_eq!(
+        value(
+            "cutover_abort_limit",
+            Some(("criterion", "slot_retained_wal"))
+        ),
+        Some(4e9)
+    );
+}
