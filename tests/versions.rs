@@ -184,33 +184,12 @@ to = "full_name"
     assert!(err.contains("rename users.name to full_name"), "{out}{err}");
 }
 
-const ADD_DISPLAY: &str = r#"
-name = "add users.display"
-[versions]
-old = "public"
-new = "app_v2"
-[[phases]]
-name = "expand"
-gate = "auto"
-[[phases.steps]]
-kind = "add_column"
-table = "users"
-column = "display"
-type = "text"
-up = "upper(name)"
-[[phases]]
-name = "contract"
-irreversible = true
-[[phases.steps]]
-kind = "gate"
-message = "retire the old app"
-"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn add_column_gives_the_old_versions_writes_up_and_keeps_the_new_ones() {
     let db = seeded_db("versions_add_column", 3_000).await;
     let admin = db.connect().await;
-    let (_dir, plan) = write_plan(ADD_DISPLAY);
+    let plan = shipped_plan("versions_add_column.toml");
     let dump_before = schema_dump(&db);
 
     let run = start(&db, &plan);
@@ -263,32 +242,12 @@ async fn add_column_gives_the_old_versions_writes_up_and_keeps_the_new_ones() {
     assert_eq!(hidden, 0);
 }
 
-const DROP_CITY: &str = r#"
-name = "drop users.city"
-[versions]
-old = "public"
-new = "app_v2"
-[[phases]]
-name = "expand"
-gate = "auto"
-[[phases.steps]]
-kind = "drop_column"
-table = "users"
-column = "city"
-down = "'Nowhere'"
-[[phases]]
-name = "contract"
-irreversible = true
-[[phases.steps]]
-kind = "gate"
-message = "retire the old app"
-"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_column_hides_it_from_the_new_version_until_contract() {
     let db = seeded_db("versions_drop_column", 3_000).await;
     let admin = db.connect().await;
-    let (_dir, plan) = write_plan(DROP_CITY);
+    let plan = shipped_plan("versions_drop_column.toml");
     let dump_before = schema_dump(&db);
 
     let run = start(&db, &plan);
