@@ -35,7 +35,7 @@ pub fn parse_flag(flag: &str) -> Result<(String, String), String> {
 }
 
 /// A database a plan declares, and the first step that works on it (for
-/// messages), as [`crate::plan::databases::declared`] lists them.
+/// messages), as the plan's `databases` declares them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Declared {
     /// The plan's name for it.

@@ -487,14 +487,16 @@ fn validate_step(step: &Step, phase: &Phase) -> Result<(), String> {
     Ok(())
 }
 
-/// A batched step's `workers`: at least 1, at most
-/// [`crate::statements::split::MAX_WORKERS`].
+/// The most workers a batched step may have.
+pub const MAX_WORKERS: u32 = 64;
+
+/// A batched step's `workers`: at least 1, at most [`MAX_WORKERS`].
 fn check_workers(kind: &str, workers: Option<u32>) -> Result<(), String> {
-    let max = crate::statements::split::MAX_WORKERS;
+    let max = MAX_WORKERS;
     match workers {
         Some(0) => Err(format!("{kind} `workers` must be at least 1")),
         Some(n) if n > max => Err(format!(
-            "{kind} `workers = {n}` is more than {max} sessions; each worker is a server              backend writing WAL, and past a few they only queue behind each other: use 2 to 8"
+            "{kind} `workers = {n}` is more than {max} sessions; each worker is a server backend writing WAL, and past a few they only queue behind each other: use 2 to 8"
         )),
         _ => Ok(()),
     }

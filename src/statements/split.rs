@@ -11,9 +11,9 @@ use crate::statements::batch::{BatchJob, KeyInfo};
 /// percent of equal, cheap on any table.
 pub const SAMPLE_ROWS: f64 = 50_000.0;
 
-/// The most workers a step may have; `check` warns well below it
-/// ([`SANE_WORKERS`]).
-pub const MAX_WORKERS: u32 = 64;
+/// The most workers a step may have (the plan refuses more); `check`
+/// warns well below it ([`SANE_WORKERS`]).
+pub use crate::plan::MAX_WORKERS;
 
 /// More workers than this is unlikely to help: each is a server backend
 /// writing WAL, and the WAL writer and the replicas serialise them.
