@@ -184,7 +184,6 @@ to = "full_name"
     assert!(err.contains("rename users.name to full_name"), "{out}{err}");
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn add_column_gives_the_old_versions_writes_up_and_keeps_the_new_ones() {
     let db = seeded_db("versions_add_column", 3_000).await;
@@ -241,7 +240,6 @@ async fn add_column_gives_the_old_versions_writes_up_and_keeps_the_new_ones() {
     .await;
     assert_eq!(hidden, 0);
 }
-
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_column_hides_it_from_the_new_version_until_contract() {

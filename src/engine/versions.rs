@@ -8,15 +8,13 @@
 //! it done by the schema's comment).
 
 use super::control::Control;
-use super::driver::Outcome;
 use super::emitter::Emitter;
-use super::error::{RunError, StepError};
+use super::error::StepError;
 use super::events::EventKind;
 use super::oversight::Oversight;
 use super::steps::altered::duplicates;
 use super::steps::versions::{old_tables, schema_state};
 use super::steps::{Ctx, versions::constraint_columns};
-use super::walk::stopped;
 use crate::db::{Conn, RetryPolicy, execute_with_retry, quote_ident, quote_literal};
 use crate::plan::{Plan, Step};
 use crate::statements::versions::{
@@ -40,27 +38,19 @@ pub(crate) struct Hook<'a> {
 }
 
 /// At the end of phase `hook.phase`: if it is the irreversible phase, runs
-/// [`complete`] and says what it did. `Some` is how the run stops when that
-/// fails: at the phase's last step, and the next `cutover run` tries again.
+/// [`complete`] and says what it did. An error is how the run stops: at the
+/// phase's last step, and the next `cutover run` tries again.
 pub(crate) async fn on_phase_done(
     plan: &Plan,
     hook: Hook<'_>,
     control: &mut Control,
     out: &Emitter,
     oversight: &Oversight,
-) -> Option<Result<Outcome, RunError>> {
+) -> Result<(), StepError> {
     if !plan.phases[hook.phase].irreversible {
-        return None;
+        return Ok(());
     }
-    let pi = hook.phase;
-    match on_irreversible_done(plan, hook, control, out, oversight).await {
-        Ok(()) => None,
-        Err(StepError::Lost(e)) => Some(Err(RunError::Lost(e))),
-        Err(e) => {
-            let last = plan.phases[pi].steps.len().saturating_sub(1);
-            Some(Ok(stopped(e, plan, out, (pi, last))))
-        }
-    }
+    on_irreversible_done(plan, hook, control, out, oversight).await
 }
 
 async fn on_irreversible_done(

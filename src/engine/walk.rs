@@ -135,8 +135,8 @@ pub(crate) async fn drive_run(
             databases,
         };
         if table[pi].iter().all(|s| *s == StepStatus::Done) {
-            if let Some(stop) = on_phase_done(plan, hook, control, out, oversight).await {
-                return stop;
+            if let Err(e) = on_phase_done(plan, hook, control, out, oversight).await {
+                return phase_done_failed(e, plan, out, pi);
             }
             continue;
         }
@@ -316,8 +316,8 @@ pub(crate) async fn drive_run(
                 }
             }
         }
-        if let Some(stop) = on_phase_done(plan, hook, control, out, oversight).await {
-            return stop;
+        if let Err(e) = on_phase_done(plan, hook, control, out, oversight).await {
+            return phase_done_failed(e, plan, out, pi);
         }
     }
     out.progress(|p| {
@@ -355,6 +355,23 @@ pub(crate) async fn clean_up_step(
 }
 
 /// Announces how the run stopped and returns the outcome.
+/// How the run stops when the work at the end of phase `pi` fails: at the
+/// phase's last step (a lost connection reconnects).
+fn phase_done_failed(
+    e: StepError,
+    plan: &Plan,
+    out: &Emitter,
+    pi: usize,
+) -> Result<Outcome, RunError> {
+    match e {
+        StepError::Lost(e) => Err(RunError::Lost(e)),
+        e => {
+            let last = plan.phases[pi].steps.len().saturating_sub(1);
+            Ok(stopped(e, plan, out, (pi, last)))
+        }
+    }
+}
+
 pub(crate) fn stopped(err: StepError, plan: &Plan, out: &Emitter, at: (usize, usize)) -> Outcome {
     let where_ = position_text(plan, at.0, at.1);
     match err {
