@@ -16,6 +16,7 @@ pub mod oversight;
 pub mod progress;
 pub mod resume;
 pub mod rollback;
+pub mod run;
 pub mod session;
 pub mod signal;
 pub mod stall;

@@ -2,11 +2,11 @@
 //! that the plan file still describes what ran (refusing, naming each
 //! changed step), and a forced resume lays the run out again by identity.
 
-use super::driver::{Outcome, RunOptions};
 use super::emitter::Emitter;
 use super::error::RunError;
 use super::events::EventKind;
 use super::identity::{self, PlannedStep};
+use super::run::{Outcome, RunOptions};
 use crate::db::Conn;
 use crate::journal::{self, RunRow, RunStatus};
 use crate::plan::LoadedPlan;

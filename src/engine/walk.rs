@@ -5,12 +5,12 @@
 use std::time::Instant;
 
 use super::control::{Control, Stop};
-use super::driver::Outcome;
 use super::emitter::Emitter;
 use super::error::{RunError, StepError};
 use super::events::EventKind;
 use super::oversight::Oversight;
 use super::progress::RunState;
+use super::run::Outcome;
 use super::session::Session;
 use super::steps::{self, Ctx};
 use super::versions::{Hook, on_phase_done};
