@@ -28,7 +28,7 @@ impl Emitter {
     pub fn new(
         frontend: mpsc::Sender<Event>,
         progress: watch::Sender<Progress>,
-        journal_conn: super::session::JournalSlot,
+        journal_conn: crate::journal::JournalSlot,
     ) -> (Emitter, JoinHandle<()>) {
         let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
         let run_id = Arc::new(AtomicI64::new(0));

@@ -2,7 +2,7 @@
 //! journal and the control doorbell — how they are opened with the plan's
 //! driver lock, and how they are opened again when they drop mid-run.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -15,9 +15,7 @@ use crate::db::{Conn, DbError, Target};
 use crate::journal;
 use crate::plan::LoadedPlan;
 
-/// The journal connection, shared with the event forwarder and swapped when
-/// the run reconnects.
-pub type JournalSlot = Arc<Mutex<Option<Arc<Conn>>>>;
+pub use crate::journal::JournalSlot;
 
 /// What every session (run or rollback) starts with.
 pub(crate) struct Session {

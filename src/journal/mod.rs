@@ -42,6 +42,10 @@ pub(crate) async fn in_transaction<T>(
     }
 }
 
+/// The journal connection of a run, shared with the event forwarder and
+/// swapped when the run reconnects.
+pub type JournalSlot = std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<crate::db::Conn>>>>;
+
 pub use control::{CONTROL_CHANNEL, RemoteCommand, send_remote};
 pub use events::{recent_events, record_event};
 pub use lock::{LockHolder, lock_holder, plan_lock_key, try_lock_plan};
