@@ -3,8 +3,8 @@
 use squawk_syntax::SyntaxKind;
 use squawk_syntax::ast::{self, AstNode};
 
-use super::parse::{fold_one, has_token, text_of};
 use super::rel::Rel;
+use super::syntax::{fold_one, has_token, text_of};
 use super::volatility::may_be_volatile;
 use super::{Action, ConstraintKind};
 

@@ -6,8 +6,8 @@ use squawk_syntax::SyntaxNode;
 use squawk_syntax::ast::{self, AstNode};
 
 use super::alter::action;
-use super::parse::{fold_one, has_token, leading_words, rel, text_of};
 use super::rel::Rel;
+use super::syntax::{fold_one, has_token, leading_words, rel, text_of};
 use super::{DomainAction, Kind};
 
 pub(super) fn describe(stmt: &ast::Stmt) -> Kind {

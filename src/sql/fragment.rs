@@ -16,7 +16,7 @@ use squawk_syntax::SourceFile;
 use squawk_syntax::ast::{self, AstNode};
 
 use super::ConstraintKind;
-use super::parse::text_of;
+use super::syntax::text_of;
 use crate::db::ident::fold_qualified;
 
 /// Why a fragment is refused.

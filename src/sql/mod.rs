@@ -10,6 +10,7 @@ pub mod fragment;
 mod parse;
 mod refs;
 mod rel;
+mod syntax;
 mod volatility;
 
 pub use parse::parse;

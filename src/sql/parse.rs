@@ -1,12 +1,9 @@
-//! Splitting SQL into statements with squawk's parser, and the small
-//! helpers every description of a syntax node uses.
+//! Splitting SQL into statements with squawk's parser.
 
+use squawk_syntax::SourceFile;
 use squawk_syntax::ast::{self, AstNode};
-use squawk_syntax::{SourceFile, SyntaxKind, SyntaxNode};
 
-use super::rel::Rel;
 use super::{Kind, Statement};
-use crate::db::ident::fold_qualified;
 
 /// Splits SQL into statements. A part the grammar rejects becomes an
 /// [`Kind::Unparsed`] statement: never silently dropped.
@@ -78,43 +75,4 @@ fn trim(text: &str, start: usize, end: usize) -> (usize, &str) {
     let lead = raw.len() - raw.trim_start().len();
     let body = raw.trim().trim_end_matches(';').trim_end();
     (start + lead, body)
-}
-
-pub(super) fn text_of(node: &SyntaxNode) -> String {
-    node.text().to_string()
-}
-
-pub(super) fn rel(node: Option<&SyntaxNode>) -> Option<Rel> {
-    node.map(|n| Rel::from_sql(&text_of(n)))
-}
-
-pub(super) fn has_token(node: &SyntaxNode, kind: SyntaxKind) -> bool {
-    node.descendants_with_tokens().any(|t| t.kind() == kind)
-}
-
-/// The statement's leading keywords, e.g. `CREATE FUNCTION`.
-pub(super) fn leading_words(node: &SyntaxNode) -> String {
-    let mut words = Vec::new();
-    for token in node
-        .descendants_with_tokens()
-        .filter_map(|e| e.into_token())
-    {
-        if token.kind() == SyntaxKind::WHITESPACE || token.kind() == SyntaxKind::COMMENT {
-            continue;
-        }
-        let t = token.text();
-        if words.len() == 2 || !t.chars().all(|c| c.is_ascii_alphabetic() || c == '_') {
-            break;
-        }
-        if words.len() == 1 && ["OR", "REPLACE"].contains(&t.to_uppercase().as_str()) {
-            continue;
-        }
-        words.push(t.to_uppercase());
-    }
-    words.join(" ")
-}
-
-/// An unquoted name folded to lower case, a quoted one kept exactly.
-pub(super) fn fold_one(name: &str) -> String {
-    fold_qualified(name).pop().unwrap_or_default()
 }

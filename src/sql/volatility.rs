@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use squawk_syntax::ast::{self, AstNode};
 use squawk_syntax::{SyntaxKind, SyntaxNode};
 
-use super::parse::text_of;
+use super::syntax::text_of;
 use crate::db::ident::fold_qualified;
 
 const NON_VOLATILE: &str = include_str!("non_volatile.txt");
