@@ -80,6 +80,10 @@ pub const SUBSCRIPTION_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM pg_subscript
 pub const PUBLICATION_EXISTS: &str =
     "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)";
 
+/// Whether a freeze function exists (`$1` its name with `()`, from
+/// [`freeze_function`]).
+pub const FREEZE_FUNCTION_EXISTS: &str = "SELECT to_regprocedure($1) IS NOT NULL";
+
 /// The slot, if it exists: (active, pid of its consumer).
 pub const SLOT_STATE: &str =
     "SELECT active, active_pid FROM pg_replication_slots WHERE slot_name = $1";
@@ -155,13 +159,16 @@ pub fn freeze_function_sql(publication: &str, database: &str) -> String {
 }
 
 /// The statement-level trigger that freezes writes to one table (made
-/// again if a resumed switchover finds it).
+/// again if a resumed switchover finds it). Enabled ALWAYS: an ordinary
+/// trigger is skipped by a session with `session_replication_role =
+/// replica`, which any superuser may set.
 pub fn freeze_trigger_sql(publication: &str, table: &str) -> String {
+    let table_sql = quote_qualified(table);
     format!(
-        "{};\nCREATE TRIGGER {FREEZE_TRIGGER} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {} \
-         FOR EACH STATEMENT EXECUTE FUNCTION {}()",
+        "{};\nCREATE TRIGGER {FREEZE_TRIGGER} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON \
+         {table_sql} FOR EACH STATEMENT EXECUTE FUNCTION {}();\n\
+         ALTER TABLE {table_sql} ENABLE ALWAYS TRIGGER {FREEZE_TRIGGER}",
         unfreeze_sql(table),
-        quote_qualified(table),
         freeze_function(publication)
     )
 }
@@ -361,6 +368,10 @@ mod tests {
             "{sql}"
         );
         assert!(sql.contains("FOR EACH STATEMENT"), "{sql}");
+        assert!(
+            sql.contains(r#"ALTER TABLE "app"."users" ENABLE ALWAYS TRIGGER cutover_move_freeze"#),
+            "{sql}"
+        );
         let f = freeze_function_sql("cutover_move_3_target", "target");
         assert!(f.contains("SET search_path = pg_catalog, pg_temp"), "{f}");
         assert!(f.contains("read_only_sql_transaction"), "{f}");
