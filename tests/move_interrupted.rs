@@ -1,8 +1,9 @@
-//! A switchover that fails at its very end, on either side of its point of
-//! no return: before it, writes come back with the replication whole;
-//! after it, the freeze stays (superusers and replica-role sessions
-//! included), a rollback refuses to drop the tables the application now
-//! writes to, and `cutover run` finishes the detach.
+//! A move interrupted. A switchover that fails at its very end, on either
+//! side of its point of no return: before it, writes come back with the
+//! replication whole; after it, the freeze stays (superusers and
+//! replica-role sessions included), a rollback refuses to drop the tables
+//! the application now writes to, and `cutover run` finishes the detach.
+//! And a copy whose connection to the target is lost carries on.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use common::moving::source_and_target;
 use common::process::{Running, cutover};
-use common::{PATIENCE, scalar, write_plan};
+use common::{PATIENCE, poll_until_async, scalar, write_plan};
 
 const LONG: Duration = PATIENCE;
 
@@ -184,6 +185,74 @@ async fn a_switchover_stopped_before_its_point_of_no_return_lifts_the_freeze_wit
     assert_eq!(frozen(&source).await, (true, true));
     let rows: i64 = scalar(&target, COUNT).await;
     assert_eq!(rows, 2_001, "the write made in between reached the target");
+    let (a, b): (String, String) = (
+        scalar(&source, CHECKSUM).await,
+        scalar(&target, CHECKSUM).await,
+    );
+    assert_eq!(a, b, "the same rows on both sides");
+}
+
+/// Every row the target takes in during the copy waits a little, so the
+/// copy lasts long enough to be interrupted (as in tests/move_cluster.rs).
+const SLOW_COPY: &str = "
+CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql AS
+  $$ BEGIN PERFORM pg_sleep(0.002); RETURN NEW; END $$;
+CREATE FUNCTION slow_new_tables() RETURNS event_trigger LANGUAGE plpgsql AS $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() WHERE command_tag = 'CREATE TABLE' LOOP
+    EXECUTE format('CREATE TRIGGER slow_row BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION slow_row()', r.object_identity);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER slow_row', r.object_identity);
+  END LOOP;
+END $$;
+CREATE EVENT TRIGGER slow_new_tables ON ddl_command_end EXECUTE FUNCTION slow_new_tables();";
+
+/// Ends cutover's own sessions on the target database (not the
+/// subscription's workers); returns how many.
+const END_CUTOVER_SESSIONS: &str = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+     WHERE datname = current_database() AND application_name = 'cutover'
+       AND pid <> pg_backend_pid()";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_copy_whose_connection_to_the_target_is_lost_carries_on() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (src, dst) = source_and_target("copy_reconnects", 10_000).await;
+    let (source, target) = (src.connect().await, dst.connect().await);
+    target
+        .client
+        .batch_execute(SLOW_COPY)
+        .await
+        .expect("slow copy");
+    let (_dir, plan) = write_plan(MOVE_AND_SWITCH);
+    let flag = format!("target={}", dst.url);
+    let mut run = Running::spawn(
+        &src.url,
+        &["run", &plan, "--yes", "--json", "--database", &flag],
+    );
+    run.wait_event("step_started", LONG);
+    poll_until_async("the initial copy to be under way", LONG, async || {
+        let copying: i64 = scalar(
+            &target,
+            "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate = 'd'",
+        )
+        .await;
+        copying > 0
+    })
+    .await;
+    // The target's server restarts, or the network drops cutover's
+    // session: the subscription there is untouched.
+    let ended: i64 = scalar(&target, END_CUTOVER_SESSIONS).await;
+    assert!(ended > 0, "cutover had a session on the target");
+    let (code, lines) = run.wait_exit(LONG);
+    assert_eq!(code, 0, "the move carries on:\n{}", lines.join("\n"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("connecting to `target` again")),
+        "the lost connection is reported:\n{}",
+        lines.join("\n")
+    );
+    assert_eq!(replication(&source, &target).await, Vec::<String>::new());
     let (a, b): (String, String) = (
         scalar(&source, CHECKSUM).await,
         scalar(&target, CHECKSUM).await,
