@@ -3,14 +3,16 @@
 //! replication whole; after it, the freeze stays (superusers and
 //! replica-role sessions included), a rollback refuses to drop the tables
 //! the application now writes to, and `cutover run` finishes the detach.
-//! And a copy whose connection to the target is lost carries on.
+//! A copy whose connection to the target is lost carries on. And a slot
+//! over `[abort] slot_retained_wal` while the run waits at a gate is
+//! dropped.
 
 mod common;
 
 use std::time::Duration;
 
 use common::moving::source_and_target;
-use common::process::{Running, cutover};
+use common::process::{Running, cutover, events};
 use common::{PATIENCE, poll_until_async, scalar, write_plan};
 
 const LONG: Duration = PATIENCE;
@@ -258,4 +260,75 @@ async fn a_copy_whose_connection_to_the_target_is_lost_carries_on() {
         scalar(&target, CHECKSUM).await,
     );
     assert_eq!(a, b, "the same rows on both sides");
+}
+
+const MOVE_THEN_GATE: &str = r#"
+name = "move users, then wait"
+databases = ["target"]
+[abort]
+slot_retained_wal = "1MB"
+[[phases]]
+name = "replicate"
+gate = "auto"
+[[phases.steps]]
+kind = "replicate"
+to = "target"
+tables = ["users"]
+[[phases]]
+name = "verify"
+[[phases.steps]]
+kind = "verify_across"
+database = "target"
+table = "users"
+key = "id"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slot_over_its_limit_while_the_run_waits_at_a_gate_is_dropped() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (src, dst) = source_and_target("slot_at_gate", 2_000).await;
+    let (source, target) = (src.connect().await, dst.connect().await);
+    let (_dir, plan) = write_plan(MOVE_THEN_GATE);
+    let flag = format!("target={}", dst.url);
+    let mut run = Running::spawn(&src.url, &["run", &plan, "--json", "--database", &flag]);
+    run.wait_for("the gate before the compare", LONG, |v| {
+        v["event"] == "gate_waiting" && v["phase"] == 1
+    });
+    // The target stops consuming; the application keeps writing here.
+    let sub: String = scalar(
+        &target,
+        "SELECT subname::text FROM pg_subscription
+         WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .await;
+    target
+        .client
+        .batch_execute(&format!("ALTER SUBSCRIPTION {sub} DISABLE"))
+        .await
+        .expect("disable");
+    source
+        .client
+        .batch_execute(
+            "CREATE TABLE filler AS SELECT g, repeat('x', 200) AS f FROM generate_series(1, 20000) g",
+        )
+        .await
+        .expect("write WAL");
+    let (code, lines) = run.wait_exit(LONG);
+    assert_eq!(code, 3, "the limit aborts the run:\n{}", lines.join("\n"));
+    let evs = events(&lines);
+    assert!(
+        evs.iter()
+            .any(|e| e["event"] == "criterion_tripped" && e["criterion"] == "slot_retained_wal"),
+        "{}",
+        lines.join("\n")
+    );
+    let slots: i64 = scalar(
+        &source,
+        "SELECT count(*) FROM pg_replication_slots WHERE database = current_database()",
+    )
+    .await;
+    assert_eq!(slots, 0, "no slot keeps WAL:\n{}", lines.join("\n"));
+    let (code, out, err) = cutover(&src.url, &["rollback", &plan, "--yes", "--database", &flag]);
+    assert_eq!(code, 0, "rollback:\n{out}{err}");
+    assert_eq!(replication(&source, &target).await, Vec::<String>::new());
 }
