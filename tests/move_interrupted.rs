@@ -285,15 +285,31 @@ key = "id"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_slot_over_its_limit_while_the_run_waits_at_a_gate_is_dropped() {
+    slot_over_its_limit_at_a_gate("slot_at_gate", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slot_over_its_limit_while_a_resumed_run_waits_at_a_gate_is_dropped() {
+    slot_over_its_limit_at_a_gate("slot_at_gate_resumed", true).await;
+}
+
+/// The run waits at the gate after the copy (in a second session after a
+/// kill -9 when `resumed`) while the target stops consuming.
+async fn slot_over_its_limit_at_a_gate(test: &str, resumed: bool) {
     let _one = ONE_AT_A_TIME.lock().await;
-    let (src, dst) = source_and_target("slot_at_gate", 2_000).await;
+    let (src, dst) = source_and_target(test, 2_000).await;
     let (source, target) = (src.connect().await, dst.connect().await);
     let (_dir, plan) = write_plan(MOVE_THEN_GATE);
     let flag = format!("target={}", dst.url);
-    let mut run = Running::spawn(&src.url, &["run", &plan, "--json", "--database", &flag]);
-    run.wait_for("the gate before the compare", LONG, |v| {
-        v["event"] == "gate_waiting" && v["phase"] == 1
-    });
+    let args = ["run", &plan, "--json", "--database", &flag];
+    let at_gate = |v: &serde_json::Value| v["event"] == "gate_waiting" && v["phase"] == 1;
+    let mut run = Running::spawn(&src.url, &args);
+    run.wait_for("the gate before the compare", LONG, at_gate);
+    if resumed {
+        run.kill9();
+        run = Running::spawn(&src.url, &args);
+        run.wait_for("the resumed run at the gate", LONG, at_gate);
+    }
     // The target stops consuming; the application keeps writing here.
     let sub: String = scalar(
         &target,
