@@ -284,6 +284,20 @@ pub fn create_table_sql(table: &str, columns: &[Column], primary_key: &str) -> S
     sql
 }
 
+/// Sequences a table's column defaults call without that column owning
+/// them (`DEFAULT nextval('shared_seq')`), qualified and quoted as
+/// `pg_get_serial_sequence` quotes (`$1` the table).
+pub const DEFAULT_SEQUENCES: &str = "SELECT DISTINCT format('%I.%I', n.nspname, s.relname)
+     FROM pg_attrdef ad
+     JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+     JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+       AND d.refclassid = 'pg_class'::regclass
+     JOIN pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
+     JOIN pg_namespace n ON n.oid = s.relnamespace
+     WHERE ad.adrelid = to_regclass($1)
+       AND pg_get_serial_sequence($1, a.attname::text) IS DISTINCT FROM format('%I.%I', n.nspname, s.relname)
+     ORDER BY 1";
+
 /// The sequence's value on the source: `last_value`, or one less than
 /// its start when it was never used.
 pub fn sequence_value_sql(sequence: &str) -> String {

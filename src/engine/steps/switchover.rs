@@ -343,6 +343,37 @@ async fn advance_sequences(
                 })?;
             done.push(format!("{theirs} set to {next} (main: {value})"));
         }
+        // A default calling a sequence the column does not own (one shared
+        // by several tables): the same sequence by name there.
+        let shared = ctx
+            .conn
+            .client
+            .query(sql::DEFAULT_SEQUENCES, &[table])
+            .await
+            .map_err(|e| ctx.db_error(DbError::sql(format!("reading {table}'s defaults"), e)))?;
+        for row in shared {
+            let seq: String = row.get(0);
+            let value: i64 = ctx
+                .conn
+                .client
+                .query_one(&sql::sequence_value_sql(&seq), &[])
+                .await
+                .map_err(|e| ctx.db_error(DbError::sql(format!("reading sequence {seq}"), e)))?
+                .get(0);
+            let next = value.saturating_add(margin);
+            other
+                .client
+                .query_one(&sql::setval_sql(&seq), &[&next])
+                .await
+                .map_err(|e| {
+                    StepError::Failed(format!(
+                        "{}; {table}'s default calls it: create it on the other database and \
+                         run the step again",
+                        DbError::sql(format!("setting {seq}"), e)
+                    ))
+                })?;
+            done.push(format!("{seq} set to {next} (main: {value})"));
+        }
     }
     Ok(if done.is_empty() {
         "no sequences".into()
