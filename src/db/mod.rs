@@ -82,6 +82,10 @@ pub enum DbError {
         /// What showed it.
         reason: String,
     },
+    /// cutover will not do it: the database's state forbids it (why, and
+    /// what to do instead).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl DbError {

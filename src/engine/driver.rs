@@ -191,6 +191,13 @@ async fn drive(
     {
         f.resting = Some(resting);
     }
+    if let Some(moving) = attached_move(plan, &session.work, run.id, &opts.databases).await
+        && let Ok(mut f) = oversight.focus.lock()
+    {
+        // A resumed run may wait at a gate before any move step runs
+        // again: its slot is watched (and its limits held) from the start.
+        f.subscription = Some(moving);
+    }
     let mut own_pids = session.pids();
     loop {
         let notifications =
@@ -303,4 +310,42 @@ async fn resting_probe(plan: &Plan, work: &Conn) -> Option<(String, String)> {
         .await
         .ok()??;
     Some((table, row.get(0)))
+}
+
+/// The run's move whose publication exists (its replication attached), for
+/// the monitor to watch.
+async fn attached_move(
+    plan: &Plan,
+    work: &Conn,
+    run_id: i64,
+    databases: &crate::db::databases::Databases,
+) -> Option<crate::monitor::subscription::SubscriptionFocus> {
+    use crate::statements::replication as sql;
+    let oid: u32 = work
+        .client
+        .query_one(sql::DATABASE_OID, &[])
+        .await
+        .ok()?
+        .get(0);
+    for step in plan.phases.iter().flat_map(|p| p.steps.iter()) {
+        let Step::Replicate(r) = step.get_ref() else {
+            continue;
+        };
+        let name = sql::move_name(oid, run_id, &r.to);
+        let attached = work
+            .client
+            .query_one(sql::PUBLICATION_EXISTS, &[&name])
+            .await;
+        if attached.is_ok_and(|row| row.get::<_, bool>(0))
+            && let Some(target) = databases.get(&r.to)
+        {
+            return Some(crate::monitor::subscription::SubscriptionFocus {
+                database: r.to.clone(),
+                target: target.clone(),
+                name,
+                copy_total_bytes: None,
+            });
+        }
+    }
+    None
 }

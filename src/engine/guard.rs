@@ -177,6 +177,29 @@ impl Guard {
         }
         self.last_seq = sample.seq;
         let now = over_limits(&self.limits, sample, lock_timeouts);
+        self.track(now)
+    }
+
+    /// As [`Guard::observe`], with only a move's criteria: at a gate or a
+    /// pause cutover causes nothing else, but its slot still keeps WAL.
+    pub fn observe_move(&mut self, sample: &Sample) -> Option<Trip> {
+        if sample.seq == self.last_seq {
+            return None;
+        }
+        self.last_seq = sample.seq;
+        let now = super::subscription_guard::over_limits(&self.limits, sample)
+            .into_iter()
+            .map(|o| Trip {
+                criterion: o.criterion,
+                value: o.value,
+                limit: o.limit,
+                detail: o.detail,
+            })
+            .collect();
+        self.track(now)
+    }
+
+    fn track(&mut self, now: Vec<Trip>) -> Option<Trip> {
         let tripped = now
             .iter()
             .find(|t| self.previous.contains(t.criterion))

@@ -53,6 +53,7 @@ pub(crate) fn start_oversight(
     let started = Instant::now();
     let guard = spawn_guard(
         Guard::new(plan.abort.clone()),
+        (target.clone(), focus.clone()),
         live,
         monitor.clone(),
         counters.clone(),
@@ -75,6 +76,7 @@ pub(crate) fn start_oversight(
 #[allow(clippy::too_many_arguments)]
 fn spawn_guard(
     mut guard: Guard,
+    (main, focus): (Target, Arc<Mutex<Focus>>),
     live: Option<super::live::Live>,
     mut monitor: watch::Receiver<Arc<MonitorState>>,
     counters: Arc<Counters>,
@@ -107,7 +109,13 @@ fn spawn_guard(
                     .then(|| p.worst_stall = longest)
                     .is_some()
             });
-            if out.snapshot().state != RunState::Running {
+            // At a gate or a pause only a move's slot works on: its limits
+            // still hold.
+            let at_rest = matches!(
+                out.snapshot().state,
+                RunState::WaitingGate | RunState::Paused
+            );
+            if out.snapshot().state != RunState::Running && !at_rest {
                 continue;
             }
             // `cutover set` may have changed the limits.
@@ -127,9 +135,13 @@ fn spawn_guard(
             let lock_timeouts = counters
                 .lock_timeouts
                 .load(std::sync::atomic::Ordering::Relaxed);
-            let trip = guard
-                .stale(silent)
-                .or_else(|| guard.observe(&state.sample, lock_timeouts));
+            let trip = if at_rest {
+                guard.observe_move(&state.sample)
+            } else {
+                guard
+                    .stale(silent)
+                    .or_else(|| guard.observe(&state.sample, lock_timeouts))
+            };
             if let Some(trip) = trip {
                 out.emit(EventKind::CriterionTripped {
                     criterion: trip.criterion.to_string(),
@@ -137,11 +149,43 @@ fn spawn_guard(
                     limit: trip.limit.clone(),
                     detail: trip.detail.clone(),
                 });
+                // No step runs to remove the slot that keeps the WAL: the
+                // guard does, or the disk fills after the run has stopped.
+                if at_rest && trip.criterion == "slot_retained_wal" {
+                    release_slot(&main, &focus, &out).await;
+                }
                 abort.abort(trip.reason());
                 return;
             }
         }
     })
+}
+
+/// Drops the watched move's subscription and slots (the publication and
+/// the tables stay for `cutover rollback`), saying what happened.
+async fn release_slot(main: &Target, focus: &Mutex<Focus>, out: &Emitter) {
+    let Some(sub) = focus.lock().ok().and_then(|f| f.subscription.clone()) else {
+        return;
+    };
+    let result = async {
+        let source = crate::db::Conn::connect(main).await?;
+        let other = crate::db::Conn::connect(&sub.target).await.ok();
+        super::steps::detach::drop_subscription(&source, other.as_ref(), &sub.name).await
+    }
+    .await;
+    let message = match result {
+        Ok(()) => format!(
+            "removed subscription and slot {} so that they stop keeping WAL on this server; \
+             `cutover rollback` removes the rest of the move, then run the plan again",
+            sub.name
+        ),
+        Err(e) => format!(
+            "removing subscription and slot {} failed: {e}; drop the slot by hand \
+             (pg_drop_replication_slot) before this server's disk fills",
+            sub.name
+        ),
+    };
+    out.emit(EventKind::Notice { message });
 }
 
 impl Oversight {

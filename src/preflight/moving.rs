@@ -25,9 +25,12 @@ const TABLE: &str = "SELECT to_regclass($1) IS NOT NULL,
          OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)";
 
 /// A move of this plan under way: a publication of a run of it carries
-/// the table (`$1` the table, `$2` the name pattern).
+/// the table, or its switchover froze it (`$1` the table as the plan
+/// names it, `$2` the name pattern). Compared as regclass: the plan may
+/// leave out the schema.
 const UNDER_WAY: &str = "SELECT EXISTS (SELECT 1 FROM pg_publication_tables
-     WHERE pubname LIKE $2 AND format('%I.%I', schemaname, tablename) = $1)";
+       WHERE pubname LIKE $2 AND format('%I.%I', schemaname, tablename)::regclass = to_regclass($1))
+     OR EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $3)";
 
 /// The other database's side: may the role create a subscription there.
 const OTHER: &str = "SELECT rolsuper OR (current_setting('server_version_num')::int >= 160000
@@ -139,7 +142,7 @@ pub async fn check(loaded: &LoadedPlan, main: &Target, databases: &Databases) ->
             }
             let under_way = source
                 .client
-                .query_one(UNDER_WAY, &[table, &pattern])
+                .query_one(UNDER_WAY, &[table, &pattern, &sql::FREEZE_TRIGGER])
                 .await
                 .map(|r| r.get::<_, bool>(0))
                 .unwrap_or(false);

@@ -80,6 +80,10 @@ pub const SUBSCRIPTION_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM pg_subscript
 pub const PUBLICATION_EXISTS: &str =
     "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)";
 
+/// Whether a freeze function exists (`$1` its name with `()`, from
+/// [`freeze_function`]).
+pub const FREEZE_FUNCTION_EXISTS: &str = "SELECT to_regprocedure($1) IS NOT NULL";
+
 /// The slot, if it exists: (active, pid of its consumer).
 pub const SLOT_STATE: &str =
     "SELECT active, active_pid FROM pg_replication_slots WHERE slot_name = $1";
@@ -155,13 +159,16 @@ pub fn freeze_function_sql(publication: &str, database: &str) -> String {
 }
 
 /// The statement-level trigger that freezes writes to one table (made
-/// again if a resumed switchover finds it).
+/// again if a resumed switchover finds it). Enabled ALWAYS: an ordinary
+/// trigger is skipped by a session with `session_replication_role =
+/// replica`, which any superuser may set.
 pub fn freeze_trigger_sql(publication: &str, table: &str) -> String {
+    let table_sql = quote_qualified(table);
     format!(
-        "{};\nCREATE TRIGGER {FREEZE_TRIGGER} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {} \
-         FOR EACH STATEMENT EXECUTE FUNCTION {}()",
+        "{};\nCREATE TRIGGER {FREEZE_TRIGGER} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON \
+         {table_sql} FOR EACH STATEMENT EXECUTE FUNCTION {}();\n\
+         ALTER TABLE {table_sql} ENABLE ALWAYS TRIGGER {FREEZE_TRIGGER}",
         unfreeze_sql(table),
-        quote_qualified(table),
         freeze_function(publication)
     )
 }
@@ -277,6 +284,20 @@ pub fn create_table_sql(table: &str, columns: &[Column], primary_key: &str) -> S
     sql
 }
 
+/// Sequences a table's column defaults call without that column owning
+/// them (`DEFAULT nextval('shared_seq')`), qualified and quoted as
+/// `pg_get_serial_sequence` quotes (`$1` the table).
+pub const DEFAULT_SEQUENCES: &str = "SELECT DISTINCT format('%I.%I', n.nspname, s.relname)
+     FROM pg_attrdef ad
+     JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+     JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+       AND d.refclassid = 'pg_class'::regclass
+     JOIN pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
+     JOIN pg_namespace n ON n.oid = s.relnamespace
+     WHERE ad.adrelid = to_regclass($1)
+       AND pg_get_serial_sequence($1, a.attname::text) IS DISTINCT FROM format('%I.%I', n.nspname, s.relname)
+     ORDER BY 1";
+
 /// The sequence's value on the source: `last_value`, or one less than
 /// its start when it was never used.
 pub fn sequence_value_sql(sequence: &str) -> String {
@@ -361,6 +382,10 @@ mod tests {
             "{sql}"
         );
         assert!(sql.contains("FOR EACH STATEMENT"), "{sql}");
+        assert!(
+            sql.contains(r#"ALTER TABLE "app"."users" ENABLE ALWAYS TRIGGER cutover_move_freeze"#),
+            "{sql}"
+        );
         let f = freeze_function_sql("cutover_move_3_target", "target");
         assert!(f.contains("SET search_path = pg_catalog, pg_temp"), "{f}");
         assert!(f.contains("read_only_sql_transaction"), "{f}");

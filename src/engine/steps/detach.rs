@@ -104,15 +104,54 @@ async fn drop_slots(source: &Conn, name: &str, subid: Option<u32>) -> Result<(),
     }
 }
 
+/// Whether the move of `publication` passed its switchover's point of no
+/// return: the freeze is in place and the publication, dropped first by
+/// the detach, is gone. Its tables on the other side now take the
+/// application's writes.
+pub async fn switched_over(source: &Conn, publication: &str) -> Result<bool, DbError> {
+    let attached: bool = source
+        .client
+        .query_one(sql::PUBLICATION_EXISTS, &[&publication])
+        .await
+        .map_err(|e| DbError::sql("looking up the publication", e))?
+        .get(0);
+    if attached {
+        return Ok(false);
+    }
+    let function = format!("{}()", sql::freeze_function(publication));
+    source
+        .client
+        .query_one(sql::FREEZE_FUNCTION_EXISTS, &[&function])
+        .await
+        .map(|r| r.get(0))
+        .map_err(|e| DbError::sql("looking up the write freeze", e))
+}
+
 /// Removes what a move recorded creating, last made first: subscriptions
 /// and their slots, publications, the tables made on the other side; and
 /// a freeze, unless the replication it belongs to was already detached.
+/// Refuses, touching nothing, once the move was switched over.
 /// Returns what was removed, in words.
 pub async fn remove(
     created: &[Created],
     source: &Conn,
     databases: &Databases,
 ) -> Result<Option<String>, DbError> {
+    for object in created {
+        let (Created::Publication { name: publication } | Created::Freeze { publication, .. }) =
+            object
+        else {
+            continue;
+        };
+        if switched_over(source, publication).await? {
+            return Err(DbError::Refused(format!(
+                "the move of {publication} was switched over (its publication is dropped and \
+                 writes here are frozen): the tables on the other database take the \
+                 application's writes now, so nothing is removed or unfrozen. `cutover run` \
+                 finishes the detach"
+            )));
+        }
+    }
     let mut done = Vec::new();
     let mut others: Vec<(String, Conn)> = Vec::new();
     let mut unfrozen: Vec<&str> = Vec::new();

@@ -69,7 +69,7 @@ fn set_focus(ctx: &Ctx<'_>, focus: Option<SubscriptionFocus>) {
 }
 
 async fn replicate(spec: &ReplicateStep, ctx: &mut Ctx<'_>) -> Result<String, StepError> {
-    let other = connect_other(ctx, &spec.to).await?;
+    let mut other = connect_other(ctx, &spec.to).await?;
     let name = super::detach::move_name(ctx, &spec.to).await?;
     let tables = tables(spec, ctx).await?;
     for table in &tables {
@@ -134,7 +134,7 @@ async fn replicate(spec: &ReplicateStep, ctx: &mut Ctx<'_>) -> Result<String, St
             copy_total_bytes: total,
         }),
     );
-    wait_ready(ctx, &other, &name, tables.len()).await?;
+    wait_ready(ctx, &mut other, &spec.to, &name, tables.len()).await?;
     Ok(format!(
         "{} replicated to {} (publication, subscription and slot {name})",
         tables.join(", "),
@@ -347,22 +347,49 @@ async fn copy_total(conn: &Conn, tables: &[String]) -> Option<i64> {
 }
 
 /// Waits until every table is ready (`r`: synchronised and streaming).
+/// A lost connection to the other database is opened again: the
+/// subscription there carries on by itself once its server is back, and
+/// meanwhile `[abort] slot_retained_wal` guards this server's disk.
 async fn wait_ready(
     ctx: &mut Ctx<'_>,
-    other: &Conn,
+    other: &mut Conn,
+    database: &str,
     name: &str,
     tables: usize,
 ) -> Result<(), StepError> {
     let started = Instant::now();
     let mut last_ready = usize::MAX;
+    let mut down = false;
     loop {
-        let rows = other
-            .client
-            .query(sql::SYNC_STATES, &[&name])
-            .await
-            .map_err(|e| {
-                StepError::Failed(DbError::sql("reading the sync states", e).to_string())
-            })?;
+        let rows = match other.client.query(sql::SYNC_STATES, &[&name]).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                let e = DbError::sql("reading the sync states", e);
+                if !e.is_connection_lost() {
+                    return Err(StepError::Failed(e.to_string()));
+                }
+                if !down {
+                    down = true;
+                    ctx.out.emit(EventKind::Notice {
+                        message: format!(
+                            "{e}: connecting to `{database}` again until it answers (its \
+                             subscription resumes by itself; `cutover abort` stops the move)"
+                        ),
+                    });
+                }
+                pause(ctx, Duration::from_secs(1)).await?;
+                if let Ok(conn) = connect_other(ctx, database).await {
+                    *other = conn;
+                }
+                continue;
+            }
+        };
+        if down {
+            down = false;
+            ctx.out.emit(EventKind::Notice {
+                message: format!("`{database}` answers again"),
+            });
+        }
         let ready = rows.iter().filter(|r| r.get::<_, String>(1) == "r").count();
         if ready != last_ready {
             last_ready = ready;

@@ -47,6 +47,13 @@ pub async fn run(spec: &SwitchoverStep, ctx: &mut Ctx<'_>) -> Result<String, Ste
             .iter()
             .any(|c| matches!(c, Created::Freeze { .. }))
         {
+            // An earlier session dropped the publication (the point of no
+            // return) and may have stopped before the subscription and
+            // its slot went: finish the detach.
+            let other = connect_other(ctx, &spec.database).await?;
+            drop_subscription(ctx.conn, Some(&other), &name)
+                .await
+                .map_err(|e| StepError::Failed(format!("finishing the detach: {e}")))?;
             return Ok(format!(
                 "already switched over to {} (replication detached by an earlier session)",
                 spec.database
@@ -69,7 +76,21 @@ pub async fn run(spec: &SwitchoverStep, ctx: &mut Ctx<'_>) -> Result<String, Ste
         .map(|r| r.get(0))
         .collect();
     let result = switch(spec, ctx, &other, &name, &tables).await;
-    if result.is_err() {
+    // Past the point of no return the freeze stays, whatever failed.
+    let detaching = match super::detach::switched_over(ctx.conn, &name).await {
+        Ok(detaching) => detaching,
+        Err(_) => result.is_err(),
+    };
+    if result.is_err() && detaching {
+        ctx.out.emit(EventKind::Notice {
+            message: format!(
+                "switchover stopped after its point of no return (publication {name} dropped): \
+                 writes to {} stay frozen here; fix the cause and `cutover run` finishes the \
+                 detach",
+                tables.join(", ")
+            ),
+        });
+    } else if result.is_err() {
         let created = crate::journal::steps(&ctx.journal_conn.client, ctx.run_id)
             .await
             .ok()
@@ -192,15 +213,18 @@ async fn switch(
     if let Ok(mut f) = ctx.focus.lock() {
         f.subscription = None;
     }
-    // The point of no return.
-    drop_subscription(ctx.conn, Some(other), name)
-        .await
-        .map_err(|e| StepError::Failed(format!("detaching: {e}")))?;
+    // The point of no return: the publication goes first, so that from
+    // here on the freeze is never lifted (not by a failure, a resume or a
+    // rollback: see detach::switched_over), and a resume finishes the
+    // subscription and its slots.
     ctx.conn
         .client
         .batch_execute(&sql::drop_publication_sql(name))
         .await
         .map_err(|e| StepError::Failed(DbError::sql("dropping the publication", e).to_string()))?;
+    drop_subscription(ctx.conn, Some(other), name)
+        .await
+        .map_err(|e| StepError::Failed(format!("detaching: {e}")))?;
     Ok(format!(
         "switched over to {}: {}; {}; replication detached. Writes to {} stay refused on the \
          main database (trigger {} — the application writes to {} now)",
@@ -318,6 +342,37 @@ async fn advance_sequences(
                     StepError::Failed(DbError::sql(format!("setting {theirs}"), e).to_string())
                 })?;
             done.push(format!("{theirs} set to {next} (main: {value})"));
+        }
+        // A default calling a sequence the column does not own (one shared
+        // by several tables): the same sequence by name there.
+        let shared = ctx
+            .conn
+            .client
+            .query(sql::DEFAULT_SEQUENCES, &[table])
+            .await
+            .map_err(|e| ctx.db_error(DbError::sql(format!("reading {table}'s defaults"), e)))?;
+        for row in shared {
+            let seq: String = row.get(0);
+            let value: i64 = ctx
+                .conn
+                .client
+                .query_one(&sql::sequence_value_sql(&seq), &[])
+                .await
+                .map_err(|e| ctx.db_error(DbError::sql(format!("reading sequence {seq}"), e)))?
+                .get(0);
+            let next = value.saturating_add(margin);
+            other
+                .client
+                .query_one(&sql::setval_sql(&seq), &[&next])
+                .await
+                .map_err(|e| {
+                    StepError::Failed(format!(
+                        "{}; {table}'s default calls it: create it on the other database and \
+                         run the step again",
+                        DbError::sql(format!("setting {seq}"), e)
+                    ))
+                })?;
+            done.push(format!("{seq} set to {next} (main: {value})"));
         }
     }
     Ok(if done.is_empty() {
