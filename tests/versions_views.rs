@@ -99,3 +99,38 @@ async fn check_names_an_earlier_version_view_that_would_stop_the_completion() {
     .await;
     assert_eq!(qty, "bigint");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_refuses_an_earlier_version_schema_as_old() {
+    let db = fresh_db("versions_views_old").await;
+    let conn = db.connect().await;
+    conn.client
+        .batch_execute(
+            "CREATE TABLE items (id bigint PRIMARY KEY, qty int, label text);
+             INSERT INTO items SELECT g, g % 7, 'item ' || g FROM generate_series(1, 500) g",
+        )
+        .await
+        .expect("the table");
+    let (_d1, first) = write_plan(FIRST);
+    let (code, out, err) = cutover(&db.url, &["run", &first, "--yes", "--headless"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // The application now reads v1; a plan naming it as the old version
+    // finds views there, not the tables.
+    let (_d2, second) = write_plan(&SECOND.replace("old = \"public\"", "old = \"v1\""));
+    let (code, out, err) = cutover(&db.url, &["check", &second]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("[versions]")
+            && out.contains("no table \"items\"")
+            && out.contains("(\"v1\")"),
+        "the check names the setting at fault:\n{out}"
+    );
+    let (code, out, err) = cutover(&db.url, &["run", &second, "--yes", "--headless"]);
+    assert_eq!(code, 2, "refused before it started:\n{out}{err}");
+    let schemas: i64 = common::scalar(
+        &conn,
+        "SELECT count(*) FROM pg_namespace WHERE nspname = 'v2'",
+    )
+    .await;
+    assert_eq!(schemas, 0, "nothing was executed");
+}

@@ -136,7 +136,7 @@ pub async fn preflight(
     let report = analyze(loaded, &mut schema);
     let done = runs::check(&mut p, loaded, conn, for_run).await?;
     steps::check(&mut p, loaded, conn, &mut catalog, &done).await;
-    versions::check(&mut p, loaded, conn).await;
+    versions::check(&mut p, loaded, conn, &done).await;
     // Steps that already failed a check are not sent to the server again.
     let failed: HashSet<String> = p
         .items

@@ -1,11 +1,17 @@
-//! Version schemas: a view outside the plan's new schema (an earlier
-//! plan's version schema, or the application's own) that reads a column
-//! the irreversible phase drops would make that phase's completion fail,
-//! after the operator released its gate. Said before anything runs.
+//! Version schemas, before anything runs: the new version's views can be
+//! built from the old schema's tables (the steps' own check, which would
+//! otherwise fail the first versioned step); and a view outside the plan's
+//! new schema (an earlier plan's version schema, or the application's own)
+//! that reads a column the irreversible phase drops would make that
+//! phase's completion fail, after the operator released its gate.
+
+use std::collections::HashSet;
 
 use super::{Level, Preflight};
 use crate::db::{Conn, quote_ident};
+use crate::engine::steps::versions::{constraint_columns, old_tables};
 use crate::plan::{LoadedPlan, Step};
+use crate::statements::versions::{Model, versioned_steps};
 
 /// Views (`schema.name`) reading column `$2` of table `$1`, outside
 /// schema `$3`.
@@ -26,12 +32,50 @@ const CONSTRAINT_COLUMN: &str = "SELECT a.attname::text FROM pg_catalog.pg_const
     JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
     WHERE c.conrelid = to_regclass($1) AND c.conname = $2";
 
-/// Warns, per versioned step whose old column the completion drops, of the
-/// views that would stop it.
-pub(super) async fn check(p: &mut Preflight, loaded: &LoadedPlan, conn: &Conn) {
+/// Errors when the new version's views cannot be built (before any
+/// versioned step ran); warns, per versioned step whose old column the
+/// completion drops, of the views that would stop it.
+pub(super) async fn check(
+    p: &mut Preflight,
+    loaded: &LoadedPlan,
+    conn: &Conn,
+    done: &HashSet<(usize, usize)>,
+) {
     let Some(v) = &loaded.plan.versions else {
         return;
     };
+    let versioned = versioned_steps(&loaded.plan);
+    if versioned.iter().all(|(at, _)| !done.contains(at))
+        && let Ok(tables) = old_tables(conn, v, &loaded.plan).await
+        && let Ok(constraints) = constraint_columns(conn, v, &loaded.plan).await
+    {
+        let steps: Vec<&Step> = versioned.iter().map(|(_, s)| *s).collect();
+        // A `sql` step before them may make what they name: then a warning.
+        let first = versioned.first().map(|(at, _)| *at);
+        let made_earlier = loaded.plan.phases.iter().enumerate().any(|(pi, ph)| {
+            ph.steps
+                .iter()
+                .enumerate()
+                .any(|(si, st)| Some((pi, si)) < first && matches!(st.get_ref(), Step::Sql(_)))
+        });
+        if let Err(why) = Model::build_in(&steps, &tables, &constraints) {
+            let level = if made_earlier {
+                Level::Warning
+            } else {
+                Level::Error
+            };
+            let message = if why.contains(": no table ") {
+                format!(
+                    "{why} ({:?}). `old` names the schema holding the tables themselves (an \
+                     earlier plan's version schema holds views): fix the plan",
+                    v.old
+                )
+            } else {
+                format!("{why}; the step would fail when it starts: fix the plan or the database")
+            };
+            p.push(level, "[versions]", message);
+        }
+    }
     for phase in &loaded.plan.phases {
         for spanned in &phase.steps {
             let step = spanned.get_ref();
