@@ -50,6 +50,15 @@ async fn check_passes_every_shipped_plan() {
         .collect();
     plans.sort();
     assert!(!plans.is_empty());
+    // The check a shipped plan drops (versions_drop_constraint.toml).
+    db.connect()
+        .await
+        .client
+        .batch_execute(
+            "ALTER TABLE users ADD CONSTRAINT users_city_short CHECK (length(city) <= 5) NOT VALID",
+        )
+        .await
+        .expect("the plan's constraint");
     let before = catalog(&db.connect().await).await;
     for name in &plans {
         // A plan that moves tables needs a second cluster (tests/move_cluster.rs).

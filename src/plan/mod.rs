@@ -39,6 +39,13 @@ pub fn main_table_of<'a>(steps: impl Iterator<Item = &'a Step>) -> Option<String
         Step::SyncTrigger(t) => t.table.clone().or(t.from.clone()),
         Step::Replicate(r) if !r.all_tables() => r.tables.first().cloned(),
         Step::VerifyAcross(v) => Some(v.table.clone()),
+        Step::RenameColumn(s) => Some(s.table.clone()),
+        Step::RenameTable(s) => Some(s.from.clone()),
+        Step::AddColumn(s) => Some(s.table.clone()),
+        Step::DropColumn(s) => Some(s.table.clone()),
+        Step::AlterColumn(s) => Some(s.table.clone()),
+        Step::DropConstraint(s) => Some(s.table.clone()),
+        Step::DropNotNull(s) => Some(s.table.clone()),
         _ => None,
     })
 }

@@ -363,3 +363,19 @@ fn the_plan_reference_in_assets_parses() {
     assert!(plan.throttle.probe_latency.is_some());
     assert!(plan.abort.lock_wait.is_some());
 }
+
+#[test]
+fn an_irreversible_gate_of_a_version_plan_is_confirmed_with_its_table() {
+    for (file, table) in [
+        ("versions_alter_column.toml", "users"),
+        ("versions_drop_not_null.toml", "users"),
+        ("versions_drop_constraint.toml", "users"),
+        ("versions_rename_column.toml", "users"),
+        ("versions_rename_table.toml", "users"),
+    ] {
+        let path = format!("{}/plans/{file}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).expect("a shipped plan");
+        let plan = parse(Path::new(&path), &text).expect("it parses");
+        assert_eq!(main_table(&plan), table, "{file}");
+    }
+}

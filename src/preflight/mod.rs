@@ -1,7 +1,8 @@
 //! Preflight: everything `cutover check` verifies before a plan runs, and
 //! the same check `cutover run` performs first. Catalog reads
 //! ([`catalog`]), the journal's view of earlier runs ([`runs`]), per-step
-//! existence checks ([`steps`]), every statement checked by the server
+//! existence checks ([`steps`]), views an irreversible completion would
+//! break ([`versions`]), every statement checked by the server
 //! against empty copies of the plan's tables ([`shadow`]), the live risks on the server ([`live`]),
 //! and the report ([`render`]). Nothing here executes a statement of the
 //! plan or takes a lock stronger than a `SELECT`'s.
@@ -13,6 +14,7 @@ mod render;
 mod runs;
 mod shadow;
 mod steps;
+mod versions;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -134,6 +136,7 @@ pub async fn preflight(
     let report = analyze(loaded, &mut schema);
     let done = runs::check(&mut p, loaded, conn, for_run).await?;
     steps::check(&mut p, loaded, conn, &mut catalog, &done).await;
+    versions::check(&mut p, loaded, conn, &done).await;
     // Steps that already failed a check are not sent to the server again.
     let failed: HashSet<String> = p
         .items

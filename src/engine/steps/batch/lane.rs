@@ -37,6 +37,8 @@ pub(super) struct Lane {
     /// A batch that met a held row waits its backoff before the next.
     pub(super) not_before: Instant,
     pub(super) lock_waits: u32,
+    /// The keys its last batch was given (charged to the pace).
+    pub(super) asked: i64,
 }
 
 impl Lane {
@@ -54,6 +56,7 @@ impl Lane {
             finished: false,
             not_before: Instant::now(),
             lock_waits: 0,
+            asked: 0,
         }
     }
 

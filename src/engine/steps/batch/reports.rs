@@ -175,3 +175,22 @@ pub(super) async fn handle(
         }
     }
 }
+
+/// The pace charged a batch the keys it asked for; one that found fewer
+/// gives the rest back, as the single session paces by the keys it walked.
+/// Else the open-ended range, fed by the application's inserts, would get
+/// a few new keys per slot and never find its end.
+pub(super) fn refund(pace_at: Instant, done: &Done, lanes: &[Lane], rate: f64) -> Instant {
+    let Done::Batch(i, _, result) = done else {
+        return pace_at;
+    };
+    let walked = match result {
+        Ok(BatchResult::Done { keys, .. }) => *keys,
+        Ok(BatchResult::Exhausted) => 0,
+        _ => return pace_at,
+    };
+    let unused = (lanes[*i].asked - walked).max(0) as f64;
+    pace_at
+        .checked_sub(Duration::from_secs_f64(unused / rate))
+        .unwrap_or(pace_at)
+}

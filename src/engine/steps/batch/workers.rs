@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use super::lane::{self, Lane, OurPids, shares};
-use super::reports::{Done, Tally, handle};
+use super::reports::{Done, Tally, handle, refund};
 use super::throttled::{batch_target, hold_while_throttled, publish, retune, steer};
 use super::{Ctx, DEFAULT_BATCH, StepError};
 use crate::db::DbError;
@@ -187,6 +187,7 @@ async fn drive(
     let mut rate = RateWindow::new(Duration::from_secs(10));
     rate.record(Instant::now(), rows_done);
     let mut batches = 0u64;
+    let mut turn = 0usize;
     let mut last_elapsed = Duration::ZERO;
     let cancel = ctx.control.abort.token().clone();
     let show = |ctx: &Ctx<'_>, lanes: &[Lane], d, u, r: &RateWindow, s: &BatchSizer, e, b| {
@@ -267,7 +268,11 @@ async fn drive(
             sizer.pace(limit);
         }
         let now = Instant::now();
-        for (i, l) in lanes.iter_mut().enumerate() {
+        // Lanes take turns: under a pace the first idle lane would
+        // otherwise get every slot and walk its range alone.
+        let (n, first) = (lanes.len(), turn);
+        for i in (0..n).map(|k| (first + k) % n) {
+            let l = &mut lanes[i];
             if !l.idle(now) || (limit.is_some() && pace_at > now) {
                 continue;
             }
@@ -275,6 +280,8 @@ async fn drive(
             if let Some(r) = limit {
                 pace_at = pace_at.max(now) + Duration::from_secs_f64(size as f64 / r);
             }
+            turn = (i + 1) % n;
+            l.asked = size;
             let Some(lc) = &l.conn else { continue };
             let conn = lc.conn.clone();
             let statements = if l.last_key.is_some() {
@@ -326,6 +333,9 @@ async fn drive(
             done = set.join_next(), if !set.is_empty() => {
                 let Some(done) = done else { continue };
                 let done = done.map_err(|e| StepError::Failed(format!("a worker's task ended: {e}")))?;
+                if let Some(r) = limit {
+                    pace_at = refund(pace_at, &done, lanes, r);
+                }
                 let ended = handle(done, spec, key, ctx, lanes, pids, set, &mut Tally {
                     rows_done: &mut rows_done,
                     rows_updated: &mut rows_updated,
