@@ -45,6 +45,19 @@ impl BatchSizer {
         self.cap.map_or(self.size, |cap| self.size.min(cap))
     }
 
+    /// The size of the next batch with the operator's override (`+`/`-`,
+    /// `cutover set batch_size`), held to `min..=max` and the pace as the
+    /// automatic size is.
+    pub fn size_with(&self, manual: Option<u64>) -> u64 {
+        match manual {
+            Some(n) => {
+                let n = n.clamp(self.min, self.max);
+                self.cap.map_or(n, |cap| n.min(cap))
+            }
+            None => self.size(),
+        }
+    }
+
     /// Under a rate limit, a batch holds at most [`PACE_SLICE`] of a
     /// second's rows (never fewer than the minimum), so the pause after it
     /// stays short and the pace smooth.
@@ -108,6 +121,17 @@ mod tests {
                 sizer.size()
             })
             .collect()
+    }
+
+    #[test]
+    fn the_operators_size_stays_within_the_bounds_and_the_pace() {
+        let mut s = BatchSizer::new(1000, ms(200), 100, 50_000);
+        assert_eq!(s.size_with(Some(99_999_999_999)), 50_000);
+        assert_eq!(s.size_with(Some(10)), 100);
+        assert_eq!(s.size_with(Some(2_000)), 2_000);
+        s.pace(Some(1_000.0));
+        assert!(s.size_with(Some(40_000)) < 40_000, "the pace caps it too");
+        assert_eq!(s.size_with(None), s.size());
     }
 
     #[test]

@@ -187,7 +187,7 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
             );
             sizer.pace(limit);
         }
-        let size = ctx.control.batch_override.unwrap_or(sizer.size()) as i64;
+        let size = sizer.size_with(ctx.control.batch_override) as i64;
         let t0 = Instant::now();
         let statements = if last_key.is_some() { &next } else { &first };
         let ids = (run_id, phase, step);

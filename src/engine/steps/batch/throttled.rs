@@ -107,7 +107,7 @@ pub(super) fn publish(
         rows_total: total.map(|t| t.max(rows_done)),
         rows_per_sec: per_sec,
         eta,
-        batch_size: ctx.control.batch_override.unwrap_or(sizer.size()),
+        batch_size: sizer.size_with(ctx.control.batch_override),
         last_batch,
         target_batch: sizer.target(),
         batches,

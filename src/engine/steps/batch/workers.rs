@@ -276,7 +276,7 @@ async fn drive(
             if !l.idle(now) || (limit.is_some() && pace_at > now) {
                 continue;
             }
-            let size = ctx.control.batch_override.unwrap_or(sizer.size()) as i64;
+            let size = sizer.size_with(ctx.control.batch_override) as i64;
             if let Some(r) = limit {
                 pace_at = pace_at.max(now) + Duration::from_secs_f64(size as f64 / r);
             }
