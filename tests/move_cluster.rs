@@ -313,31 +313,11 @@ async fn a_slot_retaining_more_wal_than_allowed_aborts_the_copy_and_removes_the_
     assert_eq!(traces(&source, &target).await, before);
 }
 
-const MOVE_AND_SWITCH: &str = r#"
-name = "move and switch users"
-databases = ["target"]
-[abort]
-slot_retained_wal = "4GB"
-[[phases]]
-name = "replicate"
-gate = "auto"
-[[phases.steps]]
-kind = "replicate"
-to = "target"
-tables = ["users"]
-[[phases]]
-name = "switchover"
-irreversible = true
-[[phases.steps]]
-kind = "switchover"
-database = "target"
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_switchover_reports_and_waits_for_a_transaction_that_wrote() {
     let _one = ONE_AT_A_TIME.lock().await;
     let (src, dst) = source_and_target("move_open_writer", 2_000).await;
-    let (_dir, plan) = write_plan(MOVE_AND_SWITCH);
+    let (_dir, plan) = write_plan(&common::moving::move_and_switch("users"));
     let flag = format!("target={}", dst.url);
     let mut run = Running::spawn(&src.url, &["run", &plan, "--json", "--database", &flag]);
     run.wait_for("the gate before the switchover", LONG, |v| {
@@ -389,7 +369,7 @@ async fn a_move_between_two_databases_of_one_server_makes_its_slot_first() {
     let _one = ONE_AT_A_TIME.lock().await;
     let (src, dst) =
         common::moving::source_and_target_on_one_server("move_one_server", 3_000).await;
-    let (_dir, plan) = write_plan(MOVE_AND_SWITCH);
+    let (_dir, plan) = write_plan(&common::moving::move_and_switch("users"));
     let flag = format!("target={}", dst.url);
     let run = Running::spawn(
         &src.url,

@@ -21,26 +21,6 @@ const LONG: Duration = PATIENCE;
 /// cluster: one test at a time.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-const MOVE_AND_SWITCH: &str = r#"
-name = "move and switch users"
-databases = ["target"]
-[abort]
-slot_retained_wal = "4GB"
-[[phases]]
-name = "replicate"
-gate = "auto"
-[[phases.steps]]
-kind = "replicate"
-to = "target"
-tables = ["users"]
-[[phases]]
-name = "switchover"
-irreversible = true
-[[phases.steps]]
-kind = "switchover"
-database = "target"
-"#;
-
 /// An event trigger refusing one kind of DDL statement (`TAG`).
 const REFUSE: &str = "
 CREATE FUNCTION refuse_ddl() RETURNS event_trigger LANGUAGE plpgsql AS
@@ -116,7 +96,7 @@ async fn a_switchover_stopped_past_its_point_of_no_return_stays_frozen_and_a_res
         .batch_execute(&REFUSE.replace("'TAG'", "'DROP SUBSCRIPTION'"))
         .await
         .expect("refuse");
-    let (_dir, plan) = write_plan(MOVE_AND_SWITCH);
+    let (_dir, plan) = write_plan(&common::moving::move_and_switch("users"));
     let flag = format!("target={}", dst.url);
     let args = ["run", &plan, "--yes", "--json", "--database", &flag];
     let (code, lines) = Running::spawn(&src.url, &args).wait_exit(LONG);
@@ -164,7 +144,7 @@ async fn a_switchover_stopped_before_its_point_of_no_return_lifts_the_freeze_wit
         .batch_execute(&REFUSE.replace("'TAG'", "'DROP PUBLICATION'"))
         .await
         .expect("refuse");
-    let (_dir, plan) = write_plan(MOVE_AND_SWITCH);
+    let (_dir, plan) = write_plan(&common::moving::move_and_switch("users"));
     let flag = format!("target={}", dst.url);
     let args = ["run", &plan, "--yes", "--json", "--database", &flag];
     let (code, lines) = Running::spawn(&src.url, &args).wait_exit(LONG);
@@ -225,7 +205,7 @@ async fn a_copy_whose_connection_to_the_target_is_lost_carries_on() {
         .batch_execute(SLOW_COPY)
         .await
         .expect("slow copy");
-    let (_dir, plan) = write_plan(MOVE_AND_SWITCH);
+    let (_dir, plan) = write_plan(&common::moving::move_and_switch("users"));
     let flag = format!("target={}", dst.url);
     let mut run = Running::spawn(
         &src.url,

@@ -9,26 +9,6 @@ use common::moving::source_and_target;
 use common::process::Running;
 use common::{PATIENCE, scalar, write_plan};
 
-const MOVE_ORDERS: &str = r#"
-name = "move orders"
-databases = ["target"]
-[abort]
-slot_retained_wal = "4GB"
-[[phases]]
-name = "replicate"
-gate = "auto"
-[[phases.steps]]
-kind = "replicate"
-to = "target"
-tables = ["orders"]
-[[phases]]
-name = "switchover"
-irreversible = true
-[[phases.steps]]
-kind = "switchover"
-database = "target"
-"#;
-
 const ORDERS: &str = "CREATE SEQUENCE shared_ids;
 CREATE TABLE orders (id bigint PRIMARY KEY DEFAULT nextval('shared_ids'), note text);
 INSERT INTO orders (note) SELECT 'order ' || g FROM generate_series(1, 500) g;";
@@ -44,7 +24,7 @@ async fn a_sequence_shared_through_a_default_is_set_past_the_moved_rows() {
         .batch_execute("CREATE SEQUENCE shared_ids")
         .await
         .expect("sequence");
-    let (_dir, plan) = write_plan(MOVE_ORDERS);
+    let (_dir, plan) = write_plan(&common::moving::move_and_switch("orders"));
     let flag = format!("target={}", dst.url);
     let args = ["run", &plan, "--yes", "--json", "--database", &flag];
     let (code, lines) = Running::spawn(&src.url, &args).wait_exit(PATIENCE);

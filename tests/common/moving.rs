@@ -63,3 +63,29 @@ pub async fn source_and_target_on_one_server(test: &str, rows: i64) -> (TestDb, 
     let dest = create_db(test, primary, None).await;
     (source, dest)
 }
+
+/// A plan that replicates `table` to the database `target` and switches
+/// it over there, with a slot limit.
+pub fn move_and_switch(table: &str) -> String {
+    format!(
+        r#"
+name = "move and switch {table}"
+databases = ["target"]
+[abort]
+slot_retained_wal = "4GB"
+[[phases]]
+name = "replicate"
+gate = "auto"
+[[phases.steps]]
+kind = "replicate"
+to = "target"
+tables = ["{table}"]
+[[phases]]
+name = "switchover"
+irreversible = true
+[[phases.steps]]
+kind = "switchover"
+database = "target"
+"#
+    )
+}
