@@ -39,6 +39,13 @@ use cutover::monitor::probe::percentile;
 use cutover::sandbox::{Sandbox, SandboxOptions, seed};
 use serde::Serialize;
 
+#[path = "common/settle.rs"]
+mod settle;
+#[path = "common/waits.rs"]
+mod waits;
+use settle::settle;
+use waits::spawn_wait_sampler;
+
 /// How long the load runs alone. This machine's disk stalls a commit for
 /// 30–60 ms every 5–10 s even with nothing else running, so a short
 /// baseline's p99 depends on how many stalls it happens to catch (5–29 ms
@@ -283,6 +290,18 @@ async fn main() {
             false,
             "workers = 4\n",
         ),
+        (
+            "c cutover, 25 ms batches",
+            Some("[throttle]\ntarget_batch_time = \"25ms\"\n".to_string()),
+            false,
+            "",
+        ),
+        (
+            "d cutover, 25 ms batches, 2 workers",
+            Some("[throttle]\ntarget_batch_time = \"25ms\"\n".to_string()),
+            false,
+            "workers = 2\n",
+        ),
     ];
     // In the order `--only` names them, repeats included: of two
     // strategies, the one run later has measured gentler whichever it was
@@ -473,55 +492,7 @@ impl Bench {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        // Start from a quiet disk: the replica's restartpoint writes out
-        // what replaying the seed dirtied, and sync(2) flushes the rest, so
-        // no strategy (the baseline least of all) pays for the seeding's
-        // writeback.
-        if let Some(url) = self.sandbox.replica_url() {
-            let t = Target::parse(&url, Source::Flag).expect("replica url");
-            let r = Conn::connect(&t).await.expect("connect replica");
-            r.client
-                .batch_execute("CHECKPOINT")
-                .await
-                .expect("restartpoint");
-        }
-        tokio::task::spawn_blocking(|| unsafe { libc::sync() })
-            .await
-            .expect("sync");
-        self.quiet_disk().await;
-    }
-
-    /// Waits (up to a minute) until three seconds in a row pass with every
-    /// commit under 10 ms. Dropping the last strategy's table (1.2 GB at
-    /// 4M rows) lets the disk discard its blocks, and on this machine a
-    /// baseline measured while that went on had p99 128–155 ms instead of
-    /// 9–28 ms.
-    async fn quiet_disk(&self) {
-        let c = &self.conn.client;
-        let t = Instant::now();
-        let mut calm = 0;
-        while calm < 3 {
-            if t.elapsed() > Duration::from_secs(60) {
-                eprintln!("  the disk did not quiet down in 60 s; measuring anyway");
-                return;
-            }
-            let mut worst = Duration::ZERO;
-            for _ in 0..20 {
-                let q = Instant::now();
-                // Assigning an xid makes the commit write and flush WAL.
-                c.batch_execute("SELECT pg_current_xact_id()")
-                    .await
-                    .expect("commit");
-                worst = worst.max(q.elapsed());
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            calm = if worst < Duration::from_millis(10) {
-                calm + 1
-            } else {
-                0
-            };
-        }
-        eprintln!("  disk quiet after {:.0}s", t.elapsed().as_secs_f64());
+        settle(&self.conn, self.sandbox.replica_url()).await;
     }
 
     /// Runs `work` under the pgbench load, sampling replica lag; returns the
@@ -699,58 +670,6 @@ fn spawn_lag_sampler(target: Target, stop: Arc<AtomicBool>) -> tokio::task::Join
     })
 }
 
-/// Wait events (or "CPU") with their share of the samples, largest first.
-type Waits = Vec<(String, f64)>;
-
-/// Samples what active sessions wait on every 10 ms until `stop`; returns
-/// the application's (pgbench) and cutover's top waits.
-fn spawn_wait_sampler(
-    target: Target,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<(Waits, Waits)> {
-    tokio::spawn(async move {
-        let c = Conn::connect(&target).await.expect("connect");
-        let mut app = std::collections::BTreeMap::<String, u64>::new();
-        let mut ours = std::collections::BTreeMap::<String, u64>::new();
-        while !stop.load(Ordering::Relaxed) {
-            if let Ok(rows) = c
-                .client
-                .query(
-                    "SELECT application_name, coalesce(wait_event_type || ':' || wait_event, 'CPU')
-                     FROM pg_stat_activity
-                     WHERE state = 'active' AND pid <> pg_backend_pid()
-                       AND application_name IN ('pgbench', 'cutover')",
-                    &[],
-                )
-                .await
-            {
-                for r in rows {
-                    let who: String = r.get(0);
-                    let what: String = r.get(1);
-                    let map = if who == "pgbench" {
-                        &mut app
-                    } else {
-                        &mut ours
-                    };
-                    *map.entry(what).or_default() += 1;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let top = |m: std::collections::BTreeMap<String, u64>| {
-            let total: u64 = m.values().sum();
-            let mut v: Vec<(String, f64)> = m
-                .into_iter()
-                .map(|(k, n)| (k, n as f64 / total.max(1) as f64))
-                .collect();
-            v.sort_by(|a, b| b.1.total_cmp(&a.1));
-            v.truncate(5);
-            v
-        };
-        (top(app), top(ours))
-    })
-}
-
 fn print_table(rows: &[Row], gentle_ms: f64) {
     println!(
         "\n{:<36} {:>7} {:>10} {:>6} {:>8} {:>8} {:>9} {:>7} {:>10} {:>7} {:>9} {:>9} {:>7} {:>5} {:>9}",
@@ -793,16 +712,10 @@ fn print_table(rows: &[Row], gentle_ms: f64) {
     }
     println!("gentle mode's probe_latency: {gentle_ms:.2} ms (3× the idle probe p95)");
     println!("\nwhat active sessions waited on (share of 10 ms samples):");
-    let show = |w: &[(String, f64)]| {
-        w.iter()
-            .map(|(k, f)| format!("{k} {:.0}%", f * 100.0))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     for r in rows {
-        println!("  {:<36} app: {}", r.strategy, show(&r.app_waits));
+        println!("  {:<36} app: {}", r.strategy, waits::show(&r.app_waits));
         if !r.cutover_waits.is_empty() {
-            println!("  {:<36} cutover: {}", "", show(&r.cutover_waits));
+            println!("  {:<36} cutover: {}", "", waits::show(&r.cutover_waits));
         }
     }
 }

@@ -21,12 +21,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use cutover::db::{Conn, Source, Target};
 use cutover::monitor::probe::percentile;
 use cutover::sandbox::{Sandbox, SandboxOptions};
 use serde::Serialize;
+
+#[path = "common/settle.rs"]
+mod settle;
+#[path = "common/waits.rs"]
+mod waits;
+use settle::settle;
+use waits::{Waits, spawn_wait_sampler};
 
 /// The stall budget of variant b.
 const MAX_STALL: &str = "150ms";
@@ -44,12 +51,35 @@ struct Row {
     app_p99_ms: f64,
     app_max_ms: f64,
     p99_vs_load_alone: f64,
+    /// The plan's steps, one by one.
+    steps: Vec<StepRow>,
+    /// What the application's sessions waited on.
+    app_waits: Waits,
+    /// What cutover's sessions waited on.
+    cutover_waits: Waits,
 }
 
 /// What one stretch of load measured.
 struct Load {
-    latencies: Vec<Duration>,
+    /// Each transaction's latency, with when it completed.
+    latencies: Vec<(SystemTime, Duration)>,
     failed: u64,
+}
+
+impl Load {
+    fn all(&self) -> Vec<Duration> {
+        self.latencies.iter().map(|(_, l)| *l).collect()
+    }
+}
+
+/// One step of a plan run: when it ran, and what the load saw meanwhile.
+#[derive(Debug, Serialize)]
+struct StepRow {
+    step: String,
+    step_s: f64,
+    app_transactions: usize,
+    app_p99_ms: f64,
+    app_max_ms: f64,
 }
 
 #[tokio::main]
@@ -63,7 +93,7 @@ async fn main() {
     let order: Vec<char> = flag("--order")
         .unwrap_or_else(|| "abba".into())
         .chars()
-        .filter(|c| matches!(c, 'a' | 'b'))
+        .filter(|c| matches!(c, 'a' | 'b' | 'c'))
         .collect();
     let started = Instant::now();
     let sandbox = tokio::task::spawn_blocking(|| {
@@ -99,7 +129,7 @@ async fn main() {
     let load = spawn_load(&sandbox, dir.join("00-load"), stop.clone());
     tokio::time::sleep(baseline).await;
     stop.store(true, Ordering::Relaxed);
-    rows.push(row("load alone", None, load.await.expect("load task")));
+    rows.push(row("load alone", None, &load.await.expect("load task")));
     for (i, variant) in order.iter().enumerate() {
         init(&sandbox, &conn, scale).await;
         let mut text = plan_text.replace(
@@ -111,6 +141,13 @@ async fn main() {
                 text.push_str(&format!("\n[settings]\nmax_stall = \"{MAX_STALL}\"\n"));
                 format!("b plan, max_stall {MAX_STALL}")
             }
+            'c' => {
+                // An experiment: variant b with more `[throttle]` keys.
+                let extra = std::env::var("BENCH_TPCB_THROTTLE").unwrap_or_default();
+                text = text.replace("[throttle]\n", &format!("[throttle]\n{extra}\n"));
+                text.push_str(&format!("\n[settings]\nmax_stall = \"{MAX_STALL}\"\n"));
+                format!("c b + {}", extra.replace('\n', ", "))
+            }
             _ => "a plan, no max_stall".to_string(),
         };
         let plan = dir.join(format!("plan-{i}-{variant}.toml"));
@@ -121,15 +158,21 @@ async fn main() {
             dir.join(format!("{:02}-{variant}", i + 1)),
             stop.clone(),
         );
+        let waits = spawn_wait_sampler(target.clone(), stop.clone());
         tokio::time::sleep(Duration::from_secs(1)).await;
         let log = dir.join(format!("cutover-{i}-{variant}.log"));
-        let (url, plan2) = (url.clone(), plan.clone());
-        let took = tokio::task::spawn_blocking(move || run_plan(&url, &plan2, &log))
+        let events = dir.join(format!("events-{i}-{variant}.jsonl"));
+        let (url, plan2, events2) = (url.clone(), plan.clone(), events.clone());
+        let took = tokio::task::spawn_blocking(move || run_plan(&url, &plan2, &log, &events2))
             .await
             .expect("cutover task");
         tokio::time::sleep(Duration::from_secs(1)).await;
         stop.store(true, Ordering::Relaxed);
-        rows.push(row(&label, Some(took), load.await.expect("load task")));
+        let load = load.await.expect("load task");
+        let mut r = row(&label, Some(took), &load);
+        r.steps = steps(&events, &load);
+        (r.app_waits, r.cutover_waits) = waits.await.expect("wait task");
+        rows.push(r);
         eprintln!("  done: {label} in {:.1}s", took.as_secs_f64());
     }
     let base_p99 = rows[0].app_p99_ms;
@@ -156,18 +199,68 @@ fn flag(name: &str) -> Option<String> {
 }
 
 /// A row of the table from one stretch of load.
-fn row(run: &str, plan: Option<Duration>, load: Load) -> Row {
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+fn row(run: &str, plan: Option<Duration>, load: &Load) -> Row {
+    let all = load.all();
     Row {
         run: run.to_string(),
         plan_s: plan.map_or(0.0, |d| d.as_secs_f64()),
-        app_transactions: load.latencies.len(),
+        app_transactions: all.len(),
         failed_transactions: load.failed,
-        app_p50_ms: ms(percentile(&load.latencies, 0.50)),
-        app_p99_ms: ms(percentile(&load.latencies, 0.99)),
-        app_max_ms: ms(load.latencies.iter().copied().max().unwrap_or_default()),
+        app_p50_ms: ms(percentile(&all, 0.50)),
+        app_p99_ms: ms(percentile(&all, 0.99)),
+        app_max_ms: ms(all.iter().copied().max().unwrap_or_default()),
         ..Row::default()
     }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The plan's steps from its `--events` file, each with the latencies of
+/// the transactions that completed while it ran.
+fn steps(events: &Path, load: &Load) -> Vec<StepRow> {
+    let text = std::fs::read_to_string(events).unwrap_or_default();
+    let mut started: Option<(String, SystemTime)> = None;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let at = v["at"]
+            .as_str()
+            .and_then(|t| humantime::parse_rfc3339(t).ok());
+        let name = || {
+            format!(
+                "{} {}",
+                v["kind"].as_str().unwrap_or(""),
+                v["name"].as_str().unwrap_or("")
+            )
+        };
+        match (v["event"].as_str(), at) {
+            (Some("step_started"), Some(at)) => started = Some((name(), at)),
+            (Some("step_finished"), Some(end)) => {
+                let Some((step, begin)) = started.take() else {
+                    continue;
+                };
+                let within: Vec<Duration> = load
+                    .latencies
+                    .iter()
+                    .filter(|(t, _)| *t >= begin && *t <= end)
+                    .map(|(_, l)| *l)
+                    .collect();
+                out.push(StepRow {
+                    step,
+                    step_s: end.duration_since(begin).unwrap_or_default().as_secs_f64(),
+                    app_transactions: within.len(),
+                    app_p99_ms: ms(percentile(&within, 0.99)),
+                    app_max_ms: ms(within.iter().copied().max().unwrap_or_default()),
+                });
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// A fresh pgbench database of `scale` (no cutover journal), checkpointed,
@@ -204,13 +297,15 @@ async fn init(sandbox: &Sandbox, conn: &Conn, scale: u32) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    settle(conn, sandbox.replica_url()).await;
 }
 
 /// Runs the plan headless to its end; returns how long it took.
-fn run_plan(url: &str, plan: &Path, log: &Path) -> Duration {
+fn run_plan(url: &str, plan: &Path, log: &Path, events: &Path) -> Duration {
     let t0 = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(["run", "--yes", "--headless"])
+        .args(["run", "--yes", "--headless", "--events"])
+        .arg(events)
         .arg(plan)
         .env("DATABASE_URL", url)
         .stdout(std::fs::File::create(log).expect("cutover log"))
@@ -286,13 +381,15 @@ fn spawn_load(
             for line in text.lines() {
                 // client_id transaction_no time_us script_no epoch epoch_us [lag]:
                 // the time of a transaction that did not complete is a word
-                // ("failed"), counted in the summary instead.
-                if let Some(us) = line
-                    .split_whitespace()
-                    .nth(2)
-                    .and_then(|v| v.parse::<u64>().ok())
-                {
-                    latencies.push(Duration::from_micros(us));
+                // ("failed"), counted in the summary instead; epoch and
+                // epoch_us say when it completed.
+                let f: Vec<&str> = line.split_whitespace().collect();
+                let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+                if let (Some(us), Some(s), Some(sub)) = (num(2), num(4), num(5)) {
+                    let done = SystemTime::UNIX_EPOCH
+                        + Duration::from_secs(s)
+                        + Duration::from_micros(sub);
+                    latencies.push((done, Duration::from_micros(us)));
                 }
             }
         }
@@ -332,6 +429,17 @@ fn print_table(rows: &[Row]) {
             r.app_max_ms,
             r.p99_vs_load_alone
         );
+    }
+    for r in rows.iter().filter(|r| !r.steps.is_empty()) {
+        println!("\n{}, step by step:", r.run);
+        for s in &r.steps {
+            println!(
+                "  {:<44} {:>6.1}s {:>6} txns  p99 {:>7.2} ms  max {:>7.1} ms",
+                s.step, s.step_s, s.app_transactions, s.app_p99_ms, s.app_max_ms
+            );
+        }
+        println!("  waits: app {}", waits::show(&r.app_waits));
+        println!("         cutover {}", waits::show(&r.cutover_waits));
     }
     let mean = |prefix: char| {
         let d: Vec<f64> = rows
