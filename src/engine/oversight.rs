@@ -96,14 +96,17 @@ fn spawn_guard(
             // (the monitor reconnects on its own; the run's reconnect has
             // its own bound).
             // The worst stall cutover caused so far: the longest wait of a
-            // session queued behind one of its sessions.
-            let longest = monitor
-                .borrow()
-                .sample
-                .blocked_behind_us()
-                .map(|w| w.waited)
-                .max()
-                .unwrap_or_default();
+            // session queued behind one of its sessions, and, while a step
+            // runs, the canary probe's slowest read-and-commit (the waits
+            // pg_locks cannot show: a commit queued behind the WAL of
+            // cutover's writes, a lock wait shorter than a sample).
+            let running = out.snapshot().state == RunState::Running;
+            let longest = {
+                let m = monitor.borrow();
+                let locks = m.sample.blocked_behind_us().map(|w| w.waited).max();
+                let probe = m.sample.probe.as_ref().filter(|_| running).map(|p| p.max);
+                locks.max(probe).unwrap_or_default()
+            };
             out.progress_if(|p| {
                 (longest > p.worst_stall)
                     .then(|| p.worst_stall = longest)

@@ -176,7 +176,13 @@ mod tests {
 
     #[test]
     fn batches_stay_under_half_the_stall_budget() {
-        let t = crate::plan::model::Throttle::default();
+        let mut t = crate::plan::model::Throttle::default();
+        assert_eq!(batch_target(&t, None), Duration::from_millis(25));
+        assert_eq!(
+            batch_target(&t, Some(HumanDuration(Duration::from_millis(30)))),
+            Duration::from_millis(15)
+        );
+        t.target_batch_time = HumanDuration(Duration::from_millis(200));
         assert_eq!(batch_target(&t, None), Duration::from_millis(200));
         assert_eq!(
             batch_target(&t, Some(HumanDuration(Duration::from_millis(150)))),
