@@ -118,11 +118,11 @@ pub(super) async fn definition_on_other(
                 .collect()
         };
         if shape(&theirs) != shape(&source_cols) {
-            return Err(StepError::Failed(format!(
-                "{table} exists on `{database}` with other columns ({:?}) than on the main \
-                 database ({:?}); make them match, or drop it there and let the step create it",
-                shape(&theirs),
-                shape(&source_cols)
+            return Err(StepError::Failed(column_mismatch(
+                table,
+                database,
+                &shape(&source_cols),
+                &shape(&theirs),
             )));
         }
         let empty: bool = other
@@ -182,4 +182,97 @@ pub(super) async fn definition_on_other(
         message: format!("created {table} on `{database}` from the main database's definition"),
     });
     Ok(())
+}
+
+/// Why a table already on the other database does not fit: which columns
+/// are missing there, extra there or of another type (or the order, when
+/// only that differs), then both column lists as `name type`.
+fn column_mismatch(
+    table: &str,
+    database: &str,
+    main: &[(String, String)],
+    other: &[(String, String)],
+) -> String {
+    let find = |cols: &[(String, String)], name: &str| {
+        cols.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone())
+    };
+    let listed = |cols: &[&(String, String)]| {
+        cols.iter()
+            .map(|(n, t)| format!("{n} {t}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut differences = Vec::new();
+    let missing: Vec<_> = main
+        .iter()
+        .filter(|(n, _)| find(other, n).is_none())
+        .collect();
+    if !missing.is_empty() {
+        differences.push(format!("missing on `{database}`: {}", listed(&missing)));
+    }
+    let extra: Vec<_> = other
+        .iter()
+        .filter(|(n, _)| find(main, n).is_none())
+        .collect();
+    if !extra.is_empty() {
+        differences.push(format!("only on `{database}`: {}", listed(&extra)));
+    }
+    for (name, ours) in main {
+        if let Some(theirs) = find(other, name).filter(|t| t != ours) {
+            differences.push(format!(
+                "{name} is {ours} on the main database but {theirs} on `{database}`"
+            ));
+        }
+    }
+    if differences.is_empty() {
+        differences.push("the same columns in another order".into());
+    }
+    let all = |cols: &[(String, String)]| listed(&cols.iter().collect::<Vec<_>>());
+    format!(
+        "{table} exists on `{database}` with other columns than on the main database: {}. \
+         Main database: {}; `{database}`: {}. Make them match, or drop it there and let the \
+         step create it",
+        differences.join("; "),
+        all(main),
+        all(other)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::column_mismatch;
+
+    fn cols(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_column_mismatch_names_each_difference_with_names_and_types() {
+        let main = cols(&[("id", "bigint"), ("email", "text"), ("born", "date")]);
+        let other = cols(&[
+            ("id", "bigint"),
+            ("email", "character varying(80)"),
+            ("x", "integer"),
+        ]);
+        let m = column_mismatch("public.users", "target", &main, &other);
+        assert_eq!(
+            m,
+            "public.users exists on `target` with other columns than on the main database: \
+             missing on `target`: born date; only on `target`: x integer; email is text on the \
+             main database but character varying(80) on `target`. Main database: id bigint, \
+             email text, born date; `target`: id bigint, email character varying(80), x integer. \
+             Make them match, or drop it there and let the step create it"
+        );
+        assert!(!m.contains("(\""), "no raw tuples: {m}");
+    }
+
+    #[test]
+    fn columns_in_another_order_say_so() {
+        let main = cols(&[("id", "bigint"), ("email", "text")]);
+        let other = cols(&[("email", "text"), ("id", "bigint")]);
+        let m = column_mismatch("public.users", "target", &main, &other);
+        assert!(m.contains(": the same columns in another order."), "{m}");
+    }
 }
