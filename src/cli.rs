@@ -147,7 +147,8 @@ pub enum Command {
 /// `cutover migrate`.
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
-    /// The directory of plans (*.toml), applied in file-name order.
+    /// The directory of plans (*.toml, hidden files skipped), applied in
+    /// file-name order.
     pub dir: PathBuf,
     /// Release every gate automatically (irreversible phases included).
     #[arg(long)]

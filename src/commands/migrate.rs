@@ -28,12 +28,17 @@ pub enum PlanState {
 
 /// The directory's plans in file-name order; an unreadable or invalid plan,
 /// or two files with the same plan `name`, refuses the whole directory.
+/// Hidden files (`.name.toml`: editor backups, stashed drafts) are not plans.
 pub fn read_dir(dir: &Path) -> Result<Vec<LoadedPlan>, String> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| format!("cannot read the plan directory {}: {e}", dir.display()))?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml"))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
     if files.is_empty() {
@@ -245,4 +250,28 @@ pub async fn migrate(args: MigrateArgs, database_url: Option<&str>, databases: &
         json!({ "applied": total, "skipped": plans.len() - total }),
     );
     exit::OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_dir;
+
+    #[test]
+    fn hidden_files_in_the_plan_directory_are_not_plans() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let plan = "name = \"p\"\n[[phases]]\nname = \"a\"\n[[phases.steps]]\nkind = \"gate\"\nmessage = \"m\"\n";
+        std::fs::write(dir.path().join("001_p.toml"), plan).expect("write plan");
+        std::fs::write(dir.path().join(".hidden.toml"), "not a plan [").expect("write dotfile");
+        let plans = read_dir(dir.path()).expect("the dotfile is skipped");
+        let names: Vec<_> = plans.iter().map(|p| p.plan.name.as_str()).collect();
+        assert_eq!(names, ["p"]);
+    }
+
+    #[test]
+    fn a_directory_of_only_hidden_files_has_no_plans() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join(".draft.toml"), "name = \"d\"\n").expect("write dotfile");
+        let err = read_dir(dir.path()).expect_err("no plans");
+        assert!(err.contains("has no plans"), "{err}");
+    }
 }

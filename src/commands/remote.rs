@@ -112,6 +112,21 @@ async fn confirm_word(
     crate::plan::main_table_of(steps.iter()).unwrap_or_else(|| run.plan_name.clone())
 }
 
+/// Why an irreversible gate stays closed: the word it expects, the one
+/// given, and the command that releases it.
+fn confirm_mismatch(phase: &str, expected: &str, typed: &str, which: &str) -> String {
+    let given = if typed.is_empty() {
+        "nothing was given".to_string()
+    } else {
+        format!("\"{typed}\" was given")
+    };
+    format!(
+        "the irreversible gate of {phase} is confirmed with \"{expected}\", but {given}; the \
+         gate stays closed and nothing was sent. To release it, run `cutover advance {which} \
+         --confirm \"{expected}\"`"
+    )
+}
+
 /// `cutover advance PLAN|--run N [--confirm NAME]`: the gate of an
 /// irreversible phase is released only with the name the cockpit asks for
 /// — given, or typed at a prompt — and otherwise nothing is sent.
@@ -132,6 +147,7 @@ pub async fn advance(
     };
     if let Some((phase, true)) = waiting_gate(&conn, found.id).await {
         let expected = confirm_word(&conn, &found, loaded.as_ref()).await;
+        let which = plan_path.map_or(format!("--run {}", found.id), |p| p.display().to_string());
         let typed = match confirm {
             Some(word) => word.to_string(),
             None if std::io::stdin().is_terminal() => {
@@ -145,8 +161,6 @@ pub async fn advance(
                 answer.trim().to_string()
             }
             None => {
-                let which =
-                    plan_path.map_or(format!("--run {}", found.id), |p| p.display().to_string());
                 eprintln!(
                     "error: run #{} waits at the gate of {phase}, which is irreversible; nothing was \
                      sent. Confirm with `cutover advance {which} --confirm {expected}`",
@@ -157,8 +171,8 @@ pub async fn advance(
         };
         if typed != expected {
             eprintln!(
-                "error: \"{typed}\" is not \"{expected}\"; the irreversible gate of {phase} stays \
-                 closed and nothing was sent"
+                "error: {}",
+                confirm_mismatch(&phase, &expected, &typed, &which)
             );
             return exit::FAILED;
         }
@@ -306,4 +320,27 @@ pub async fn set(args: crate::cli::SetArgs, database_url: Option<&str>) -> i32 {
         }
     }
     exit::OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::confirm_mismatch;
+
+    #[test]
+    fn a_wrong_confirmation_says_what_was_expected_what_was_given_and_what_to_type() {
+        let m = confirm_mismatch("contract", "users", "orders", "plans/p.toml");
+        assert!(m.contains("confirmed with \"users\""), "{m}");
+        assert!(m.contains("\"orders\" was given"), "{m}");
+        assert!(
+            m.contains("`cutover advance plans/p.toml --confirm \"users\"`"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn an_empty_answer_at_the_prompt_reads_as_nothing_given() {
+        let m = confirm_mismatch("contract", "add c", "", "--run 7");
+        assert!(m.contains("but nothing was given"), "{m}");
+        assert!(m.contains("--confirm \"add c\""), "{m}");
+    }
 }

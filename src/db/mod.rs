@@ -1,8 +1,10 @@
 //! Connections to the target database: where to connect, TLS, quoting,
 //! cancelling, and DDL under `lock_timeout` with retries.
 
+mod conninfo;
 pub mod databases;
 pub mod ident;
+mod libpq_defaults;
 pub mod pgpass;
 pub mod redact;
 pub mod retry;

@@ -2,13 +2,10 @@
 //! `PG*` variables and `~/.pgpass`.
 
 use std::path::PathBuf;
-use std::str::FromStr;
 
-use tokio_postgres::config::{Config, Host, SslMode};
+use tokio_postgres::config::{Config, Host};
 
 use super::DbError;
-use super::pgpass;
-use super::redact::redact;
 
 /// How the connection uses TLS, with libpq's `sslmode` meanings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +23,8 @@ pub enum TlsMode {
 }
 
 impl TlsMode {
-    fn parse(value: &str) -> Option<TlsMode> {
+    /// A libpq `sslmode` value.
+    pub(super) fn parse(value: &str) -> Option<TlsMode> {
         Some(match value {
             "disable" => TlsMode::Disable,
             "allow" | "prefer" => TlsMode::Prefer,
@@ -85,7 +83,8 @@ impl std::fmt::Debug for Target {
     }
 }
 
-type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+/// Reads an environment variable (a map in tests).
+pub(super) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 impl Target {
     /// Resolves the target from the flag, else `DATABASE_URL`, else `PG*`.
@@ -114,171 +113,8 @@ impl Target {
         Ok(target)
     }
 
-    /// Parses a URL (`postgres://…`) or key=value connection string.
-    pub fn parse(conn: &str, source: Source) -> Result<Target, DbError> {
-        if let Some(reason) = ambiguous_userinfo(conn) {
-            return Err(DbError::BadTarget {
-                setting: source.describe(),
-                value: redact(conn),
-                reason,
-            });
-        }
-        let (rest, params) = take_libpq_params(conn);
-        let LibpqParams {
-            sslmode,
-            root: root_cert,
-            tcp_user_timeout,
-        } = params;
-        let mut config = Config::from_str(&rest).map_err(|e| DbError::BadTarget {
-            setting: source.describe(),
-            value: redact(conn),
-            reason: e.to_string(),
-        })?;
-        let tls = match sslmode {
-            Some(mode) => TlsMode::parse(&mode).ok_or_else(|| DbError::BadTarget {
-                setting: source.describe(),
-                value: redact(conn),
-                reason: format!(
-                    "sslmode={mode} is not one of disable, allow, prefer, require, verify-ca, verify-full"
-                ),
-            })?,
-            None => TlsMode::Prefer,
-        };
-        config.ssl_mode(match tls {
-            TlsMode::Disable => SslMode::Disable,
-            TlsMode::Prefer => SslMode::Prefer,
-            _ => SslMode::Require,
-        });
-        if let Some(ms) = tcp_user_timeout {
-            let ms = ms.parse::<u64>().map_err(|_| DbError::BadTarget {
-                setting: source.describe(),
-                value: redact(conn),
-                reason: format!("tcp_user_timeout={ms} is not a number of milliseconds"),
-            })?;
-            // libpq: 0 means the system default.
-            if ms > 0 {
-                config.tcp_user_timeout(std::time::Duration::from_millis(ms));
-            } else {
-                config.tcp_user_timeout(std::time::Duration::ZERO);
-            }
-        }
-        Ok(Target {
-            config,
-            tls,
-            root_cert: root_cert.map(PathBuf::from),
-            source,
-        })
-    }
-
-    fn from_pg_env(env: Env<'_>) -> Result<Target, DbError> {
-        let mut config = Config::new();
-        let host = env("PGHOST").unwrap_or_else(|| default_host().to_string());
-        for h in host.split(',') {
-            config.host(h);
-        }
-        if let Some(port) = env("PGPORT") {
-            let port = port.parse::<u16>().map_err(|_| DbError::BadTarget {
-                setting: "PGPORT",
-                value: port.clone(),
-                reason: "not a port number".into(),
-            })?;
-            config.port(port);
-        }
-        if let Some(user) = env("PGUSER") {
-            config.user(user);
-        }
-        if let Some(db) = env("PGDATABASE") {
-            config.dbname(db);
-        }
-        if let Some(pw) = env("PGPASSWORD") {
-            config.password(pw);
-        }
-        let tls = match env("PGSSLMODE") {
-            Some(mode) => TlsMode::parse(&mode).ok_or_else(|| DbError::BadTarget {
-                setting: "PGSSLMODE",
-                value: mode.clone(),
-                reason: "expected disable, allow, prefer, require, verify-ca or verify-full".into(),
-            })?,
-            None => TlsMode::Prefer,
-        };
-        config.ssl_mode(match tls {
-            TlsMode::Disable => SslMode::Disable,
-            TlsMode::Prefer => SslMode::Prefer,
-            _ => SslMode::Require,
-        });
-        Ok(Target {
-            config,
-            tls,
-            root_cert: env("PGSSLROOTCERT").map(PathBuf::from),
-            source: Source::PgEnv,
-        })
-    }
-
-    /// Fills what libpq would: user, database, port, the password from
-    /// `~/.pgpass`, and `application_name = 'cutover'`.
-    fn fill_defaults(&mut self, env: Env<'_>) {
-        if self.config.get_hosts().is_empty() {
-            self.config.host(default_host());
-        }
-        if self.config.get_ports().is_empty() {
-            self.config.port(5432);
-        }
-        if self.config.get_user().is_none() {
-            let user = env("USER").unwrap_or_else(|| "postgres".into());
-            self.config.user(user);
-        }
-        if self.config.get_dbname().is_none() {
-            let user = self.config.get_user().unwrap_or("postgres").to_string();
-            self.config.dbname(user);
-        }
-        if self.config.get_password().is_none() {
-            self.fill_password_from_pgpass(env);
-        }
-        self.config.application_name("cutover");
-        if self.config.get_connect_timeout().is_none() {
-            self.config
-                .connect_timeout(std::time::Duration::from_secs(10));
-        }
-        self.fill_keepalives();
-    }
-
-    /// A half-open connection (a failover, a pooler restart, a cable) must
-    /// end in seconds, not the kernel's two hours: TCP keepalives and
-    /// `tcp_user_timeout` unless the connection string sets them.
-    fn fill_keepalives(&mut self) {
-        use std::time::Duration;
-        // tokio-postgres' own default idle time, i.e. not set by the URL.
-        if self.config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
-            self.config.keepalives_idle(KEEPALIVE_IDLE);
-        }
-        if self.config.get_keepalives_interval().is_none() {
-            self.config.keepalives_interval(KEEPALIVE_INTERVAL);
-        }
-        if self.config.get_keepalives_retries().is_none() {
-            self.config.keepalives_retries(KEEPALIVE_RETRIES);
-        }
-        if self.config.get_tcp_user_timeout().is_none() {
-            self.config.tcp_user_timeout(TCP_USER_TIMEOUT);
-        }
-    }
-
-    fn fill_password_from_pgpass(&mut self, env: Env<'_>) {
-        let Some(path) = pgpass::default_path(env) else {
-            return;
-        };
-        let Some(text) = pgpass::read(&path) else {
-            return;
-        };
-        let host = self.host_string();
-        let port = self.config.get_ports().first().copied().unwrap_or(5432);
-        let db = self.config.get_dbname().unwrap_or_default().to_string();
-        let user = self.config.get_user().unwrap_or_default().to_string();
-        if let Some(pw) = pgpass::lookup(&text, &host, port, &db, &user) {
-            self.config.password(pw);
-        }
-    }
-
-    fn host_string(&self) -> String {
+    /// The first host, as libpq and `~/.pgpass` name it.
+    pub(super) fn host_string(&self) -> String {
         match self.config.get_hosts().first() {
             Some(Host::Tcp(h)) => h.clone(),
             Some(Host::Unix(p)) => p.display().to_string(),
@@ -310,37 +146,8 @@ impl Target {
     }
 }
 
-/// A URL whose password holds an unescaped `@` or `/` would be split at the
-/// wrong place, and part of the password shown as the host or database.
-fn ambiguous_userinfo(conn: &str) -> Option<String> {
-    let rest = conn
-        .trim()
-        .strip_prefix("postgres://")
-        .or_else(|| conn.trim().strip_prefix("postgresql://"))?;
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, after) = rest.split_at(authority_end);
-    let path = after.split('?').next().unwrap_or("");
-    if authority.matches('@').count() > 1 || (authority.contains('@') && path.contains('@')) {
-        return Some(
-            "the user or password contains '@' or '/': percent-encode them (%40, %2F), or use \
-             PGPASSWORD / ~/.pgpass for the password"
-                .into(),
-        );
-    }
-    None
-}
-
-/// Idle time before the first keepalive probe.
-pub const KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
-/// Time between unanswered keepalive probes.
-pub const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
-/// Unanswered probes before the connection counts as dead.
-pub const KEEPALIVE_RETRIES: u32 = 3;
-/// How long sent data may stay unacknowledged before the connection is
-/// dropped (Linux `TCP_USER_TIMEOUT`).
-pub const TCP_USER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-fn default_host() -> &'static str {
+/// libpq's default host: the local socket directory when there is one.
+pub(super) fn default_host() -> &'static str {
     if std::path::Path::new("/var/run/postgresql").is_dir() {
         "/var/run/postgresql"
     } else {
@@ -348,78 +155,12 @@ fn default_host() -> &'static str {
     }
 }
 
-/// Removes `sslmode` and `sslrootcert` from a connection string: the driver
-/// knows neither verify mode, so cutover handles them itself.
-/// Parameters cutover reads itself rather than the driver: TLS (libpq's
-/// meanings) and `tcp_user_timeout` (milliseconds in libpq, seconds in the
-/// driver).
-struct LibpqParams {
-    sslmode: Option<String>,
-    root: Option<String>,
-    tcp_user_timeout: Option<String>,
-}
-
-fn take_libpq_params(conn: &str) -> (String, LibpqParams) {
-    let mut sslmode = None;
-    let mut root = None;
-    let mut user_timeout = None;
-    let mut take = |key: &str, value: &str| match key {
-        "tcp_user_timeout" => {
-            user_timeout = Some(value.to_string());
-            true
-        }
-        "sslmode" => {
-            sslmode = Some(value.to_string());
-            true
-        }
-        "sslrootcert" => {
-            root = Some(value.to_string());
-            true
-        }
-        _ => false,
-    };
-    let trimmed = conn.trim();
-    let rest = if trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://") {
-        match trimmed.split_once('?') {
-            Some((base, query)) => {
-                let kept: Vec<&str> = query
-                    .split('&')
-                    .filter(|pair| {
-                        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                        !take(k, v)
-                    })
-                    .collect();
-                if kept.is_empty() {
-                    base.to_string()
-                } else {
-                    format!("{base}?{}", kept.join("&"))
-                }
-            }
-            None => trimmed.to_string(),
-        }
-    } else {
-        trimmed
-            .split_whitespace()
-            .filter(|pair| {
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                !take(k, v)
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    (
-        rest,
-        LibpqParams {
-            sslmode,
-            root,
-            tcp_user_timeout: user_timeout,
-        },
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::libpq_defaults::{
+        KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_RETRIES, TCP_USER_TIMEOUT,
+    };
     use std::collections::HashMap;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {

@@ -5,8 +5,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use super::subscription_guard::Reading;
 use crate::engine::events::short_duration;
-use crate::monitor::sample::Sample;
+use crate::monitor::sample::{LockWait, Sample};
 use crate::plan::model::AbortLimits;
 use crate::plan::units::{HumanDuration, Size};
 
@@ -46,37 +47,110 @@ fn bytes(n: i64) -> String {
     Size(n.max(0) as u64).to_string()
 }
 
+/// The replica furthest behind in replay, or this standby's own delay.
+fn worst_replay(sample: &Sample) -> Option<(String, Duration)> {
+    sample
+        .worst_lag()
+        .map(|r| (r.name.clone(), r.replay_lag))
+        .or(sample
+            .own_replay_delay
+            .map(|d| ("this standby".to_string(), d)))
+}
+
+/// WAL bytes behind: the replica furthest behind, then the slot that
+/// retains the most.
+fn bytes_behind(sample: &Sample) -> [Option<(String, i64)>; 2] {
+    let replica = sample
+        .worst_bytes()
+        .map(|r| (format!("replica {}", r.name), r.replay_bytes));
+    let slot = sample
+        .slots
+        .iter()
+        .max_by_key(|s| s.retained_bytes)
+        .map(|s| (format!("slot {} retained WAL", s.name), s.retained_bytes));
+    [replica, slot]
+}
+
+/// The session queued longest behind the migration.
+fn longest_wait(sample: &Sample) -> Option<&LockWait> {
+    sample.blocked_behind_us().max_by_key(|w| w.waited)
+}
+
+/// Every set criterion's reading (value now and limit, as numbers), from
+/// the same measurements [`over_limits`] judges; the monitor's silence
+/// stands for `stale_monitor`, which always has a limit (zero is off).
+pub fn readings(
+    limits: &AbortLimits,
+    sample: &Sample,
+    lock_timeouts: u64,
+    silent_for: Duration,
+) -> Vec<Reading> {
+    let secs = |d: Duration| d.as_secs_f64();
+    let bytes = bytes_behind(sample)
+        .into_iter()
+        .flatten()
+        .map(|(_, n)| n)
+        .max();
+    let criteria = [
+        Reading::of(
+            "replication_lag",
+            worst_replay(sample).map(|(_, d)| secs(d)),
+            limits.replication_lag.map(|d| secs(d.0)),
+        ),
+        Reading::of(
+            "replication_lag_bytes",
+            bytes.map(|n| n as f64),
+            limits.replication_lag_bytes.map(|b| b.0 as f64),
+        ),
+        Reading::of(
+            "lock_wait",
+            longest_wait(sample).map(|w| secs(w.waited)),
+            limits.lock_wait.map(|d| secs(d.0)),
+        ),
+        Reading::of(
+            "blocked_sessions",
+            Some(sample.blocked_behind_us().count() as f64),
+            limits.blocked_sessions.map(f64::from),
+        ),
+        Reading::of(
+            "lock_timeouts",
+            Some(lock_timeouts as f64),
+            limits.lock_timeouts.map(f64::from),
+        ),
+        Reading::of(
+            "rollback_rate",
+            Some(sample.rollbacks_per_sec),
+            limits.rollback_rate,
+        ),
+        Reading::of(
+            "stale_monitor",
+            Some(secs(silent_for)),
+            Some(secs(limits.stale_monitor.0)),
+        ),
+    ];
+    criteria
+        .into_iter()
+        .flatten()
+        .chain(super::subscription_guard::readings(limits, sample))
+        .collect()
+}
+
 /// Every criterion over its limit in this sample.
 pub fn over_limits(limits: &AbortLimits, sample: &Sample, lock_timeouts: u32) -> Vec<Trip> {
     let mut trips = Vec::new();
-    if let Some(HumanDuration(limit)) = limits.replication_lag {
-        let worst = sample
-            .worst_lag()
-            .map(|r| (r.name.clone(), r.replay_lag))
-            .or(sample
-                .own_replay_delay
-                .map(|d| ("this standby".to_string(), d)));
-        if let Some((name, lag)) = worst
-            && lag > limit
-        {
-            trips.push(Trip {
-                criterion: "replication_lag",
-                value: dur(lag),
-                limit: as_written(limit),
-                detail: format!("replica {name} replay lag"),
-            });
-        }
+    if let Some(HumanDuration(limit)) = limits.replication_lag
+        && let Some((name, lag)) = worst_replay(sample)
+        && lag > limit
+    {
+        trips.push(Trip {
+            criterion: "replication_lag",
+            value: dur(lag),
+            limit: as_written(limit),
+            detail: format!("replica {name} replay lag"),
+        });
     }
     if let Some(Size(limit)) = limits.replication_lag_bytes {
-        let replica = sample
-            .worst_bytes()
-            .map(|r| (format!("replica {}", r.name), r.replay_bytes));
-        let slot = sample
-            .slots
-            .iter()
-            .max_by_key(|s| s.retained_bytes)
-            .map(|s| (format!("slot {} retained WAL", s.name), s.retained_bytes));
-        for (what, n) in [replica, slot].into_iter().flatten() {
+        for (what, n) in bytes_behind(sample).into_iter().flatten() {
             if n as u64 > limit {
                 trips.push(Trip {
                     criterion: "replication_lag_bytes",
@@ -89,7 +163,7 @@ pub fn over_limits(limits: &AbortLimits, sample: &Sample, lock_timeouts: u32) ->
         }
     }
     if let Some(HumanDuration(limit)) = limits.lock_wait
-        && let Some(w) = sample.blocked_behind_us().max_by_key(|w| w.waited)
+        && let Some(w) = longest_wait(sample)
         && w.waited > limit
     {
         trips.push(Trip {
@@ -223,7 +297,7 @@ impl Guard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::monitor::sample::{LockWait, ReplicaLag, SlotInfo};
+    use crate::monitor::sample::{ReplicaLag, SlotInfo};
 
     fn limits() -> AbortLimits {
         AbortLimits {
@@ -365,6 +439,30 @@ mod tests {
         s.lock_waits = vec![waiter(1, 10_000, true)];
         s.rollbacks_per_sec = 1e9;
         assert!(over_limits(&none, &s, u32::MAX).is_empty());
+    }
+
+    #[test]
+    fn readings_hold_each_set_limit_with_its_value_now() {
+        let mut s = sample(1);
+        s.replicas = vec![replica(7, 300)];
+        s.lock_waits = vec![waiter(10, 9, false), waiter(11, 3, true)];
+        let r = readings(&limits(), &s, 4, Duration::from_secs(2));
+        let got: Vec<_> = r.iter().map(|r| (r.criterion, r.value, r.limit)).collect();
+        assert_eq!(
+            got,
+            [
+                ("replication_lag", Some(7.0), 60.0),
+                ("replication_lag_bytes", Some(300.0), 1_000_000.0),
+                ("lock_wait", Some(3.0), 5.0),
+                ("blocked_sessions", Some(1.0), 2.0),
+                ("lock_timeouts", Some(4.0), 10.0),
+                ("rollback_rate", Some(0.0), 50.0),
+                ("stale_monitor", Some(2.0), 15.0),
+            ]
+        );
+        let none = readings(&AbortLimits::default(), &s, 0, Duration::ZERO);
+        let names: Vec<_> = none.iter().map(|r| r.criterion).collect();
+        assert_eq!(names, ["stale_monitor"]);
     }
 
     #[test]

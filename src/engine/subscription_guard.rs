@@ -22,6 +22,57 @@ pub struct Over {
     pub detail: String,
 }
 
+/// One set criterion's numeric reading, as the metrics expose it: its value
+/// now (`None` when it cannot be measured) and its limit, in seconds,
+/// bytes, a count or per second.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    /// The `[abort]` setting.
+    pub criterion: &'static str,
+    /// The measured value, if there is one.
+    pub value: Option<f64>,
+    /// The limit.
+    pub limit: f64,
+}
+
+impl Reading {
+    /// A reading when the criterion's limit is set.
+    pub fn of(criterion: &'static str, value: Option<f64>, limit: Option<f64>) -> Option<Reading> {
+        limit.map(|limit| Reading {
+            criterion,
+            value,
+            limit,
+        })
+    }
+}
+
+/// Every set move criterion's reading in this sample, measured as
+/// [`over_limits`] measures it; unmeasured (or no subscription) is `None`.
+pub fn readings(limits: &AbortLimits, sample: &Sample) -> Vec<Reading> {
+    let s = sample.subscription.as_ref();
+    let bytes = |n: i64| n as f64;
+    [
+        Reading::of(
+            "slot_retained_wal",
+            s.and_then(|x| x.slot_retained_bytes).map(bytes),
+            limits.slot_retained_wal.map(|b| b.0 as f64),
+        ),
+        Reading::of(
+            "apply_lag",
+            s.and_then(|x| x.apply_lag).map(|d| d.as_secs_f64()),
+            limits.apply_lag.map(|d| d.0.as_secs_f64()),
+        ),
+        Reading::of(
+            "apply_lag_bytes",
+            s.and_then(|x| x.apply_lag_bytes).map(bytes),
+            limits.apply_lag_bytes.map(|b| b.0 as f64),
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 fn size(n: i64) -> String {
     Size(n.max(0) as u64).to_string()
 }
@@ -161,5 +212,18 @@ mod tests {
         let unknown = over_limits(&limits(), &watched(None, None));
         let names: Vec<&str> = unknown.iter().map(|t| t.criterion).collect();
         assert_eq!(names, ["slot_retained_wal", "apply_lag_bytes"]);
+    }
+
+    #[test]
+    fn readings_cover_only_set_limits_and_leave_unmeasured_empty() {
+        let r = readings(&limits(), &watched(Some(2_000_000), None));
+        let got: Vec<_> = r.iter().map(|r| (r.criterion, r.value, r.limit)).collect();
+        assert_eq!(
+            got,
+            [
+                ("slot_retained_wal", Some(2_000_000.0), 1_000_000.0),
+                ("apply_lag_bytes", None, 500_000.0),
+            ]
+        );
     }
 }

@@ -119,7 +119,7 @@ pub fn plan(report: &PlanReport, title: &str) -> String {
             if let Some(budget) = report.max_stall
                 && st.label != "rollback"
             {
-                match super::plan::stall_verdict(st, budget) {
+                match super::plan::stall::verdict(st, budget) {
                     Ok(ok) => {
                         let _ = writeln!(out, "      stall: {ok}");
                     }

@@ -4,9 +4,12 @@
 mod altered;
 pub mod databases;
 pub mod identity;
+mod kinds;
 pub mod model;
 pub mod moving;
+mod settings;
 pub mod units;
+mod versioned;
 
 use std::fmt;
 use std::ops::Range;

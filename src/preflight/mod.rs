@@ -150,7 +150,7 @@ pub async fn preflight(
     if let Some(budget) = report.max_stall {
         for step in &report.steps {
             for st in step.statements.iter().filter(|st| st.label != "rollback") {
-                if let Err(why) = crate::lint::plan::stall_verdict(st, budget) {
+                if let Err(why) = crate::lint::plan::stall::verdict(st, budget) {
                     p.push(
                         Level::Warning,
                         format!("step `{}` ({})", step.name, step.phase),

@@ -7,9 +7,12 @@
 //! leftover directory.
 
 mod binaries;
+mod config;
+mod error;
 mod node;
 pub mod process;
 pub mod seed;
+mod sweep;
 mod target;
 
 use std::net::TcpListener;
@@ -17,64 +20,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use config::{make_certificate, write_config};
+pub use error::SandboxError;
 pub use node::Node;
 use process::RunAs;
+use sweep::sweep_stale;
 
 /// Prefix of every sandbox directory under the temp dir.
 const DIR_PREFIX: &str = "cutover-sandbox-";
-
-/// Why the sandbox could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum SandboxError {
-    /// No usable server binaries.
-    #[error(
-        "{0}.\nInstall the PostgreSQL server package:\n  \
-         Debian/Ubuntu: sudo apt-get install postgresql\n  \
-         RHEL/Fedora:   sudo dnf install postgresql-server\n  \
-         macOS:         brew install postgresql@15\n\
-         or point PG_BIN at the directory holding initdb and postgres \
-         (e.g. PG_BIN=/usr/lib/postgresql/15/bin)"
-    )]
-    NoBinaries(String),
-    /// A file or process operation failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// What we were touching.
-        path: String,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A setup program failed.
-    #[error("{program} failed ({status}):\n{output}")]
-    Setup {
-        /// Which program.
-        program: String,
-        /// Its exit status.
-        status: String,
-        /// What it printed.
-        output: String,
-    },
-    /// A server did not come up.
-    #[error("the sandbox {role} {reason}; its log ends with:\n{log_tail}")]
-    ServerFailed {
-        /// primary or replica.
-        role: &'static str,
-        /// What happened.
-        reason: String,
-        /// The end of its log.
-        log_tail: String,
-    },
-}
-
-impl SandboxError {
-    fn io(path: &Path, source: std::io::Error) -> SandboxError {
-        SandboxError::Io {
-            path: path.display().to_string(),
-            source,
-        }
-    }
-}
 
 /// What kind of sandbox to start.
 #[derive(Debug, Clone)]
@@ -332,115 +285,6 @@ fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn write_config(data_dir: &Path, opts: &SandboxOptions) -> Result<(), SandboxError> {
-    let durable = if opts.durable { "on" } else { "off" };
-    let wal_level = if opts.target { "logical" } else { "replica" };
-    let settings = format!(
-        "\n# cutover sandbox\n\
-         listen_addresses = '127.0.0.1'\n\
-         wal_level = {wal_level}\n\
-         max_wal_senders = 10\n\
-         max_replication_slots = 10\n\
-         hot_standby = on\n\
-         hot_standby_feedback = on\n\
-         wal_keep_size = '1GB'\n\
-         max_wal_size = '4GB'\n\
-         max_connections = 200\n\
-         shared_buffers = '256MB'\n\
-         fsync = {durable}\n\
-         full_page_writes = {durable}\n\
-         track_io_timing = on\n\
-         log_min_messages = warning\n\
-         log_line_prefix = '%m [%p] %a '\n"
-    );
-    let conf = data_dir.join("postgresql.conf");
-    let mut text = std::fs::read_to_string(&conf).map_err(|e| SandboxError::io(&conf, e))?;
-    text.push_str(&settings);
-    std::fs::write(&conf, text).map_err(|e| SandboxError::io(&conf, e))
-}
-
-/// A scratch CA and a server certificate it signs (for 127.0.0.1 and
-/// localhost), and `ssl = on`.
-fn make_certificate(data_dir: &Path, dir: &Path, run_as: RunAs) -> Result<(), SandboxError> {
-    let f = |name: &str| dir.join(name).display().to_string();
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
-         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
-    )
-    .map_err(|e| SandboxError::io(dir, e))?;
-    let steps: [Vec<String>; 3] = [
-        vec![
-            "req",
-            "-x509",
-            "-new",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=cutover sandbox CA",
-        ]
-        .into_iter()
-        .map(String::from)
-        .chain(["-keyout".into(), f("ca.key"), "-out".into(), f("ca.crt")])
-        .collect(),
-        vec!["req", "-new", "-nodes", "-subj", "/CN=localhost"]
-            .into_iter()
-            .map(String::from)
-            .chain([
-                "-keyout".into(),
-                f("server.key"),
-                "-out".into(),
-                f("server.csr"),
-            ])
-            .collect(),
-        vec!["x509", "-req", "-days", "2", "-CAcreateserial"]
-            .into_iter()
-            .map(String::from)
-            .chain([
-                "-in".into(),
-                f("server.csr"),
-                "-CA".into(),
-                f("ca.crt"),
-                "-CAkey".into(),
-                f("ca.key"),
-                "-extfile".into(),
-                f("server.ext"),
-                "-out".into(),
-                f("server.crt"),
-            ])
-            .collect(),
-    ];
-    for args in steps {
-        let out = Command::new("openssl")
-            .args(&args)
-            .output()
-            .map_err(|e| SandboxError::io(Path::new("openssl"), e))?;
-        if !out.status.success() {
-            return Err(SandboxError::Setup {
-                program: format!("openssl {}", args[0]),
-                status: out.status.to_string(),
-                output: String::from_utf8_lossy(&out.stderr).into_owned(),
-            });
-        }
-    }
-    use std::os::unix::fs::PermissionsExt;
-    let (crt, key) = (dir.join("server.crt"), dir.join("server.key"));
-    for file in [&crt, &key] {
-        run_as.chown(file).map_err(|e| SandboxError::io(file, e))?;
-    }
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| SandboxError::io(&key, e))?;
-    let conf = data_dir.join("postgresql.conf");
-    let mut text = std::fs::read_to_string(&conf).map_err(|e| SandboxError::io(&conf, e))?;
-    text.push_str(&format!(
-        "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
-        crt.display(),
-        key.display()
-    ));
-    std::fs::write(&conf, text).map_err(|e| SandboxError::io(&conf, e))
-}
-
 fn run(
     bin: &Path,
     program: &str,
@@ -470,47 +314,4 @@ fn run(
             ),
         })
     }
-}
-
-/// Removes sandbox directories whose cutover process is gone, stopping any
-/// server still running in them.
-fn sweep_stale() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        if !name.to_string_lossy().starts_with(DIR_PREFIX) {
-            continue;
-        }
-        let dir = entry.path();
-        let owner = std::fs::read_to_string(dir.join("owner.pid"))
-            .ok()
-            .and_then(|s| s.trim().parse::<i32>().ok());
-        let Some(owner) = owner else { continue };
-        if pid_alive(owner) {
-            continue;
-        }
-        for node in ["replica", "primary"] {
-            let pid = std::fs::read_to_string(dir.join(node).join("postmaster.pid"))
-                .ok()
-                .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<i32>().ok()));
-            let ours = |p: &i32| {
-                std::fs::read(format!("/proc/{p}/cmdline"))
-                    .map(|c| String::from_utf8_lossy(&c).contains(&*dir.to_string_lossy()))
-                    .unwrap_or(false)
-            };
-            if let Some(pid) = pid.filter(|p| pid_alive(*p) && ours(p)) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGQUIT,
-                );
-            }
-        }
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-}
-
-fn pid_alive(pid: i32) -> bool {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
 }

@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
+use super::config::write_config;
 use super::process::RunAs;
-use super::{Node, SandboxError, SandboxOptions, path_str, run, start_node, write_config};
+use super::{Node, SandboxError, SandboxOptions, path_str, run, start_node};
 
 /// Makes and starts the target cluster in `dir/target`.
 pub(super) fn start(

@@ -259,14 +259,14 @@ pub fn render(plan: &Plan, p: &Progress, m: &MonitorState) -> String {
         s.rollbacks_per_sec,
     );
     let age = if s.seq == 0 {
-        0.0
+        std::time::Duration::ZERO
     } else {
-        secs(s.taken.elapsed())
+        s.taken.elapsed()
     };
     sheet.one(
         "cutover_monitor_sample_age_seconds",
         "Age of the newest monitor sample",
-        age,
+        secs(age),
     );
     if let Some(sub) = &s.subscription {
         subscription(&mut sheet, sub);

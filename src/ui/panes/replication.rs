@@ -9,36 +9,45 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph, Widget};
 
 use crate::engine::events::short_duration;
-use crate::plan::units::Size;
+use crate::plan::model::{AbortLimits, Throttle};
+use crate::plan::units::{HumanDuration, Size};
 use crate::ui::app::{App, Pane};
 use crate::ui::panes::frame::{framed, stale_title};
 use crate::ui::text::fit;
 use crate::ui::theme;
 
-/// The `[throttle]` and `[abort]` lag limits in words.
-pub fn limits_line(
-    hold_s: Option<String>,
-    hold_b: Option<String>,
-    abort_s: Option<String>,
-    abort_b: Option<String>,
-) -> String {
+/// The `[throttle]` and `[abort]` lag limits in words: the replicas', then
+/// a move's (its subscription's apply lag and its slot's retained WAL).
+pub fn limits_line(t: &Throttle, a: &AbortLimits) -> String {
     let either = |a: Option<String>, b: Option<String>| match (a, b) {
         (Some(a), Some(b)) => Some(format!("{a} or {b}")),
         (a, b) => a.or(b),
     };
-    match (either(hold_s, hold_b), either(abort_s, abort_b)) {
-        (None, None) => {
-            "no lag limits: set [throttle] replication_lag and [abort] replication_lag".into()
-        }
-        (hold, abort) => [
-            hold.map(|h| format!("batches hold above {h} behind")),
-            abort.map(|a| format!("the run aborts above {a}")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" · "),
+    let time = |d: Option<HumanDuration>| d.map(|d| d.to_string());
+    let size = |b: Option<Size>| b.map(|b| b.to_string());
+    let move_abort = [
+        either(time(a.apply_lag), size(a.apply_lag_bytes)).map(|x| format!("above {x} apply lag")),
+        size(a.slot_retained_wal).map(|x| format!("when the slot retains over {x} of WAL")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>();
+    let parts: Vec<String> = [
+        either(time(t.replication_lag), size(t.replication_lag_bytes))
+            .map(|h| format!("batches hold above {h} behind")),
+        either(time(a.replication_lag), size(a.replication_lag_bytes))
+            .map(|x| format!("the run aborts above {x}")),
+        either(time(t.apply_lag), size(t.apply_lag_bytes))
+            .map(|h| format!("the compare and switchover hold above {h} apply lag")),
+        (!move_abort.is_empty()).then(|| format!("the run aborts {}", move_abort.join(", or "))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if parts.is_empty() {
+        return "no lag limits: set [throttle] replication_lag and [abort] replication_lag".into();
     }
+    parts.join(" · ")
 }
 
 /// The replication pane.
@@ -123,12 +132,7 @@ impl Widget for ReplicationPane<'_> {
         if let Some(sub) = &s.subscription {
             lines.extend(super::subscription::lines(sub, t, a));
         }
-        let limits = limits_line(
-            t.replication_lag.map(|d| d.to_string()),
-            t.replication_lag_bytes.map(|b| b.to_string()),
-            a.replication_lag.map(|d| d.to_string()),
-            a.replication_lag_bytes.map(|b| b.to_string()),
-        );
+        let limits = limits_line(t, a);
         lines.push(Line::styled(limits, theme::dim()));
         let text_height = (lines.len() as u16).min(inner.height);
         let [text, chart] =
@@ -183,5 +187,89 @@ impl Widget for ReplicationPane<'_> {
                     .labels(["0".to_string(), format!("{ymax:.0}s")]),
             )
             .render(chart, buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::limits_line;
+    use crate::plan::model::{AbortLimits, Throttle};
+    use crate::plan::units::{HumanDuration, Size};
+    use std::time::Duration;
+
+    fn secs(n: u64) -> Option<HumanDuration> {
+        Some(HumanDuration(Duration::from_secs(n)))
+    }
+
+    #[test]
+    fn no_limits_at_all_says_which_to_set() {
+        let line = limits_line(&Throttle::default(), &AbortLimits::default());
+        assert!(line.starts_with("no lag limits"), "{line}");
+    }
+
+    #[test]
+    fn replica_limits_read_as_before() {
+        let t = Throttle {
+            replication_lag: secs(5),
+            ..Throttle::default()
+        };
+        let a = AbortLimits {
+            replication_lag: secs(60),
+            ..AbortLimits::default()
+        };
+        assert_eq!(
+            limits_line(&t, &a),
+            "batches hold above 5s behind · the run aborts above 1m"
+        );
+    }
+
+    #[test]
+    fn a_moves_limits_are_named_not_called_missing() {
+        let t = Throttle {
+            apply_lag: secs(2),
+            apply_lag_bytes: Some(Size(64 * 1024 * 1024)),
+            ..Throttle::default()
+        };
+        let a = AbortLimits {
+            apply_lag: secs(30),
+            apply_lag_bytes: Some(Size(512 * 1024 * 1024)),
+            slot_retained_wal: Some(Size(2 * 1024 * 1024 * 1024)),
+            ..AbortLimits::default()
+        };
+        let line = limits_line(&t, &a);
+        assert!(!line.contains("no lag limits"), "{line}");
+        for (setting, shown) in [
+            ("[throttle] apply_lag", t.apply_lag.map(|d| d.to_string())),
+            (
+                "[throttle] apply_lag_bytes",
+                t.apply_lag_bytes.map(|b| b.to_string()),
+            ),
+            ("[abort] apply_lag", a.apply_lag.map(|d| d.to_string())),
+            (
+                "[abort] apply_lag_bytes",
+                a.apply_lag_bytes.map(|b| b.to_string()),
+            ),
+            (
+                "[abort] slot_retained_wal",
+                a.slot_retained_wal.map(|b| b.to_string()),
+            ),
+        ] {
+            let shown = shown.expect("set above");
+            assert!(
+                line.contains(&shown),
+                "{setting} ({shown}) missing from: {line}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_slot_limit_alone_is_named() {
+        let a = AbortLimits {
+            slot_retained_wal: Some(Size(4_000_000_000)),
+            ..AbortLimits::default()
+        };
+        let line = limits_line(&Throttle::default(), &a);
+        assert!(line.contains("when the slot retains over"), "{line}");
+        assert!(!line.contains("no lag limits"), "{line}");
     }
 }
