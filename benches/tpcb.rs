@@ -124,6 +124,9 @@ async fn main() {
     );
 
     let mut rows = Vec::new();
+    // Recycled WAL segments for every run, as a server in steady state has
+    // (a run writes about 350 MB of WAL at scale 10).
+    settle::warm_wal(&conn, (u64::from(scale) * 100).clamp(1024, 4096)).await;
     init(&sandbox, &conn, scale).await;
     let stop = Arc::new(AtomicBool::new(false));
     let load = spawn_load(&sandbox, dir.join("00-load"), stop.clone());

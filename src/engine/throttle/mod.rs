@@ -12,5 +12,5 @@ pub mod sizing;
 
 pub use gentle::Gentle;
 pub use hold::hold_reason;
-pub use pacing::pace_limit;
+pub use pacing::{pace_limit, stall_duty};
 pub use sizing::BatchSizer;

@@ -74,6 +74,12 @@ impl BatchSizer {
         self.size = self.size.clamp(self.min, self.max);
     }
 
+    /// The batches' own speed, rows per second of batch time (a decayed
+    /// average), once a batch has been measured.
+    pub fn rate(&self) -> Option<f64> {
+        self.avg_rate
+    }
+
     /// What sizing aims at.
     pub fn target(&self) -> Duration {
         self.target

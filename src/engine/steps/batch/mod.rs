@@ -20,12 +20,14 @@ use super::{Ctx, StepError};
 use crate::db::DbError;
 use crate::engine::events::EventKind;
 use crate::engine::progress::RateWindow;
-use crate::engine::throttle::{BatchSizer, Gentle, pace_limit};
+use crate::engine::throttle::{BatchSizer, Gentle};
 use crate::statements::batch::{BatchJob, Work, batch_sql};
 
 pub use key::{check_key, estimate_rows};
 use session::{FocusOn, bulk_session};
-use throttled::{batch_target, hold_while_throttled, paced_by_plan, publish, retune, steer};
+use throttled::{
+    batch_target, hold_while_throttled, paced_by_plan, publish, repace, retune, steer,
+};
 use transaction::{BatchResult, Prepared, one_batch};
 
 /// First batch size when the plan gives none.
@@ -119,8 +121,7 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
     // The pace the next batch runs at: the plan's limit until gentle mode
     // has its first batch, then updated after every batch and every probe
     // sample.
-    let mut limit = pace_limit(throttle.max_rows_per_second, None);
-    sizer.pace(limit);
+    let mut limit = repace(ctx, &throttle, None, &mut sizer, 1);
     let mut held: Option<Instant> = None;
     let started = Instant::now();
     let mut rate = RateWindow::new(Duration::from_secs(10));
@@ -164,28 +165,19 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {
                     ctx.control.drain(ctx.out);
                     if retune(ctx, &mut throttle, &mut live_seen, &mut sizer, &mut gentle) {
-                        limit = pace_limit(
-                            throttle.max_rows_per_second,
-                            gentle.as_ref().and_then(Gentle::ceiling),
-                        );
-                        sizer.pace(limit);
+                        limit = repace(ctx, &throttle, gentle.as_ref(), &mut sizer, 1);
                     }
                     continue;
                 }
             }
             if let Some(g) = gentle.as_mut() {
                 steer(ctx, g, &mut gentle_seq, rate.rate());
-                limit = pace_limit(throttle.max_rows_per_second, g.ceiling());
-                sizer.pace(limit);
+                limit = repace(ctx, &throttle, Some(g), &mut sizer, 1);
             }
         }
         ctx.control.safe_point(ctx.out).await?;
         if retune(ctx, &mut throttle, &mut live_seen, &mut sizer, &mut gentle) {
-            limit = pace_limit(
-                throttle.max_rows_per_second,
-                gentle.as_ref().and_then(Gentle::ceiling),
-            );
-            sizer.pace(limit);
+            limit = repace(ctx, &throttle, gentle.as_ref(), &mut sizer, 1);
         }
         let size = sizer.size_with(ctx.control.batch_override) as i64;
         let t0 = Instant::now();
@@ -281,11 +273,7 @@ pub async fn run(spec: &BatchJob, ctx: &mut Ctx<'_>) -> Result<String, StepError
         } else if let Some(r) = throttle.max_rows_per_second {
             ctx.out.progress(|p| p.throttle = Some(paced_by_plan(r)));
         }
-        limit = pace_limit(
-            throttle.max_rows_per_second,
-            gentle.as_ref().and_then(Gentle::ceiling),
-        );
-        sizer.pace(limit);
+        limit = repace(ctx, &throttle, gentle.as_ref(), &mut sizer, 1);
         last_batch = Some((t0, n as f64));
         publish(
             ctx,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::{BatchJob, Ctx, StepError};
 use crate::engine::events::EventKind;
 use crate::engine::progress::{BatchProgress, RateWindow};
-use crate::engine::throttle::{BatchSizer, Gentle, hold_reason};
+use crate::engine::throttle::{BatchSizer, Gentle, hold_reason, pace_limit, stall_duty};
 
 /// Holds batches while a replica or slot is over the `[throttle]` limits
 /// or the monitor is silent, saying why; honours pause and abort meanwhile.
@@ -51,6 +51,33 @@ pub(super) async fn hold_while_throttled(
             }
         }
     }
+}
+
+/// The pace the next batch runs at, which also caps the batch size: the
+/// plan's `max_rows_per_second`, gentle mode's ceiling and, under
+/// `max_stall`, half the speed `lanes` sessions' batches show. Says so when
+/// the stall budget is what paces.
+pub(super) fn repace(
+    ctx: &Ctx<'_>,
+    throttle: &crate::plan::model::Throttle,
+    gentle: Option<&Gentle>,
+    sizer: &mut BatchSizer,
+    lanes: usize,
+) -> Option<f64> {
+    let ceiling = gentle.and_then(Gentle::ceiling);
+    let duty = stall_duty(ctx.plan.settings.max_stall.is_some(), sizer.rate(), lanes);
+    let limit = pace_limit(throttle.max_rows_per_second, ceiling, duty);
+    sizer.pace(limit);
+    if let Some(d) = duty
+        && limit == Some(d)
+    {
+        ctx.out.progress(|p| {
+            p.throttle = Some(format!(
+                "paced: ≤ {d:.0} rows/s, half the batches' speed (max_stall)"
+            ))
+        });
+    }
+    limit
 }
 
 /// Why batches are paced by the plan's rate limit.

@@ -13,13 +13,13 @@ use tokio::task::JoinSet;
 
 use super::lane::{self, Lane, OurPids, shares};
 use super::reports::{Done, Tally, handle, refund};
-use super::throttled::{batch_target, hold_while_throttled, publish, retune, steer};
+use super::throttled::{batch_target, hold_while_throttled, publish, repace, retune, steer};
 use super::{Ctx, DEFAULT_BATCH, StepError};
 use crate::db::DbError;
 use crate::engine::events::EventKind;
 use crate::engine::progress::RateWindow;
 use crate::engine::steps::vacuum_behind::VacuumBehind;
-use crate::engine::throttle::{BatchSizer, Gentle, pace_limit};
+use crate::engine::throttle::{BatchSizer, Gentle};
 use crate::journal::ranges::{self, RangeRow};
 use crate::statements::batch::{BatchJob, KeyInfo, Work};
 use crate::statements::split::{self, KeyRange};
@@ -178,8 +178,7 @@ async fn drive(
     let mut gentle_seq = 0;
     let mut samples = ctx.monitor.clone();
     let mut listening = true;
-    let mut limit = pace_limit(throttle.max_rows_per_second, None);
-    sizer.pace(limit);
+    let mut limit = repace(ctx, &throttle, None, &mut sizer, lanes.len());
     // The earliest the next batch may start at the pace limit: every
     // batch given out moves it on by its rows at the allowed rate.
     let mut pace_at = Instant::now();
@@ -261,11 +260,7 @@ async fn drive(
         }
         hold_while_throttled(ctx, &mut held).await?;
         if retune(ctx, &mut throttle, &mut live_seen, &mut sizer, &mut gentle) {
-            limit = pace_limit(
-                throttle.max_rows_per_second,
-                gentle.as_ref().and_then(Gentle::ceiling),
-            );
-            sizer.pace(limit);
+            limit = repace(ctx, &throttle, gentle.as_ref(), &mut sizer, lanes.len());
         }
         let now = Instant::now();
         // Lanes take turns: under a pace the first idle lane would
@@ -352,8 +347,7 @@ async fn drive(
                         g.start_from(batch_rate * lanes.len() as f64);
                         steer(ctx, g, &mut gentle_seq, rate.rate());
                     }
-                    limit = pace_limit(throttle.max_rows_per_second, gentle.as_ref().and_then(Gentle::ceiling));
-                    sizer.pace(limit);
+                    limit = repace(ctx, &throttle, gentle.as_ref(), &mut sizer, lanes.len());
                     show(ctx, lanes, rows_done, rows_updated, &rate, &sizer, last_elapsed, batches);
                     if let Some(v) = vacuum.as_mut()
                         && let Err(e) = v.tick(rows_updated).await
@@ -371,8 +365,7 @@ async fn drive(
                 listening = changed.is_ok();
                 if let Some(g) = gentle.as_mut() {
                     steer(ctx, g, &mut gentle_seq, rate.rate());
-                    limit = pace_limit(throttle.max_rows_per_second, g.ceiling());
-                    sizer.pace(limit);
+                    limit = repace(ctx, &throttle, Some(g), &mut sizer, lanes.len());
                 }
             }
         }
