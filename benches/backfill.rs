@@ -293,18 +293,6 @@ async fn main() {
             false,
             "workers = 4\n",
         ),
-        (
-            "c cutover, 25 ms batches",
-            Some("[throttle]\ntarget_batch_time = \"25ms\"\n".to_string()),
-            false,
-            "",
-        ),
-        (
-            "d cutover, 25 ms batches, 2 workers",
-            Some("[throttle]\ntarget_batch_time = \"25ms\"\n".to_string()),
-            false,
-            "workers = 2\n",
-        ),
     ];
     // In the order `--only` names them, repeats included: of two
     // strategies, the one run later has measured gentler whichever it was

@@ -10,7 +10,11 @@
 //!   a     the same load while `cutover run` takes pgbench_accounts through
 //!         assets/bench/tpcb_plan.toml (add column, concurrent index,
 //!         backfill, NOT NULL, validated CHECK, drop a column at contract);
-//!   b     the same plan with `max_stall = "150ms"`.
+//!   b     the same plan with `max_stall = "150ms"`;
+//!   c     variant b with the lines of `BENCH_TPCB_THROTTLE` added to its
+//!         `[throttle]` (to try a setting: `max_rows_per_second = 80000`).
+//! Each run prints the application's p99 step by step and what its
+//! sessions and cutover's waited on.
 //! The plan runs are alternated `--order abba` (the default) so that
 //! neither variant always runs later: the order effect benches/README.md
 //! describes. pgbench_accounts is rebuilt before each run.

@@ -159,3 +159,42 @@ renames = [{ table = "users", from = "name", to = "full_name" }]
     assert!(renamed, "the third attempt renamed the column");
     drop(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_stall_budget_a_backfill_runs_half_the_time_and_updates_every_row_once() {
+    let db = seeded_db("stall_duty", 20_000).await;
+    let conn = db.connect().await;
+    conn.client
+        .batch_execute(&common::count_and_slow_by(0.02))
+        .await
+        .unwrap();
+    let (dir, plan) = write_plan(
+        r#"
+name = "backfill under budget"
+[settings]
+max_stall = "150ms"
+[[phases]]
+name = "migrate"
+gate = "auto"
+[[phases.steps]]
+kind = "backfill"
+table = "users"
+key = "id"
+set = "name = upper(name)"
+"#,
+    );
+    let mut run = Running::spawn(&db.url, &["run", &plan, "--yes", "--json"]);
+    // The pace is on while the step runs, and says what sets it.
+    run.wait_for("a progress line paced by the stall budget", PATIENCE, |v| {
+        v["event"] == "progress"
+            && v["throttle"]
+                .as_str()
+                .is_some_and(|t| t.contains("half the batches' speed (max_stall)"))
+    });
+    let (code, lines) = run.wait_exit(PATIENCE);
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+    let once: i64 = scalar(&conn, "SELECT count(*) FROM users WHERE touches = 1").await;
+    let other: i64 = scalar(&conn, "SELECT count(*) FROM users WHERE touches <> 1").await;
+    assert_eq!((once, other), (20_000, 0), "every row exactly once");
+    drop(dir);
+}

@@ -13,6 +13,13 @@ const MAX_GROWTH: f64 = 1.5;
 const OVERRUN: f64 = 5.0;
 /// The sharp cut.
 const OVERRUN_CUT: f64 = 0.25;
+/// The target is at least this many times the shortest batch of at most
+/// twice the minimum size seen. What a
+/// batch costs whatever its size (round trips to a distant server, the
+/// commit, a statement trigger) cannot be sized away: aiming under it
+/// would shrink every batch to the minimum and the backfill to a crawl.
+/// At twice it, a batch spends at least half its time on rows.
+const FLOOR_FACTOR: u32 = 2;
 
 /// Picks each batch's size from the time the previous ones took.
 #[derive(Debug, Clone)]
@@ -23,6 +30,8 @@ pub struct BatchSizer {
     size: u64,
     avg_rate: Option<f64>,
     cap: Option<u64>,
+    /// The shortest batch of at most twice the minimum size seen.
+    shortest: Option<Duration>,
 }
 
 impl BatchSizer {
@@ -37,6 +46,7 @@ impl BatchSizer {
             size: initial.clamp(min, max),
             avg_rate: None,
             cap: None,
+            shortest: None,
         }
     }
 
@@ -80,9 +90,13 @@ impl BatchSizer {
         self.avg_rate
     }
 
-    /// What sizing aims at.
+    /// What sizing aims at: the target, or twice the shortest batch of at
+    /// most twice the minimum size, if that is longer ([`FLOOR_FACTOR`]).
     pub fn target(&self) -> Duration {
-        self.target
+        match self.shortest {
+            Some(s) => self.target.max(s * FLOOR_FACTOR),
+            None => self.target,
+        }
     }
 
     /// Learns from a batch of `rows` keys that took `elapsed`.
@@ -90,8 +104,12 @@ impl BatchSizer {
         if rows == 0 || elapsed.is_zero() {
             return;
         }
+        // Only a batch near the minimum size tells what every batch costs.
+        if rows <= self.min * 2 {
+            self.shortest = Some(self.shortest.map_or(elapsed, |s| s.min(elapsed)));
+        }
         let rate = rows as f64 / elapsed.as_secs_f64();
-        let target = self.target.as_secs_f64();
+        let target = self.target().as_secs_f64();
         if elapsed.as_secs_f64() > OVERRUN * target {
             // Far over: something is wrong (locks, I/O); back off hard and
             // forget the old average.
@@ -147,6 +165,28 @@ mod tests {
         // 100k rows/s × 200 ms = 20k rows.
         let last = *sizes.last().unwrap();
         assert!((19_000..=21_000).contains(&last), "{sizes:?}");
+    }
+
+    #[test]
+    fn a_cost_every_batch_pays_does_not_shrink_batches_to_the_minimum() {
+        // 50 ms a batch whatever its size (a distant server, a trigger),
+        // then 10 µs a row: aiming at 25 ms would mean 100-row batches.
+        let mut s = BatchSizer::new(1000, ms(25), 100, 1_000_000);
+        for _ in 0..60 {
+            let n = s.size();
+            s.observe(n, ms(50) + Duration::from_micros(10 * n));
+        }
+        // It shrinks toward 100 rows (51–52 ms), then aims at twice that.
+        assert!(
+            (ms(100)..=ms(104)).contains(&s.target()),
+            "twice the shortest batch: {:?}",
+            s.target()
+        );
+        assert!(s.size() > 4_000, "{}", s.size());
+        // Without such a cost, the target stands.
+        let mut t = BatchSizer::new(1000, ms(25), 100, 1_000_000);
+        simulate(&mut t, 100_000.0, 40);
+        assert_eq!(t.target(), ms(25));
     }
 
     #[test]

@@ -26,7 +26,9 @@ pub fn verdict(st: &Planned, budget: std::time::Duration) -> Result<String, Stri
         }
     }
     Ok(if st.label.contains("batch") {
-        format!("within max_stall {budget}: batches are sized under half of it")
+        format!(
+            "within max_stall {budget}: batches are sized under half of it and run half the time"
+        )
     } else if locks.iter().any(|l| !matches!(l.blocks, Blocks::Nothing)) {
         format!(
             "within max_stall {budget}: brief once granted; each attempt waits for a gap, then at most {budget}"
