@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use tokio_postgres::config::{Config, SslMode};
+use tokio_postgres::config::Config;
 
 use super::DbError;
 use super::redact::redact;
@@ -42,11 +42,7 @@ impl Target {
             })?,
             None => TlsMode::Prefer,
         };
-        config.ssl_mode(match tls {
-            TlsMode::Disable => SslMode::Disable,
-            TlsMode::Prefer => SslMode::Prefer,
-            _ => SslMode::Require,
-        });
+        config.ssl_mode(tls.ssl_mode());
         if let Some(ms) = tcp_user_timeout {
             let ms = ms.parse::<u64>().map_err(|_| DbError::BadTarget {
                 setting: source.describe(),
@@ -100,11 +96,7 @@ impl Target {
             })?,
             None => TlsMode::Prefer,
         };
-        config.ssl_mode(match tls {
-            TlsMode::Disable => SslMode::Disable,
-            TlsMode::Prefer => SslMode::Prefer,
-            _ => SslMode::Require,
-        });
+        config.ssl_mode(tls.ssl_mode());
         Ok(Target {
             config,
             tls,

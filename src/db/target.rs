@@ -34,6 +34,17 @@ impl TlsMode {
             _ => return None,
         })
     }
+
+    /// The driver's `sslmode`: every mode stricter than `prefer` requires
+    /// TLS; what is verified is set in the TLS connector (`db::tls`).
+    pub(super) fn ssl_mode(self) -> tokio_postgres::config::SslMode {
+        use tokio_postgres::config::SslMode;
+        match self {
+            TlsMode::Disable => SslMode::Disable,
+            TlsMode::Prefer => SslMode::Prefer,
+            _ => SslMode::Require,
+        }
+    }
 }
 
 /// Where the connection settings came from, for messages.

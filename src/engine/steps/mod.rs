@@ -130,6 +130,20 @@ impl Ctx<'_> {
         .map_err(|e| self.db_error(e))
     }
 
+    /// Every object this step has recorded creating, in any session, as
+    /// the journal holds them now (empty if it cannot be read).
+    pub async fn created_so_far(&self) -> Vec<Created> {
+        crate::journal::steps(&self.journal_conn.client, self.run_id)
+            .await
+            .ok()
+            .and_then(|rows| {
+                rows.into_iter()
+                    .find(|r| r.phase == self.phase as i32 && r.step == self.step as i32)
+                    .map(|r| r.created)
+            })
+            .unwrap_or_default()
+    }
+
     /// Objects this step recorded creating in an earlier session.
     pub fn created_before(&self) -> &[Created] {
         self.journal.map_or(&[], |r| r.created.as_slice())

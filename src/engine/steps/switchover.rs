@@ -91,15 +91,7 @@ pub async fn run(spec: &SwitchoverStep, ctx: &mut Ctx<'_>) -> Result<String, Ste
             ),
         });
     } else if result.is_err() {
-        let created = crate::journal::steps(&ctx.journal_conn.client, ctx.run_id)
-            .await
-            .ok()
-            .and_then(|rows| {
-                rows.into_iter()
-                    .find(|r| r.phase == ctx.phase as i32 && r.step == ctx.step as i32)
-                    .map(|r| r.created)
-            })
-            .unwrap_or_default();
+        let created = ctx.created_so_far().await;
         match super::detach::remove(&created, ctx.conn, ctx.databases).await {
             Ok(Some(done)) => ctx.out.emit(EventKind::Notice {
                 message: format!("switchover stopped before the detach; {done}"),

@@ -42,15 +42,7 @@ pub async fn run(spec: &ReplicateStep, ctx: &mut Ctx<'_>) -> Result<String, Step
         && !matches!(err, StepError::Lost(_))
     {
         set_focus(ctx, None);
-        let created = crate::journal::steps(&ctx.journal_conn.client, ctx.run_id)
-            .await
-            .ok()
-            .and_then(|rows| {
-                rows.into_iter()
-                    .find(|r| r.phase == ctx.phase as i32 && r.step == ctx.step as i32)
-                    .map(|r| r.created)
-            })
-            .unwrap_or_default();
+        let created = ctx.created_so_far().await;
         let message = match remove(&created, ctx.conn, ctx.databases).await {
             Ok(Some(done)) => format!("\"{}\" stopped; {done}", ctx.name),
             Ok(None) => format!("\"{}\" stopped before it made anything", ctx.name),
