@@ -264,6 +264,7 @@ async fn main() {
             (r * 0.25).max(100.0) as u64
         )
     });
+    let experiment_step = std::env::var("BENCH_BACKFILL_STEP").unwrap_or_default() + "\n";
     let cutover_strategies = [
         ("4 cutover, default", Some(String::new()), false, ""),
         ("5 cutover, gentle", Some(gentle.clone()), false, ""),
@@ -293,6 +294,17 @@ async fn main() {
             false,
             "workers = 4\n",
         ),
+        // An experiment: `BENCH_BACKFILL_THROTTLE` as the plan's
+        // `[throttle]` lines, `BENCH_BACKFILL_STEP` as the step's.
+        (
+            "x cutover, experiment",
+            Some(format!(
+                "[throttle]\n{}\n",
+                std::env::var("BENCH_BACKFILL_THROTTLE").unwrap_or_default()
+            )),
+            false,
+            experiment_step.as_str(),
+        ),
     ];
     // In the order `--only` names them, repeats included: of two
     // strategies, the one run later has measured gentler whichever it was
@@ -307,7 +319,10 @@ async fn main() {
                     .position(|(label, ..)| label.starts_with(*c))
             })
             .collect(),
-        None => (0..cutover_strategies.len()).collect(),
+        // The experiment runs only when `--only` names it.
+        None => (0..cutover_strategies.len())
+            .filter(|i| !cutover_strategies[*i].0.starts_with('x'))
+            .collect(),
     };
     for (run, i) in order.into_iter().enumerate() {
         let (label, throttle, trigger, step) = cutover_strategies[i].clone();
